@@ -1,0 +1,5 @@
+import sys
+
+from abkit.cli import main
+
+sys.exit(main())

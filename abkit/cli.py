@@ -1,0 +1,97 @@
+"""The ``abkit`` command: it only reads arguments, validates them and calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from abkit.errors import AbkitError, NotebookFailed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="abkit", description="A/B tests of text classifiers, from notebooks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="validate parameters, execute the notebooks, render HTML reports")
+    run.add_argument("--params", action="append", default=[], metavar="FILE",
+                     help="YAML params file; repeatable, later files win")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one parameter; repeatable, wins over files")
+    run.add_argument("--run-name", help="output folder name under the output dir (default: a timestamp)")
+    run.add_argument("--only", action="append", metavar="NOTEBOOK",
+                     help="run only this notebook (e.g. 20_analyze); repeatable")
+    run.add_argument("--notebooks", default="notebooks", metavar="DIR", help="notebook folder")
+    run.add_argument("--output-dir", default="outputs", metavar="DIR", help="where runs are written")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    cal = sub.add_parser("calibrate", help="simulate many A/A and A/B tests; report error rates")
+    cal.add_argument("--sims", type=int, default=2000, help="number of simulated experiments")
+    cal.add_argument("--seed", type=int, default=0, help="seed of the simulation")
+    cal.add_argument("--looks", type=int, default=20, help="interim looks for the sequential checks")
+    cal.add_argument("--alpha", type=float, default=0.05, help="significance level")
+    cal.add_argument("--json", action="store_true", help="print one JSON object")
+
+    data = sub.add_parser("download-data", help="download the UCI sentiment sentences and verify them")
+    data.add_argument("--dest", default=None, metavar="DIR", help="target folder (default: the data dir)")
+    data.add_argument("--sha256", default=None, help="expected checksum of the archive")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``abkit`` command; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return {"run": _run, "calibrate": _calibrate, "download-data": _download}[args.command](args)
+    except NotebookFailed as exc:
+        print(f"abkit: {exc}\nThe partial report is in the run folder; open its index.html to see where it broke.",
+              file=sys.stderr)
+        return 1
+    except AbkitError as exc:
+        print(f"abkit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from abkit import params as P
+    from abkit.report import discover_notebooks, run_pipeline, select_notebooks
+
+    run_name = P.check_run_name(args.run_name or datetime.now().strftime("%Y%m%d-%H%M%S"))
+    every = discover_notebooks(args.notebooks)
+    specs = {path.stem: P.notebook_parameters(path) for path in every}
+    known = P.known_parameters(every)
+    merged = P.validate(P.merge_params(args.params, args.param), known)
+    chosen = select_notebooks(every, args.only)
+    summary = run_pipeline(merged, run_name=run_name, notebooks=chosen, specs=specs,
+                           output_root=args.output_dir, progress=not args.no_progress)
+    print(f"abkit: run {run_name} finished; open {Path(summary.run_dir) / 'index.html'}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from abkit.calibrate import calibrate
+
+    if args.sims < 1:
+        raise AbkitError(f"--sims {args.sims} must be a positive number of simulations, e.g. --sims 10000.")
+    result = calibrate(args.sims, seed=args.seed, looks=args.looks, alpha=args.alpha)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        for key, value in sorted(result.items()):
+            print(f"{key:>24}: {value}")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from abkit.data import data_dir, download_uci
+
+    kwargs = {"sha256": args.sha256} if args.sha256 else {}
+    path = download_uci(args.dest or data_dir(), **kwargs)
+    print(f"abkit: UCI sentiment sentences ready in {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""Notebook results and HTML reports: papermill execution, nbconvert export and index pages."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import platform
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from abkit.errors import AbkitError, NotebookFailed
+
+
+def _check_finite(value: Any, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise AbkitError(
+            f"results field {where!r} is {value!r}; results must hold finite numbers — "
+            "report missing values as null (None) with a reason instead."
+        )
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{where}[{i}]")
+
+
+def write_results(run_dir: str | Path, name: str, results: dict[str, Any]) -> Path:
+    """Write a notebook's machine-readable results to ``<run_dir>/<name>.json``.
+
+    Non-finite floats are refused so that no NaN reaches a report silently.
+    """
+    _check_finite(results, "")
+    path = Path(run_dir) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, sort_keys=True, default=_to_json))
+    tmp.replace(path)
+    return path
+
+
+def _to_json(value: Any) -> Any:
+    """Convert numpy scalars and arrays that ``json`` does not know."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to results JSON")
+
+
+# --------------------------------------------------------------------------------------------------
+# The pipeline: execute notebooks with papermill, export HTML, write index pages.
+
+KERNEL = "abkit"
+CELL_TIMEOUT_S = 1800
+_PACKAGES = ("abkit", "numpy", "pandas", "scipy", "statsmodels", "scikit-learn", "torch", "transformers",
+             "duckdb", "pyarrow", "papermill", "nbconvert")
+
+
+@dataclass
+class NotebookRun:
+    """What happened to one notebook of a run."""
+
+    name: str
+    status: str = "not run"  # "ok" | "failed" | "not run"
+    seconds: float = 0.0
+    error: str | None = None
+    headline: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """A whole pipeline run, as recorded in ``outputs/<run>/run.json``."""
+
+    run_name: str
+    run_dir: str
+    parameters: dict[str, Any]
+    provenance: dict[str, Any]
+    notebooks: list[NotebookRun] = field(default_factory=list)
+    started: str = ""
+    finished: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return all(nb.status == "ok" for nb in self.notebooks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"ok": self.ok}
+
+
+def discover_notebooks(notebooks_dir: str | Path) -> list[Path]:
+    """The pipeline's notebooks, in run order (``NN_name.ipynb`` sorted by name)."""
+    folder = Path(notebooks_dir)
+    found = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise AbkitError(
+            f"no notebooks named NN_*.ipynb in {str(folder)!r}; run abkit from the project root "
+            "or pass --notebooks DIR."
+        )
+    return found
+
+
+def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] | None) -> list[Path]:
+    """Keep the notebooks named in ``only`` (stem, with or without the ``NN_`` prefix)."""
+    if not only:
+        return list(notebooks)
+    chosen = []
+    for wanted in only:
+        match = [p for p in notebooks if wanted in (p.stem, p.name, p.stem.split("_", 1)[-1])]
+        if not match:
+            names = ", ".join(p.stem for p in notebooks)
+            raise AbkitError(f"--only {wanted!r} names no notebook; choose from {names}.")
+        chosen.extend(m for m in match if m not in chosen)
+    return sorted(chosen)
+
+
+def provenance(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Seed, effective parameters, package versions and the git commit, for every report."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for package in _PACKAGES:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return {
+        "seed": params.get("seed"),
+        "parameters": dict(params),
+        "packages": versions,
+        "git_commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (git not available)"
+    if sha.returncode != 0:
+        return "unknown (not a git checkout)"
+    return sha.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def prepare_run_dir(output_root: str | Path, run_name: str) -> Path:
+    """Create ``<output_root>/<run_name>`` and prove it is writable before anything runs."""
+    run_dir = Path(output_root).resolve() / run_name
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise AbkitError(
+            f"cannot write to the output folder {str(run_dir)!r} ({exc.strerror}); choose a writable "
+            "folder with --output-dir or fix its permissions."
+        ) from None
+    return run_dir
+
+
+def run_pipeline(
+    params: Mapping[str, Any],
+    *,
+    run_name: str,
+    notebooks: Sequence[Path],
+    specs: Mapping[str, Mapping[str, Any]],
+    output_root: str | Path = "outputs",
+    progress: bool = True,
+) -> RunSummary:
+    """Execute ``notebooks`` in order into ``<output_root>/<run_name>`` and render their reports.
+
+    ``params`` are already validated; each notebook receives the ones it declares (``specs[stem]``)
+    plus ``run_dir``. Raises ``NotebookFailed`` after writing the partial report of a failing notebook.
+    """
+    import papermill
+    from tqdm.auto import tqdm
+
+    run_dir = prepare_run_dir(output_root, run_name)
+    effective = _effective_params(params, notebooks, specs)
+    summary = RunSummary(run_name, str(run_dir), effective, provenance(effective), started=_now())
+    summary.notebooks = [NotebookRun(p.stem) for p in notebooks]
+    failure: NotebookFailed | None = None
+    bar = tqdm(list(zip(notebooks, summary.notebooks)), desc=f"abkit run {run_name}", unit="notebook",
+               disable=not progress)
+    for path, record in bar:
+        bar.set_postfix_str(path.stem)
+        own = {k: v for k, v in params.items() if k in specs[path.stem]} | {"run_dir": str(run_dir)}
+        out = run_dir / f"{path.stem}.ipynb"
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(path), str(out), parameters=own, kernel_name=KERNEL, progress_bar=False,
+                cwd=str(Path.cwd()), execution_timeout=CELL_TIMEOUT_S,
+            )
+            record.status = "ok"
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message below
+            record.status = "failed"
+            record.error = _describe_failure(path.stem, exc)
+            failure = NotebookFailed(record.error)
+        record.seconds = round(time.perf_counter() - start, 2)
+        if out.exists():
+            export_html(out, summary.provenance)
+        record.headline = _headline(run_dir / f"{path.stem}.json") if record.status == "ok" else None
+        if failure:
+            break
+    bar.close()
+    summary.finished = _now()
+    write_run_index(summary)
+    write_outputs_index(Path(output_root))
+    if failure:
+        raise failure
+    return summary
+
+
+def _effective_params(params: Mapping[str, Any], notebooks: Sequence[Path],
+                      specs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    effective: dict[str, Any] = {}
+    for path in notebooks:
+        for name, spec in specs[path.stem].items():
+            if name != "run_dir":
+                effective.setdefault(name, getattr(spec, "default", spec))
+    return effective | dict(params)
+
+
+def _describe_failure(notebook: str, exc: Exception) -> str:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        first_line = next((line for line in exc.source.splitlines() if line.strip()), "")
+        return (f"notebook {notebook} failed in cell {exc.exec_count} ({first_line.strip()[:80]!r}): "
+                f"{exc.ename}: {exc.evalue}")
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return f"notebook {notebook} timed out: a cell ran longer than {CELL_TIMEOUT_S} s ({exc})."
+    return f"notebook {notebook} could not be executed: {name}: {exc}"
+
+
+def export_html(executed: Path, prov: Mapping[str, Any]) -> tuple[Path, Path]:
+    """Write the full report and the code-hidden stakeholder variant of an executed notebook."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(executed), as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(_provenance_markdown(prov)))
+    nb.metadata["title"] = executed.stem
+    full = executed.with_suffix(".html")
+    stakeholder = executed.with_name(f"{executed.stem}.stakeholder.html")
+    full.write_text(HTMLExporter(embed_images=True).from_notebook_node(nb)[0])
+    hidden = HTMLExporter(embed_images=True, exclude_input=True, exclude_input_prompt=True,
+                          exclude_output_prompt=True)
+    stakeholder.write_text(hidden.from_notebook_node(nb)[0])
+    return full, stakeholder
+
+
+def _provenance_markdown(prov: Mapping[str, Any]) -> str:
+    def cell(value: Any) -> str:
+        return html.escape(json.dumps(value) if not isinstance(value, str) else value).replace("|", "&#124;")
+
+    rows = [f"| {cell(k)} | {cell(v)} |" for k, v in sorted(prov["parameters"].items())]
+    packages = ", ".join(f"{html.escape(k)} {html.escape(v)}" for k, v in prov["packages"].items())
+    return "\n".join([
+        "<details><summary><b>Run provenance</b> — seed " + cell(prov["seed"]) + ", commit "
+        + cell(prov["git_commit"]) + "</summary>\n",
+        "| parameter | value |", "|---|---|", *rows, "", f"**Packages:** {packages}", "</details>",
+    ])
+
+
+def _headline(results_path: Path) -> str | None:
+    if not results_path.exists():
+        return None
+    results = json.loads(results_path.read_text())
+    rec = results.get("recommendation")
+    if isinstance(rec, dict) and rec.get("decision"):
+        variant = f" {rec['variant']}" if rec.get("variant") else ""
+        return f"{rec['decision']}{variant}"
+    headline = results.get("headline")
+    return str(headline) if headline is not None else None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>
+body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#222}}
+table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}
+.ok{{color:#176f2c;font-weight:bold}}.failed{{color:#b00020;font-weight:bold}}.muted{{color:#777}}
+pre{{white-space:pre-wrap;background:#fff4f4;padding:.6rem}}</style></head><body>{body}</body></html>"""
+
+
+def write_run_index(summary: RunSummary) -> Path:
+    """Write ``<run_dir>/index.html`` (links, status, parameters, headline) and ``run.json``."""
+    run_dir = Path(summary.run_dir)
+    (run_dir / "run.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
+    e = html.escape
+    rows = []
+    for nb in summary.notebooks:
+        links = " · ".join(
+            f'<a href="{e(nb.name + suffix)}">{label}</a>'
+            for suffix, label in ((".html", "report"), (".stakeholder.html", "stakeholder"),
+                                  (".ipynb", "notebook"), (".json", "results"))
+            if (run_dir / f"{nb.name}{suffix}").exists()
+        )
+        rows.append(f'<tr><td>{e(nb.name)}</td><td class="{e(nb.status.replace(" ", "-"))}">{e(nb.status)}'
+                    f'</td><td>{nb.seconds:.1f} s</td><td>{e(nb.headline or "")}</td><td>{links}</td></tr>')
+    errors = "".join(f"<pre>{e(nb.error)}</pre>" for nb in summary.notebooks if nb.error)
+    params = "".join(f"<tr><td>{e(k)}</td><td>{e(json.dumps(v))}</td></tr>"
+                     for k, v in sorted(summary.parameters.items()))
+    status = '<span class="ok">ok</span>' if summary.ok else '<span class="failed">failed</span>'
+    body = (f"<h1>Run {e(summary.run_name)}: {status}</h1>"
+            f'<p class="muted">started {e(summary.started)} · finished {e(summary.finished)} · '
+            f"commit {e(summary.provenance['git_commit'])} · seed {e(str(summary.provenance['seed']))}</p>"
+            f"{errors}<table><tr><th>notebook</th><th>status</th><th>time</th><th>headline</th>"
+            f"<th>files</th></tr>{''.join(rows)}</table><h2>Parameters</h2><table>{params}</table>"
+            '<p><a href="../index.html">all runs</a></p>')
+    path = run_dir / "index.html"
+    path.write_text(_PAGE.format(title=e(f"abkit run {summary.run_name}"), body=body))
+    return path
+
+
+def write_outputs_index(output_root: Path) -> Path:
+    """Write ``<output_root>/index.html`` listing every run, newest first."""
+    runs = []
+    for run_json in output_root.glob("*/run.json"):
+        try:
+            runs.append(json.loads(run_json.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    runs.sort(key=lambda r: r.get("started", ""), reverse=True)
+    e = html.escape
+    rows = []
+    for run in runs:
+        headline = "; ".join(f"{nb['name']}: {nb['headline']}" for nb in run["notebooks"] if nb.get("headline"))
+        status = "ok" if run.get("ok") else "failed"
+        rows.append(f'<tr><td><a href="{e(run["run_name"])}/index.html">{e(run["run_name"])}</a></td>'
+                    f'<td>{e(run.get("started", ""))}</td><td class="{status}">{status}</td><td>{e(headline)}</td></tr>')
+    body = ("<h1>abkit runs</h1><table><tr><th>run</th><th>started</th><th>status</th><th>headline</th></tr>"
+            + "".join(rows) + "</table>")
+    path = output_root / "index.html"
+    path.write_text(_PAGE.format(title="abkit runs", body=body))
+    return path

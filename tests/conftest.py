@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny notebooks for pipeline tests, and the project root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Keep Matplotlib and Hugging Face quiet and offline in every test.
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
+    """Write a notebook with one ``parameters`` cell and the given code cells."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "abkit", "display_name": "abkit", "language": "python"}
+    first = nbformat.v4.new_code_cell(parameters)
+    first.metadata["tags"] = ["parameters"]
+    nb.cells = [first, *(nbformat.v4.new_code_cell(src) for src in cells)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
