@@ -64,7 +64,6 @@ _MASK32 = 0xFFFFFFFF
 _P = np.uint32(FNV_PRIME)
 _CHUNK = 32_768  # rows per kernel call: keeps the working set in L2
 _PARALLEL_MIN = 200_000  # below this many ids threads cost more than they save
-_SEP = "\uffff"  # separator for joining a list of ids; a Unicode noncharacter
 
 Range = tuple[float, float]
 Namespace = tuple[str, float, float]
@@ -270,14 +269,21 @@ class _FlatCodes(_Codes):
     """Ids of unequal length laid end to end in one buffer; rows are gathered per chunk."""
 
     def __init__(self, flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
-        width = int(lengths.max()) if lengths.size else 0
+        width = max(int(lengths.max()) if lengths.size else 0, 1)
         super().__init__(starts.size, width, lengths)
-        self.flat = np.concatenate([flat, np.zeros(width, flat.dtype)])
+        padded = np.concatenate([flat, np.zeros(width, flat.dtype)])
+        # one "record" of `width` code units starting at every position: a row gather is one memcpy
+        self._windows = np.ndarray(
+            shape=(flat.size + 1,),
+            dtype=np.dtype((np.void, width * flat.itemsize)),
+            buffer=padded,
+            strides=(flat.itemsize,),
+        )
+        self._dtype = flat.dtype
         self.starts = starts
-        self._cols = np.arange(width, dtype=np.intp)
 
     def rows(self, lo: int, hi: int) -> np.ndarray:
-        return self.flat[self.starts[lo:hi, None] + self._cols]
+        return self._windows[self.starts[lo:hi]].view(self._dtype).reshape(hi - lo, self.width)
 
 
 def _utf16_from_codepoints(cp: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -303,13 +309,16 @@ def _codes_from_unicode_array(values: np.ndarray) -> _Codes:
     values = np.ascontiguousarray(values.ravel())
     n = values.size
     width = values.dtype.itemsize // 4
-    if width == 0:
+    if width == 0 or n == 0:
         return _MatrixCodes(np.zeros((n, 0), np.uint32), None)
     matrix = values.view(np.uint32).reshape(n, width)
-    lengths = np.strings.str_len(values).astype(np.int64)
-    astral_rows = np.flatnonzero((matrix > 0xFFFF).any(axis=1))
-    if astral_rows.size == 0:
+    # numpy strips trailing NULs, so a non-zero last column means every row has the full width
+    lengths = None if matrix[:, -1].all() else np.strings.str_len(values).astype(np.int64)
+    if matrix.max() <= 0xFFFF:
         return _MatrixCodes(matrix, lengths)
+    if lengths is None:
+        lengths = np.full(n, width, dtype=np.int64)
+    astral_rows = np.flatnonzero((matrix > 0xFFFF).any(axis=1))
     expanded, new_lengths = _utf16_from_codepoints(matrix[astral_rows], lengths[astral_rows])
     widened = np.zeros((n, 2 * width), np.uint32)
     widened[:, :width] = matrix
@@ -326,24 +335,41 @@ def _first_non_str(values: Sequence[Any]) -> tuple[int, Any]:
     return -1, None  # pragma: no cover - only called after a failed join
 
 
+def _codes_one_by_one(values: Sequence[str]) -> _Codes:
+    """Exact route for ids that contain NUL: encode each id separately."""
+    encoded = [v.encode("utf-16-le", "surrogatepass") for v in values]
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)) // 2
+    starts = np.zeros(len(encoded), dtype=np.intp)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    return _FlatCodes(np.frombuffer(b"".join(encoded), dtype="<u2"), starts, lengths)
+
+
 def _codes_from_sequence(values: Sequence[Any]) -> _Codes:
+    """Join the ids with NUL separators and read code units straight from the encoded buffer.
+
+    ASCII-only input stays one byte per code unit; otherwise the buffer is UTF-16-LE (surrogates kept).
+    """
     n = len(values)
     try:
-        joined = _SEP.join(values)
+        joined = "\x00".join(values) + "\x00"
     except TypeError:
         i, bad = _first_non_str(values)
         raise AssignError(
             f"unit id at index {i} is {bad!r} ({type(bad).__name__}); every unit id must be a str — "
             "convert ids with .astype(str) and drop missing ones first."
         ) from None
-    flat = np.frombuffer((joined + _SEP).encode("utf-16-le", "surrogatepass"), dtype="<u2")
-    ends = np.flatnonzero(flat == 0xFFFF)
-    if ends.size != n:  # some id contains U+FFFF itself: take the slower, separator-free route
-        return _codes_from_unicode_array(np.array(list(values), dtype=str))
-    if n and (flat.size % n == 0) and ends[0] == flat.size // n - 1:
-        width = flat.size // n - 1
-        if np.all(ends == np.arange(width, flat.size, width + 1)):  # every id has the same length
-            return _MatrixCodes(flat.reshape(n, width + 1)[:, :width], None)
+    if joined.isascii():
+        flat = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    else:
+        flat = np.frombuffer(joined.encode("utf-16-le", "surrogatepass"), dtype="<u2")
+    is_sep = flat == 0
+    if np.count_nonzero(is_sep) != n:  # some id contains NUL itself
+        return _codes_one_by_one(values)
+    if n and flat.size % n == 0:
+        rows = flat.reshape(n, flat.size // n)
+        if not rows[:, -1].any():  # every separator in the last column: all ids have one length
+            return _MatrixCodes(rows[:, :-1], None)
+    ends = np.flatnonzero(is_sep)
     starts = np.empty(n, dtype=np.intp)
     starts[:1] = 0
     starts[1:] = ends[:-1] + 1

@@ -39,7 +39,7 @@ def test_pipeline_writes_reports_results_and_indexes(tmp_path):
     assert json.loads((run / "00_first.json").read_text()) == {"seed": 7, "headline": "made <b>it</b>"}
     full = (run / "00_first.html").read_text()
     assert "data:image/png;base64" in full  # the figure is embedded
-    assert "jp-InputArea" in full and "jp-InputArea" not in (run / "00_first.stakeholder.html").read_text()
+    assert "hl-ipython3" in full and "hl-ipython3" not in (run / "00_first.stakeholder.html").read_text()
     assert "Run provenance" in full and "numpy" in full  # seed, parameters, versions, commit
     index = (run / "index.html").read_text()
     assert "made &lt;b&gt;it&lt;/b&gt;" in index and "<b>it</b>" not in index

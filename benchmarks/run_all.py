@@ -1,0 +1,50 @@
+"""Run every ``benchmarks/bench_*.py`` script, collect their JSON and fail if any target is missed.
+
+Usage: ``python benchmarks/run_all.py [--quick] [NAME ...]`` (``make bench`` runs them all).
+Each script prints one JSON object on its last stdout line and exits non-zero when it misses a target.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    wanted = [a for a in argv if not a.startswith("--")]
+    scripts = sorted(p for p in HERE.glob("bench_*.py") if not wanted or p.stem.removeprefix("bench_") in wanted)
+    results, failed = {}, []
+    for script in scripts:
+        start = time.perf_counter()
+        print(f"== {script.name}", flush=True)
+        proc = subprocess.run([sys.executable, str(script), *(["--quick"] if quick else [])],
+                              capture_output=True, text=True)
+        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+        try:
+            results[script.stem] = json.loads(lines[-1])
+        except (IndexError, json.JSONDecodeError):
+            results[script.stem] = {"error": proc.stderr[-2000:]}
+        results[script.stem]["wall_s"] = round(time.perf_counter() - start, 1)
+        print(json.dumps(results[script.stem], indent=2), flush=True)
+        if proc.returncode != 0:
+            failed.append(script.stem)
+            print(proc.stderr[-3000:], file=sys.stderr)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
+            "cpus": __import__("os").cpu_count(), "quick": quick}
+    (out / "latest.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    print(f"results in {out / 'latest.json'}; failed: {failed or 'none'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
