@@ -1,0 +1,257 @@
+"""The prediction log: round trip, partitions, validation policies, duplicates, labels, crashes, concurrency."""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from abkit.log import LABEL_SCHEMA, PREDICTION_SCHEMA, InvalidRecordsError, LogError, PredictionLog
+
+VARIANTS = ["control", "challenger"]
+T0 = dt.datetime(2024, 3, 1, 12, tzinfo=dt.timezone.utc)
+
+
+def _records(n: int, start: int = 0, *, t0: dt.datetime = T0, step_s: float = 1.0) -> list[dict]:
+    return [
+        dict(variant=VARIANTS[i % 2], unit_id=f"u{i % 7}", request_id=f"r{i}",
+             ts=t0 + dt.timedelta(seconds=i * step_s), text=f"text {i}", predicted_label="pos" if i % 3 else "neg",
+             confidence=(i % 10) / 10, latency_ms=1.0 + i, model_name="tfidf", model_version="1")
+        for i in range(start, start + n)
+    ]
+
+
+def test_round_trip_dicts_dataframe_and_table(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    recs = _records(30)
+    with log.writer("exp-1", VARIANTS) as w:
+        assert w.append(recs[:10]) == 10
+        assert w.append(pd.DataFrame(recs[10:20])) == 10
+        assert w.append(pa.Table.from_pylist(recs[20:30])) == 10
+        assert w.buffered == 30
+    assert w.flushed == 30 and w.buffered == 0
+    got = log.read_predictions("exp-1")
+    assert got.schema == PREDICTION_SCHEMA
+    expected = pa.Table.from_pylist([{"experiment": "exp-1", **r} for r in recs], schema=PREDICTION_SCHEMA)
+    assert got.to_pylist() == expected.to_pylist()
+    assert log.read_predictions().num_rows == 30
+    assert log.read_predictions("other").num_rows == 0
+
+
+def test_partitions_by_date_and_files_hold_all_columns(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    with log.writer("exp-1", VARIANTS) as w:  # 23:30 plus 48 minutes crosses midnight after 30 records
+        w.append(_records(48, t0=dt.datetime(2024, 3, 1, 23, 30, tzinfo=dt.timezone.utc), step_s=60))
+    files = sorted(glob.glob(log.predictions_glob("exp-1")))
+    assert [Path(f).parent.name for f in files] == ["date=2024-03-01", "date=2024-03-02"]
+    assert all(Path(f).parent.parent.name == "experiment=exp-1" and Path(f).name.startswith("part-") for f in files)
+    tables = [pq.read_table(f) for f in files]
+    assert [t.num_rows for t in tables] == [30, 18]
+    assert all(t.schema == PREDICTION_SCHEMA for t in tables)
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_auto_flush_at_batch_size(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    w = log.writer("exp-1", VARIANTS, batch_size=10)
+    w.append(_records(25))
+    assert w.flushed == 25 and len(w.files) == 1
+    w.append(_records(5, 25))
+    assert w.buffered == 5 and log.read_predictions("exp-1").num_rows == 25
+    w.close()
+    assert log.read_predictions("exp-1").num_rows == 30
+
+
+BAD_FIELDS = [
+    ("confidence", "high"),
+    ("confidence", float("nan")),
+    ("confidence", math.inf),
+    ("confidence", 1.5),
+    ("confidence", True),
+    ("variant", "treatment"),
+    ("text", ""),
+    ("text", None),
+    ("latency_ms", -1.0),
+    ("latency_ms", float("nan")),
+    ("request_id", ""),
+    ("unit_id", 17),
+    ("experiment", "exp-2"),
+    ("ts", "yesterday"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), BAD_FIELDS)
+def test_raise_policy_rejects_the_whole_call(tmp_path: Path, field: str, value: object) -> None:
+    log = PredictionLog(tmp_path)
+    w = log.writer("exp-1", VARIANTS)
+    w.append(_records(3))
+    recs = _records(5, 3)
+    recs[2][field] = value
+    with pytest.raises(InvalidRecordsError, match=rf"record 2: field '{field}'") as info:
+        w.append(recs)
+    assert info.value.index == 2 and info.value.field == field and info.value.counts == {field: 1}
+    assert w.buffered == 3  # nothing of the bad call, earlier rows kept
+    w.close()
+    assert log.read_predictions("exp-1")["request_id"].to_pylist() == ["r0", "r1", "r2"]
+
+
+def test_raise_message_counts_the_others(tmp_path: Path) -> None:
+    df = pd.DataFrame(_records(6))
+    df.loc[[1, 4], "confidence"] = [2.0, -0.5]
+    df.loc[3, "text"] = "   "
+    with pytest.raises(InvalidRecordsError, match=r"record 1: field 'confidence' is 2.0.*3 invalid.*confidence: 2"):
+        PredictionLog(tmp_path).writer("exp-1", VARIANTS).append(df)
+
+
+def test_missing_column_raises_under_both_policies(tmp_path: Path) -> None:
+    recs = [{k: v for k, v in r.items() if k != "latency_ms"} for r in _records(2)]
+    for policy in ("raise", "quarantine"):
+        with pytest.raises(LogError, match="latency_ms"):
+            PredictionLog(tmp_path).writer("exp-1", VARIANTS, on_invalid=policy).append(recs)
+
+
+def test_quarantine_policy_keeps_good_rows(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    recs = _records(6)
+    recs[1]["confidence"] = float("nan")
+    recs[4]["variant"] = "treatment"
+    with log.writer("exp-1", VARIANTS, on_invalid="quarantine") as w:
+        assert w.append(recs) == 4
+    assert w.last.invalid == 2 and w.last.invalid_by_field == {"variant": 1, "confidence": 1}
+    assert log.read_predictions("exp-1")["request_id"].to_pylist() == ["r0", "r2", "r3", "r5"]
+    q = pq.read_table(w.last.quarantine_file)
+    assert q["record_index"].to_pylist() == [1, 4]
+    assert q["error"].to_pylist()[0].startswith("confidence:") and q["error"].to_pylist()[1].startswith("variant:")
+    assert len(glob.glob(log.quarantine_glob("exp-1"))) == 1
+    assert [Path(f).relative_to(tmp_path).parts[0] for f in glob.glob(log.predictions_glob())] == ["predictions"]
+
+
+def test_duplicates_are_dropped_and_reported(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    recs = _records(4)
+    with log.writer("exp-1", VARIANTS) as w:
+        assert w.append(recs + [recs[0] | {"text": "retry"}]) == 4  # duplicate within the call
+        assert w.append(recs[2:]) == 0  # duplicates of buffered rows
+        assert w.last.duplicates == 2
+    assert w.duplicates == 3
+    with log.writer("exp-1", VARIANTS) as w2:  # a new session sees what is on disk
+        assert w2.append(_records(3, 3)) == 2 and w2.duplicates == 1
+    got = log.read_predictions("exp-1")
+    assert got.num_rows == 6 and got["text"].to_pylist()[0] == "text 0"
+    assert log.duplicate_request_ids("exp-1").num_rows == 0
+
+
+def test_readers_dedupe_what_unaware_writers_stored(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    early, late = _records(2), _records(2, t0=T0 + dt.timedelta(hours=1))
+    late[0]["text"] = "later copy"
+    for batch in (late, early):  # two writers that do not look at the disk, e.g. a retried batch
+        with log.writer("exp-1", VARIANTS, check_disk=False) as w:
+            w.append(batch)
+    dups = log.duplicate_request_ids("exp-1")
+    assert dups.to_pylist() == [{"request_id": "r0", "copies": 2}, {"request_id": "r1", "copies": 2}]
+    got = log.read_predictions("exp-1")
+    assert got.num_rows == 2 and got["text"].to_pylist() == ["text 0", "text 1"]  # first by ts
+    assert log.read_predictions("exp-1", dedupe=False).num_rows == 4
+
+
+def test_labels_validate_and_join(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    with log.writer("exp-1", VARIANTS) as w:
+        w.append(_records(6))
+    labels = [dict(experiment="exp-1", request_id=f"r{i}", label="pos", labelled_at=T0 + dt.timedelta(days=1))
+              for i in (0, 1, 2, 3)]
+    assert log.append_labels(labels + [labels[0]]) == 4
+    assert log.read_labels("exp-1").schema == LABEL_SCHEMA
+    joined = log.read_joined("exp-1")
+    assert joined["request_id"].to_pylist() == [f"r{i}" for i in range(6)]
+    # predicted "neg" for i % 3 == 0, "pos" otherwise; r4 and r5 never got a label
+    assert joined["correct"].to_pylist() == [False, True, True, False, None, None]
+    with pytest.raises(InvalidRecordsError, match="record 0: field 'label'"):
+        log.append_labels([dict(experiment="exp-1", request_id="r9", label="")])
+    assert glob.glob(str(tmp_path / "labels" / "experiment=exp-1" / "date=2024-03-02" / "part-*.parquet"))
+
+
+def test_bad_writer_arguments(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    with pytest.raises(LogError, match="experiment key"):
+        log.writer("../escape", VARIANTS)
+    with pytest.raises(LogError, match="on_invalid"):
+        log.writer("exp-1", VARIANTS, on_invalid="ignore")  # type: ignore[arg-type]
+    with pytest.raises(LogError, match="batch_size"):
+        log.writer("exp-1", VARIANTS, batch_size=0)
+
+
+WRITER_SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np, pyarrow as pa
+    from abkit.log import PredictionLog
+    root, name, n_batches, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    n = batch
+    w = PredictionLog(root).writer("exp-1", ["control", "challenger"], batch_size=batch, check_disk=False)
+    i = np.arange(n)
+    total = 0
+    for b in range(n_batches):
+        ids = np.strings.add(f"{name}-{b}-", i.astype(str))
+        w.append(pa.table({
+            "variant": np.where(i % 2 == 0, "control", "challenger"), "unit_id": ids, "request_id": ids,
+            "ts": pa.array(1_709_294_400_000_000 + i, pa.timestamp("us", tz="UTC")), "text": np.full(n, "some text"),
+            "predicted_label": np.full(n, "pos"), "confidence": np.full(n, 0.5), "latency_ms": np.full(n, 3.0),
+            "model_name": np.full(n, "m"), "model_version": np.full(n, "1")}))
+        total += n  # append reached batch_size, so the batch has been flushed (durable) here
+        print(total, flush=True)
+    """
+)
+
+
+def _spawn(root: Path, name: str, n_batches: int, batch: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER_SCRIPT, str(root), name, str(n_batches), str(batch)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+
+
+def test_sigkill_mid_burst_loses_no_flushed_record(tmp_path: Path) -> None:
+    batch = 2_000
+    proc = _spawn(tmp_path, "crash", 10_000, batch)
+    acknowledged = 0
+    for line in proc.stdout:  # type: ignore[union-attr]
+        acknowledged = int(line)
+        if acknowledged >= 20 * batch:
+            break
+    os.kill(proc.pid, signal.SIGKILL)  # the writer is in the middle of its next appends / flushes
+    proc.wait()
+    proc.stdout.close()  # type: ignore[union-attr]
+    log = PredictionLog(tmp_path)
+    files = glob.glob(log.predictions_glob())
+    assert all(pq.read_table(f).num_rows == batch for f in files)  # every committed file opens, whole batches
+    got = log.read_predictions("exp-1", dedupe=False)
+    assert got.num_rows >= acknowledged and got.num_rows == len(files) * batch
+    assert len(set(got["request_id"].to_pylist())) == got.num_rows
+    for tmp in tmp_path.rglob("*.tmp"):  # a half-written temp file may remain; it is never a part file
+        assert not tmp.name.startswith("part-")
+
+
+def test_four_concurrent_writers_store_exactly_200k_rows(tmp_path: Path) -> None:
+    procs = [_spawn(tmp_path, f"w{k}", 5, 10_000) for k in range(4)]
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0 and out.split()[-1] == "50000"
+    log = PredictionLog(tmp_path)
+    got = log.read_predictions("exp-1", dedupe=False)
+    assert got.num_rows == 200_000
+    assert len(set(got["request_id"].to_pylist())) == 200_000
+    assert log.duplicate_request_ids("exp-1").num_rows == 0
+    assert np.unique(got["variant"].to_numpy(zero_copy_only=False)).tolist() == ["challenger", "control"]
