@@ -22,6 +22,7 @@ import tempfile
 import urllib.request
 import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -291,3 +292,86 @@ def _fetch(url: str, target: Path, timeout: float) -> None:
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise DataError(f"download of {url} failed ({exc}); check the network or pass another url=.") from exc
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Training rows and a disjoint held-out pool (evaluation and simulated traffic), both text/label/domain."""
+
+    dataset: str
+    train: pd.DataFrame
+    pool: pd.DataFrame
+
+    def counts(self) -> pd.DataFrame:
+        """Rows per part, domain and label (a table for the notebook)."""
+        parts = pd.concat([self.train.assign(part="train"), self.pool.assign(part="pool")])
+        return parts.groupby(["part", "domain", "label"]).size().unstack("label", fill_value=0)
+
+    def save_pool(self, run_dir: str | Path) -> Path:
+        """Write the pool to ``<run_dir>/data/traffic.parquet`` (read back by :func:`load_pool`)."""
+        path = Path(run_dir) / "data" / "traffic.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.pool.to_parquet(path, index=False)
+        return path
+
+
+def load_pool(run_dir: str | Path) -> pd.DataFrame:
+    """The traffic pool that ``00_setup`` saved under ``run_dir``."""
+    path = Path(run_dir) / "data" / "traffic.parquet"
+    if not path.is_file():
+        raise DataError(f"no traffic pool at {str(path)!r}; run notebooks/00_setup.ipynb with this run_dir first.")
+    return pd.read_parquet(path)
+
+
+def _domains(spec: str, available: list[str]) -> list[str]:
+    chosen = [d.strip() for d in spec.split(",") if d.strip()] or available
+    unknown = sorted(set(chosen) - set(available))
+    if unknown:
+        raise DataError(f"train_domains={spec!r} names {unknown}, which the data lacks; use some of {available}.")
+    return chosen
+
+
+def prepare_dataset(
+    dataset: str,
+    *,
+    n_train: int,
+    rng: np.random.Generator | int,
+    train_domains: str = "",
+    test_fraction: float = 0.3,
+    n_pool: int = 3000,
+    new_vocab_rate: float = 0.1,
+    label_noise: float = 0.05,
+    data_dir: str | Path | None = None,
+) -> PreparedData:
+    """Training data and a held-out traffic pool from a notebook's ``dataset`` parameter.
+
+    ``"synthetic"``: ``n_train`` generated sentences of ``train_domains`` (no unseen vocabulary) and
+    ``n_pool`` traffic sentences over every domain with ``new_vocab_rate`` paraphrases; both carry
+    ``label_noise``. Real data (``"uci:<domain>"``, ``"table:<path>"``): de-duplicated, shuffled and
+    split; the pool is the held-out ``test_fraction`` of ``train_domains`` plus every row of the other
+    domains, and training keeps at most ``n_train`` rows.
+    """
+    from abkit import synthetic
+
+    if int(n_train) != n_train or n_train < 2:
+        raise DataError(f"n_train={n_train!r} must be an integer >= 2.")
+    rng = np.random.default_rng(rng)
+    if dataset == "synthetic":
+        weights = {d: 1.0 for d in _domains(train_domains, list(synthetic.DOMAINS))}
+        train = synthetic.make_corpus(n_train, rng=rng, domain_weights=weights, label_noise=label_noise)
+        pool = synthetic.make_corpus(n_pool, rng=rng, new_vocab_rate=new_vocab_rate, label_noise=label_noise)
+        return PreparedData(dataset, train, pool)
+    df = load_dataset(dataset, data_dir=data_dir)
+    if "domain" not in df.columns:
+        df = df.assign(domain="all")
+    chosen = _domains(train_domains, sorted(df["domain"].unique()))
+    inside = df["domain"].isin(chosen)
+    train, test = train_test_split(df[inside], test_fraction, rng)
+    if n_train < len(train):
+        train = train.iloc[:n_train].reset_index(drop=True)
+    elif n_train > len(train):
+        warnings.warn(f"n_train={n_train} but only {len(train)} training rows exist in {dataset!r}; using all.",
+                      stacklevel=2)
+    others = deduplicate(df[~inside])
+    others = others[~others["text"].isin(train["text"])]
+    return PreparedData(dataset, train, shuffle(pd.concat([test, others], ignore_index=True), rng))

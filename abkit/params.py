@@ -2,11 +2,12 @@
 
 A notebook declares its parameters in its one cell tagged ``parameters``, one per line::
 
-    alpha: float = 0.05  # significance level [gt=0, lt=1]
-    dataset: str = "synthetic"  # corpus to train on [choices=synthetic|uci:amazon|uci:yelp]
+    alpha: float = 0.05  # significance level [gt: 0, lt: 1]
+    dataset: str = "synthetic"  # corpus to train on [choices: synthetic | uci:amazon | uci:yelp]
 
 The type hint is the parameter's type; the comment is its help text, and an optional trailing bracket
-holds constraints: ``min``/``max`` (inclusive), ``gt``/``lt`` (exclusive) and ``choices`` (``|``-separated).
+holds constraints: ``min``/``max`` (inclusive), ``gt``/``lt`` (exclusive) and ``choices`` (``|``-separated),
+written ``name: value`` (papermill cannot parse a ``=`` inside the comment).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from abkit.errors import ParameterError
 RESERVED = frozenset({"run_dir"})
 
 _TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
-_CONSTRAINT = re.compile(r"\[([a-z]+=[^\]]*)\]\s*$")
+_CONSTRAINT = re.compile(r"\[([a-z]+:[^\]]*)\]\s*$")
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -130,7 +131,7 @@ def _with_constraints(name: str, type_name: str, default: Any, comment: str, not
         comment = comment[: match.start()].strip()
         keys = {"min": "minimum", "max": "maximum", "gt": "greater_than", "lt": "less_than"}
         for item in match.group(1).split(","):
-            key, _, raw = (part.strip() for part in item.partition("="))
+            key, _, raw = (part.strip() for part in item.partition(":"))
             if key == "choices":
                 fields["choices"] = tuple(choice.strip() for choice in raw.split("|"))
             elif key in keys:

@@ -158,7 +158,8 @@ def make_corpus(
              ("negation_rate", negation_rate), ("mixed_rate", mixed_rate),
              ("intensifier_rate", intensifier_rate))]
     if sum(rates) > 1.0:
-        raise CorpusError(f"phenomenon rates sum to {sum(rates):.3f} > 1; lower some of them.")
+        raise CorpusError(f"phenomenon rates new_vocab_rate + negation_rate + mixed_rate + intensifier_rate "
+                          f"sum to {sum(rates):.3f} > 1; lower some of them.")
     _check_rate("positive_rate", positive_rate)
     _check_rate("label_noise", label_noise)
     if length < 0:

@@ -9,15 +9,15 @@ from conftest import write_notebook
 
 from abkit import cli
 
-PARAMS = ('run_dir: str = "outputs/dev"  # set by abkit run\nseed: int = 42  # seed [min=0]\n'
-          'alpha: float = 0.05  # significance level [gt=0, lt=1]\n')
+PARAMS = ('run_dir: str = "outputs/dev"  # set by abkit run\nseed: int = 42  # seed [min: 0]\n'
+          'alpha: float = 0.05  # significance level [gt: 0, lt: 1]\n')
 
 
 @pytest.fixture
 def notebooks(tmp_path: Path) -> Path:
     folder = tmp_path / "notebooks"
     write_notebook(folder / "00_setup.ipynb", PARAMS)
-    write_notebook(folder / "20_analyze.ipynb", 'run_dir: str = "x"  # set\nlabel_rate: float = 0.5  # share [min=0, max=1]\n')
+    write_notebook(folder / "20_analyze.ipynb", 'run_dir: str = "x"  # set\nlabel_rate: float = 0.5  # share [min: 0, max: 1]\n')
     return folder
 
 

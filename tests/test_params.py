@@ -8,9 +8,9 @@ from abkit import params as P
 from abkit.errors import ParameterError
 
 CELL = '''run_dir: str = "outputs/dev"  # set by abkit run
-seed: int = 42  # one seed for the whole run [min=0]
-alpha: float = 0.05  # significance level [gt=0, lt=1]
-dataset: str = "synthetic"  # corpus [choices=synthetic|uci:amazon]
+seed: int = 42  # one seed for the whole run [min: 0]
+alpha: float = 0.05  # significance level [gt: 0, lt: 1]
+dataset: str = "synthetic"  # corpus [choices: synthetic | uci:amazon]
 plots: bool = True  # draw figures
 '''
 
@@ -105,7 +105,7 @@ def test_parameters_cell_lines_must_be_annotated():
     with pytest.raises(ParameterError, match="has type 'list'"):
         P.parse_parameters_cell("xs: list = [1]\n", "x")
     with pytest.raises(ParameterError, match="unknown constraint 'above'"):
-        P.parse_parameters_cell("x: int = 1  # help [above=0]\n", "x")
+        P.parse_parameters_cell("x: int = 1  # help [above: 0]\n", "x")
 
 
 def test_conflicting_types_across_notebooks(tmp_path):
