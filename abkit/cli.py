@@ -35,8 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--json", action="store_true", help="print one JSON object")
 
     data = sub.add_parser("download-data", help="download the UCI sentiment sentences and verify them")
-    data.add_argument("--dest", default=None, metavar="DIR", help="target folder (default: the data dir)")
-    data.add_argument("--sha256", default=None, help="expected checksum of the archive")
+    data.add_argument("--dest", default=str(Path.home() / ".cache" / "abkit" / "data"), metavar="DIR",
+                      help="target folder (default: ~/.cache/abkit/data)")
+    data.add_argument("--sha256", default=None,
+                      help="expected SHA-256 of the archive; without it the first download's digest is recorded and later ones must match")
     return parser
 
 
@@ -85,11 +87,10 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from abkit.data import data_dir, download_uci
+    from abkit.data import download_uci
 
-    kwargs = {"sha256": args.sha256} if args.sha256 else {}
-    path = download_uci(args.dest or data_dir(), **kwargs)
-    print(f"abkit: UCI sentiment sentences ready in {path}")
+    path = download_uci(args.dest, sha256=args.sha256)
+    print(f"abkit: UCI sentiment sentences ready; use them with: export ABKIT_DATA_DIR={path}")
     return 0
 
 

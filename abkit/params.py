@@ -120,6 +120,11 @@ def parse_parameters_cell(source: str, notebook: str = "") -> dict[str, ParamSpe
             )
         default = ast.literal_eval(node.value) if node.value is not None else None
         comment = lines[node.lineno - 1].partition("#")[2].strip()
+        if "=" in comment:
+            raise ParameterError(
+                f"{notebook}: the comment of parameter {name!r} contains '=', which makes papermill drop "
+                "the line; write 'means' or ':' instead (e.g. '(0 means off)', '[min: 0]')."
+            )
         specs[name] = _with_constraints(name, type_name, default, comment, notebook)
     return specs
 

@@ -93,3 +93,16 @@ def test_failing_notebook_exits_1_without_traceback(notebooks, monkeypatch, caps
     assert cli.main(["run", "--notebooks", str(notebooks)]) == 1
     err = capsys.readouterr().err
     assert "10_simulate failed in cell 4" in err and "index.html" in err and "Traceback" not in err
+
+
+def test_download_data_passes_destination_and_checksum(tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def fake(dest, *, sha256):
+        seen.update(dest=dest, sha256=sha256)
+        return Path(dest)
+
+    monkeypatch.setattr("abkit.data.download_uci", fake)
+    assert cli.main(["download-data", "--dest", str(tmp_path), "--sha256", "ab12"]) == 0
+    assert seen == {"dest": str(tmp_path), "sha256": "ab12"}
+    assert f"ABKIT_DATA_DIR={tmp_path}" in capsys.readouterr().out

@@ -104,6 +104,8 @@ def test_parameters_cell_lines_must_be_annotated():
         P.parse_parameters_cell("seed = 42\n", "x")
     with pytest.raises(ParameterError, match="has type 'list'"):
         P.parse_parameters_cell("xs: list = [1]\n", "x")
+    with pytest.raises(ParameterError, match="contains '=', which makes papermill drop"):
+        P.parse_parameters_cell("x: int = 1  # help (0 = off)\n", "x")
     with pytest.raises(ParameterError, match="unknown constraint 'above'"):
         P.parse_parameters_cell("x: int = 1  # help [above: 0]\n", "x")
 

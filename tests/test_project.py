@@ -67,3 +67,14 @@ def test_params_files_are_valid_for_the_notebooks(path):
     from abkit.params import known_parameters, load_params_file, validate
 
     validate(load_params_file(path), known_parameters(NOTEBOOKS))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_reads_the_same_parameters(path, caplog):
+    """papermill must parse every parameter line (it warns and drops lines it cannot read)."""
+    import papermill
+
+    ours = notebook_parameters(path)
+    theirs = papermill.inspect_notebook(str(path))
+    assert set(theirs) == set(ours)
+    assert "Unable to parse" not in caplog.text

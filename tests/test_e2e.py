@@ -1,0 +1,105 @@
+"""End to end, as a user runs it: ``abkit run --params params/smoke.yaml`` into a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOKS = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+SCRIPT = "<script>alert('owned')</script>"
+
+
+def _abkit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "abkit", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+
+
+def _finite(value) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("outputs")
+    proc = _abkit("run", "--params", "params/smoke.yaml", "--run-name", "smoke", "--output-dir", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_every_report_json_and_index_exists(smoke_run):
+    run = smoke_run / "smoke"
+    for name in NOTEBOOKS:
+        for suffix in (".ipynb", ".html", ".stakeholder.html", ".json"):
+            assert (run / f"{name}{suffix}").is_file(), f"{name}{suffix}"
+        results = json.loads((run / f"{name}.json").read_text(),
+                             parse_constant=lambda c: pytest.fail(f"{name}.json holds {c}"))
+        assert results and _finite(results)
+    index = (run / "index.html").read_text()
+    assert all(f'href="{name}.html"' in index for name in NOTEBOOKS)
+    assert "smoke/index.html" in (smoke_run / "index.html").read_text()
+    recorded = json.loads((run / "run.json").read_text())
+    assert recorded["ok"] and recorded["provenance"]["seed"] == 7
+    assert recorded["provenance"]["packages"]["duckdb"] != "not installed"
+
+
+def test_reports_embed_figures_and_provenance(smoke_run):
+    run = smoke_run / "smoke"
+    for name in NOTEBOOKS:
+        html = (run / f"{name}.html").read_text()
+        assert "data:image/png;base64," in html, f"{name}.html has no figure"
+        assert "Run provenance" in html and "seed 7" in html and "duckdb" in html
+
+
+def test_analysis_json_has_the_documented_shape(smoke_run):
+    results = json.loads((smoke_run / "smoke" / "20_analyze.json").read_text())
+    names = {(m["name"], m["variant"]) for m in results["metrics"]}
+    assert {"accuracy", "confidence", "latency_ms"} <= {n for n, _ in names}
+    for row in results["metrics"]:
+        assert set(row) >= {"name", "variant", "estimate", "ci_low", "ci_high", "p_value", "method", "n"}
+    assert 0 <= results["srm"]["p_value"] <= 1
+    assert results["recommendation"]["decision"] in {"ship", "keep", "continue", "stop", "invalid"}
+    assert isinstance(results["recommendation"]["reasons"], list) and results["recommendation"]["reasons"]
+
+
+def test_logged_markup_renders_as_text(smoke_run):
+    """A prediction whose text is a <script> shows up escaped in the re-rendered analysis report."""
+    from abkit.experiment import Experiment
+    from abkit.log import PredictionLog
+
+    run = smoke_run / "smoke"
+    exp = Experiment.load(run / "experiment.json")
+    log = PredictionLog(run / "log")
+    with log.writer(exp.key, exp.variant_names) as writer:
+        writer.append({"variant": exp.variant_names[1], "unit_id": "u-evil", "request_id": "r-evil",
+                       "ts": exp.start + "T12:00:00+00:00", "text": SCRIPT, "predicted_label": "positive",
+                       "confidence": 0.5, "latency_ms": 3.0, "model_name": "m", "model_version": "1"})
+    proc = _abkit("run", "--params", "params/smoke.yaml", "--run-name", "smoke", "--output-dir",
+                  str(smoke_run), "--only", "20_analyze", "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for page in ("20_analyze.html", "20_analyze.stakeholder.html"):
+        html = (run / page).read_text()
+        assert "alert(&#x27;owned&#x27;)" in html or "alert(&#39;owned&#39;)" in html, page
+        assert SCRIPT not in html
+
+
+def test_a_failing_notebook_exits_non_zero_with_one_message(tmp_path):
+    proc = _abkit("run", "--params", "params/smoke.yaml", "-p", "dataset=table:/no/such/file.csv",
+                  "--run-name", "broken", "--output-dir", str(tmp_path), "--no-progress")
+    assert proc.returncode == 1
+    assert "notebook 00_setup failed in cell" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "broken" / "00_setup.html").is_file()
+    assert "failed" in (tmp_path / "broken" / "index.html").read_text()
