@@ -660,6 +660,22 @@ class PredictionLog:
             con.unregister("_abkit_p")
             con.unregister("_abkit_l")
 
+    def least_confident(self, experiment: str, n: int = 5) -> pa.Table:
+        """The ``n`` lowest-confidence predictions of each variant, with their label when known.
+
+        A report shows them so a reader sees what the models hesitate on (texts are user data: render
+        them escaped, as pandas does).
+        """
+        joined = self.read_joined(experiment)
+        self.con.register("_abkit_j", joined)
+        try:
+            q = ("SELECT variant, text, predicted_label, confidence, label FROM _abkit_j "
+                 "QUALIFY row_number() OVER (PARTITION BY variant ORDER BY confidence, request_id) <= "
+                 f"{int(n)} ORDER BY variant, confidence, request_id")
+            return self.con.sql(q).to_arrow_table()
+        finally:
+            self.con.unregister("_abkit_j")
+
     def duplicate_request_ids(self, experiment: str) -> pa.Table:
         """Request ids stored more than once for ``experiment``: columns ``request_id``, ``copies``."""
         glob = self.predictions_glob(experiment)

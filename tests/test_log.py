@@ -255,3 +255,17 @@ def test_four_concurrent_writers_store_exactly_200k_rows(tmp_path: Path) -> None
     assert len(set(got["request_id"].to_pylist())) == 200_000
     assert log.duplicate_request_ids("exp-1").num_rows == 0
     assert np.unique(got["variant"].to_numpy(zero_copy_only=False)).tolist() == ["challenger", "control"]
+
+
+def test_least_confident_per_variant_with_labels(tmp_path):
+    log = PredictionLog(tmp_path)
+    rows = _records(10)
+    for i, row in enumerate(rows):
+        row["confidence"] = 0.5 + i / 100
+    with log.writer("exp", VARIANTS) as w:
+        w.append(rows)
+    log.append_labels([{"experiment": "exp", "request_id": "r0", "label": "neg"}])
+    table = log.least_confident("exp", n=2).to_pylist()
+    assert [(r["variant"], r["confidence"]) for r in table] == [
+        ("challenger", 0.51), ("challenger", 0.53), ("control", 0.5), ("control", 0.52)]
+    assert table[2]["label"] == "neg" and table[3]["label"] is None

@@ -6,8 +6,8 @@ which is what makes per-prediction metrics correct when traffic is split by user
 
 >>> a = ArmStats(n=3, m_sum=3.0, m_ss=5.0, d_sum=6.0, d_ss=14.0, md_sum=8.0)
 >>> round(float(a.ratio), 4), round(float(a.moments().var), 4)
-(0.5, 0.0833)
->>> (a + a).n
+(0.5, 0.0625)
+>>> float((a + a).n)
 6.0
 """
 
@@ -108,10 +108,9 @@ class ArmStats:
         with np.errstate(divide="ignore", invalid="ignore"):
             return (s_xy - s_x * s_y / self.n) / (self.n - 1.0)
 
-    def _var(self, ss: np.ndarray, s: np.ndarray, name: str) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = ss / (self.n - 1.0)
-        return clip_variance(self._central(ss, s, s), scale, name)
+    def _var(self, ss: np.ndarray, s: np.ndarray) -> np.ndarray:
+        # not clipped: only the combined delta-method variance must be >= 0 (checked in ``moments``)
+        return self._central(ss, s, s)
 
     @property
     def m_mean(self) -> np.ndarray:
@@ -126,11 +125,11 @@ class ArmStats:
     @property
     def m_var(self) -> np.ndarray:
         """Sample variance of the per-unit numerator (ddof = 1)."""
-        return self._var(self.m_ss, self.m_sum, "numerator variance (m_ss)")
+        return self._var(self.m_ss, self.m_sum)
 
     @property
     def d_var(self) -> np.ndarray:
-        return self._var(self.d_ss, self.d_sum, "denominator variance (d_ss)")
+        return self._var(self.d_ss, self.d_sum)
 
     @property
     def md_cov(self) -> np.ndarray:
@@ -149,7 +148,7 @@ class ArmStats:
         with np.errstate(divide="ignore", invalid="ignore"):
             m_var, d_var = self.m_var, self.d_var
             v = (m_var - 2.0 * r * self.md_cov + r * r * d_var) / (d_bar * d_bar)
-            scale = (m_var + r * r * d_var) / (d_bar * d_bar)
+            scale = (np.abs(m_var) + r * r * np.abs(d_var) + 2.0 * np.abs(r * self.md_cov)) / (d_bar * d_bar)
         return Moments(r, clip_variance(v, scale, "delta-method ratio variance"), self.n)
 
 

@@ -1,0 +1,420 @@
+"""Per-arm sufficient statistics of a prediction log, computed inside the engine that holds it.
+
+One definition of the metrics (``METRICS``: a numerator and a denominator per prediction, clustered by
+``unit_id``) is rendered to SQL for DuckDB (default) or Spark. The pipeline:
+
+1. requests: predictions of the experiment, each ``request_id`` once (the first by ``ts``), left-joined
+   with its first label (by ``labelled_at``); ``labelled`` and ``correct`` flags per prediction;
+2. user-days: per (variant, unit_id, day) sums of every metric variable;
+3. cumulative moments: a window over each user's days turns the user-day sums into increments of the
+   per-user sums, squares and cross-products, so the daily totals *accumulate* exactly into the per-arm
+   ``ArmStats`` at every cut-off day (the sequential view) and the last day is the whole test;
+4. latency quantiles with clustered rank intervals (``abkit.stats.quantiles``): quantiles per arm, the
+   per-user count of requests at or below each, then the quantiles at the interval's probabilities.
+
+``abkit.stats`` never sees a row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob as globmod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from abkit.errors import AbkitError
+from abkit.stats.aggregates import ArmStats
+from abkit.stats.config import check_alpha
+from abkit.stats.quantiles import quantile_rank_interval
+
+ENGINES = ("duckdb", "spark")
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+class MetricError(AbkitError):
+    """An unknown metric, engine or variant, or a log that cannot be read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A per-prediction ratio metric: Σ numerator / Σ denominator, clustered by user."""
+
+    name: str
+    numerator: str  # request-level column summed per user
+    denominator: str  # request-level column summed per user ("n" = one per prediction)
+    higher_is_better: bool
+    description: str
+
+
+METRICS: dict[str, Metric] = {
+    "accuracy": Metric("accuracy", "correct", "labelled", True, "share of labelled predictions that are correct"),
+    "confidence": Metric("confidence", "confidence", "n", True, "mean confidence per prediction"),
+    "latency_ms": Metric("latency_ms", "latency_ms", "n", False, "mean latency per prediction (ms)"),
+}
+# Request-level variables as exact integers (fixed point: confidence to 1e-6, latency to 1 µs), so every
+# sum, square and cross-product is exact: results do not depend on the engine's summation order, runs are
+# bit-for-bit reproducible and DuckDB and Spark agree exactly. ``_SCALE`` converts back.
+_VARIABLES = {
+    "n": "CAST(1 AS BIGINT)",
+    "labelled": "CAST(CASE WHEN label IS NULL THEN 0 ELSE 1 END AS BIGINT)",
+    "correct": "CAST(CASE WHEN label IS NOT NULL AND label = predicted_label THEN 1 ELSE 0 END AS BIGINT)",
+    "confidence": "CAST(round(confidence * 1000000) AS BIGINT)",
+    "latency_ms": "CAST(round(latency_ms * 1000) AS BIGINT)",
+}
+_SCALE = {"n": 1.0, "labelled": 1.0, "correct": 1.0, "confidence": 1e6, "latency_ms": 1e3}
+
+
+def check_metric(name: str) -> Metric:
+    """The metric called ``name`` or an error listing the known ones."""
+    if name not in METRICS:
+        raise MetricError(f"metric {name!r} is unknown; use one of {sorted(METRICS)}")
+    return METRICS[name]
+
+
+class QuantileStats(NamedTuple):
+    """Per-arm quantile of latency with its clustered interval."""
+
+    p: float  # probability, e.g. 0.95
+    estimate: np.ndarray  # per arm quantile (linear interpolation)
+    ci_low: np.ndarray  # per arm lower bound
+    ci_high: np.ndarray  # per arm upper bound
+    rank_se: np.ndarray  # clustered standard error of F̂(q̂) per arm
+
+
+@dataclasses.dataclass(frozen=True)
+class LogStats:
+    """Everything the statistics need from a log; arrays are indexed by ``variants`` (and ``days``)."""
+
+    variants: tuple[str, ...]  # arms in experiment order
+    units: np.ndarray  # users per arm
+    predictions: np.ndarray  # deduplicated predictions per arm
+    labelled: np.ndarray  # predictions with a label per arm
+    stats: dict[str, ArmStats]  # metric -> ArmStats with arrays over arms
+    days: tuple[str, ...]  # ISO dates present in the log
+    daily: dict[str, ArmStats]  # metric -> cumulative ArmStats, arrays of shape (days, arms)
+    daily_units: np.ndarray  # cumulative users per (day, arm)
+    quantiles: dict[float, QuantileStats]  # latency quantiles by probability
+    unknown_variants: tuple[str, ...]  # variants in the log that the experiment does not define
+    duplicates: int  # prediction rows dropped as repeated request ids
+    engine: str
+    indicators: tuple[ArmStats, ...] = ()  # per quantile: per-user counts of requests at or below it (m) over requests (d)
+    first_day: str | None = None  # first ISO date in the log
+    last_day: str | None = None  # last ISO date in the log
+    n_days: int = 0  # distinct dates in the log
+
+
+class _Dialect(NamedTuple):
+    name: str
+    quantile: str  # format with {expr} and {probs}
+    array: str  # format with {items}
+    wide: str  # exact integer type for squares and cross-products of per-user sums
+    user_key: str  # window partition key of a user (a 64-bit hash first makes the partitioning cheap)
+
+
+_DUCKDB = _Dialect("duckdb", "quantile_cont({expr}, {probs})", "[{items}]", "HUGEINT", "hash(unit_id), unit_id")
+_SPARK = _Dialect("spark", "percentile({expr}, {probs})", "array({items})", "DECIMAL(38, 0)", "xxhash64(unit_id), unit_id")
+
+
+def _lit(x: float) -> str:
+    return f"CAST('{float(x)!r}' AS DOUBLE)"
+
+
+def _str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+class _Engine:
+    """Runs SQL and returns rows as tuples; ``prepare`` registers the log as views ``abkit_pred``/``abkit_lab``."""
+
+    dialect: _Dialect
+
+    def sql(self, query: str) -> list[tuple[Any, ...]]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def materialize(self, name: str, query: str) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def drop(self, name: str) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+_PRED_COLS = "experiment, variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
+_LAB_COLS = "experiment, request_id, label, labelled_at"
+
+
+class _DuckDB(_Engine):
+    dialect = _DUCKDB
+
+    def __init__(self, root: Path, con: Any = None) -> None:
+        import duckdb
+
+        self.con = con if con is not None else duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")
+        try:
+            self.con.execute("SET enable_progress_bar = false")
+        except duckdb.Error:  # inside Jupyter DuckDB refuses the setting without ipywidgets; it is only cosmetic
+            pass
+        pred = root / "predictions" / "**" / "*.parquet"
+        lab = root / "labels" / "**" / "*.parquet"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW abkit_pred AS SELECT {_PRED_COLS} "
+            f"FROM read_parquet({_str(str(pred))}, hive_partitioning = false)"
+        )
+        if globmod.glob(str(lab), recursive=True):
+            src = f"SELECT {_LAB_COLS} FROM read_parquet({_str(str(lab))}, hive_partitioning = false)"
+        else:
+            src = ("SELECT CAST(NULL AS VARCHAR) AS experiment, CAST(NULL AS VARCHAR) AS request_id, "
+                   "CAST(NULL AS VARCHAR) AS label, CAST(NULL AS TIMESTAMPTZ) AS labelled_at WHERE false")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW abkit_lab AS {src}")
+
+    def sql(self, query: str) -> list[tuple[Any, ...]]:
+        return self.con.execute(query).fetchall()
+
+    def materialize(self, name: str, query: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
+
+    def drop(self, name: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+class _Spark(_Engine):
+    dialect = _SPARK
+
+    def __init__(self, root: Path, spark: Any) -> None:
+        self.spark = spark
+        pred = spark.read.option("recursiveFileLookup", "true").parquet(str(root / "predictions"))
+        pred.selectExpr(*_PRED_COLS.split(", ")).createOrReplaceTempView("abkit_pred")
+        if globmod.glob(str(root / "labels" / "**" / "*.parquet"), recursive=True):
+            lab = spark.read.option("recursiveFileLookup", "true").parquet(str(root / "labels"))
+            lab.selectExpr(*_LAB_COLS.split(", ")).createOrReplaceTempView("abkit_lab")
+        else:
+            spark.sql("SELECT CAST(NULL AS STRING) AS experiment, CAST(NULL AS STRING) AS request_id, "
+                      "CAST(NULL AS STRING) AS label, CAST(NULL AS TIMESTAMP) AS labelled_at WHERE false"
+                      ).createOrReplaceTempView("abkit_lab")
+
+    def sql(self, query: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.spark.sql(query).collect()]
+
+    def materialize(self, name: str, query: str) -> None:
+        df = self.spark.sql(query).cache()
+        df.createOrReplaceTempView(name)
+
+    def drop(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+
+
+def spark_session(app_name: str = "abkit", master: str = "local[2]") -> Any:
+    """A local Spark session in UTC (needs ``pyspark`` and Java)."""
+    from pyspark.sql import SparkSession
+
+    return (SparkSession.builder.master(master).appName(app_name)
+            .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+
+
+def _requests_sql(key: str) -> str:
+    """Deduplicated predictions with their first label. Only request ids stored more than once go through
+    the (costly) window; the rest pass through an anti-join. Sources are inlined (not shared CTEs) so that
+    each reference scans only the columns it needs instead of materializing the log."""
+    variables = ", ".join(f"{expr} AS v_{name}" for name, expr in _VARIABLES.items())
+    k = _str(key)
+    cols = "variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
+    p = f"(SELECT {cols} FROM abkit_pred WHERE experiment = {k})"
+    l0 = f"(SELECT request_id, label, labelled_at FROM abkit_lab WHERE experiment = {k})"
+    return f"""
+WITH pdup AS (SELECT request_id FROM abkit_pred WHERE experiment = {k} GROUP BY request_id HAVING COUNT(*) > 1),
+pd AS (
+  SELECT {cols} FROM {p} p1 WHERE request_id NOT IN (SELECT request_id FROM pdup)
+  UNION ALL
+  SELECT {cols} FROM (
+    SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY request_id
+                                      ORDER BY ts, variant, unit_id, predicted_label, confidence, latency_ms) AS rn
+    FROM {p} p2 WHERE request_id IN (SELECT request_id FROM pdup)) pw WHERE rn = 1),
+ldup AS (SELECT request_id FROM abkit_lab WHERE experiment = {k} GROUP BY request_id HAVING COUNT(*) > 1),
+l AS (
+  SELECT request_id, label FROM {l0} l1 WHERE request_id NOT IN (SELECT request_id FROM ldup)
+  UNION ALL
+  SELECT request_id, label FROM (
+    SELECT request_id, label, ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY labelled_at, label) AS rn
+    FROM {l0} l2 WHERE request_id IN (SELECT request_id FROM ldup)) lw WHERE rn = 1),
+j AS (SELECT pd.variant, pd.unit_id, pd.ts, pd.predicted_label, pd.confidence, pd.latency_ms, l.label
+      FROM pd LEFT JOIN l ON pd.request_id = l.request_id)
+SELECT variant, unit_id, CAST(ts AS DATE) AS day, latency_ms, {variables} FROM j"""
+
+
+def _variables(metrics: Sequence[Metric], n_quantiles: int) -> list[str]:
+    base = sorted({v for m in metrics for v in (m.numerator, m.denominator)} | {"n", "labelled"})
+    return base + [f"ind{j}" for j in range(n_quantiles)]
+
+
+def _moment_terms(metrics: Sequence[Metric], n_quantiles: int = 0) -> list[tuple[str, str, str]]:
+    """(alias, a, b) products Σ a·b of per-user sums needed by the metrics and quantile indicators."""
+    pairs = [(m.numerator, m.denominator) for m in metrics] + [(f"ind{j}", "n") for j in range(n_quantiles)]
+    terms: dict[str, tuple[str, str, str]] = {}
+    for num, den in pairs:
+        for a, b in ((num, num), (den, den), (num, den)):
+            a, b = sorted((a, b))
+            terms.setdefault(f"{a}__{b}", (f"{a}__{b}", a, b))
+    return list(terms.values())
+
+
+def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Sequence[str] = ()) -> str:
+    """Per (variant, day): increments of the per-user cumulative sums, squares and cross-products.
+
+    ``thresholds`` are SQL expressions (per-variant quantiles); ``ind<j>`` counts a user's requests at or
+    below threshold j.
+    """
+    variables = _variables(metrics, len(thresholds))
+    sums = [f"SUM(v_{v}) AS {v}" for v in variables if not v.startswith("ind")]
+    sums += [f"SUM(CASE WHEN latency_ms <= {t} THEN 1 ELSE 0 END) AS ind{j}" for j, t in enumerate(thresholds)]
+    cum = ", ".join(
+        f"SUM({v}) OVER (PARTITION BY variant, {dialect.user_key} ORDER BY day "
+        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c_{v}" for v in variables)
+    incr = [f"SUM({v}) AS s_{v}" for v in variables]
+    w = dialect.wide
+    for alias, a, b in _moment_terms(metrics, len(thresholds)):
+        incr.append(f"SUM(CAST(c_{a} AS {w}) * CAST(c_{b} AS {w}) - CAST(c_{a} - {a} AS {w}) * CAST(c_{b} - {b} AS {w})) AS ss_{alias}")
+    incr.append("SUM(CASE WHEN c_n = n THEN 1 ELSE 0 END) AS new_units")
+    return f"""
+WITH ud AS (SELECT variant, unit_id, day, {', '.join(sums)} FROM abkit_req GROUP BY variant, unit_id, day),
+cu AS (SELECT ud.*, {cum} FROM ud)
+SELECT variant, CAST(day AS STRING) AS day, {', '.join(incr)} FROM cu GROUP BY variant, day"""
+
+
+def _users_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Sequence[str] = ()) -> str:
+    """Per variant: per-user sums, squares and cross-products over the whole log (no daily view)."""
+    variables = _variables(metrics, len(thresholds))
+    sums = [f"SUM(v_{v}) AS {v}" for v in variables if not v.startswith("ind")]
+    sums += [f"SUM(CASE WHEN latency_ms <= {t} THEN 1 ELSE 0 END) AS ind{j}" for j, t in enumerate(thresholds)]
+    w = dialect.wide
+    agg = [f"SUM({v}) AS s_{v}" for v in variables]
+    agg += [f"SUM(CAST({a} AS {w}) * CAST({b} AS {w})) AS ss_{alias}" for alias, a, b in _moment_terms(metrics, len(thresholds))]
+    agg.append("COUNT(*) AS new_units")
+    return f"""
+WITH u AS (SELECT variant, unit_id, {', '.join(sums)} FROM abkit_req GROUP BY variant, unit_id)
+SELECT variant, 'all' AS day, {', '.join(agg)} FROM u GROUP BY variant"""
+
+
+def collect(
+    log_root: str | Path,
+    experiment: str,
+    variants: Sequence[str],
+    *,
+    metrics: Sequence[str] = tuple(METRICS),
+    quantiles: Sequence[float] = QUANTILES,
+    alpha: float = 0.05,
+    engine: str = "duckdb",
+    spark: Any = None,
+    con: Any = None,
+    daily: bool = True,
+) -> LogStats:
+    """Reduce the log at ``log_root`` for ``experiment`` to per-arm (and per-day cumulative) statistics.
+
+    ``engine="spark"`` uses ``spark`` (or a new local session); ``con`` reuses a DuckDB connection;
+    ``daily=False`` skips the cumulative per-day statistics (the sequential view), the costliest step.
+    """
+    root = Path(log_root)
+    if engine not in ENGINES:
+        raise MetricError(f"engine={engine!r} is unknown; use one of {ENGINES}")
+    specs = [check_metric(m) for m in metrics]
+    a = check_alpha(alpha)
+    for p in quantiles:
+        if not 0.0 < p < 1.0:
+            raise MetricError(f"quantile {p!r} must lie strictly between 0 and 1, e.g. 0.95")
+    if not globmod.glob(str(root / "predictions" / "**" / "*.parquet"), recursive=True):
+        raise MetricError(f"no prediction files under {root / 'predictions'}; check log_root (the PredictionLog root)")
+    eng: _Engine = _DuckDB(root, con) if engine == "duckdb" else _Spark(root, spark if spark is not None else spark_session())
+    names = list(variants)
+    probs = list(quantiles)
+    eng.materialize("abkit_req", _requests_sql(experiment))
+    try:
+        est = _quantile_values(eng, names, probs)
+        present = [v for v in names if np.isfinite(est[:, names.index(v)]).all()] if probs else []
+        thresholds = [
+            "(CASE variant " + " ".join(f"WHEN {_str(v)} THEN {_lit(est[j, names.index(v)])}" for v in present) + " END)"
+            for j in range(len(probs))] if present else []
+        rows = eng.sql((_daily_sql if daily else _users_sql)(specs, eng.dialect, thresholds))
+        raw, kept, first, last, n_days = eng.sql(
+            f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {_str(experiment)}), "
+            "(SELECT COUNT(*) FROM abkit_req), (SELECT CAST(MIN(day) AS STRING) FROM abkit_req), "
+            "(SELECT CAST(MAX(day) AS STRING) FROM abkit_req), (SELECT COUNT(DISTINCT day) FROM abkit_req)")[0]
+        st = _assemble(rows, names, specs, len(thresholds), int(raw) - int(kept), engine)
+        st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days))
+        if not daily:
+            st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
+        qs = _quantiles(eng, names, probs, est, st, a) if probs else {}
+    finally:
+        eng.drop("abkit_req")
+    return dataclasses.replace(st, quantiles=qs)
+
+
+def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metric], n_q: int,
+              duplicates: int, engine: str) -> LogStats:
+    variables = _variables(specs, n_q)
+    terms = _moment_terms(specs, n_q)
+    names = [f"s_{v}" for v in variables] + [f"ss_{t[0]}" for t in terms] + ["new_units"]
+    found = sorted({r[0] for r in rows})
+    unknown = tuple(v for v in found if v not in variants)
+    days = tuple(sorted({str(r[1]) for r in rows}))
+    day_ix = {d: i for i, d in enumerate(days)}
+    arm_ix = {v: i for i, v in enumerate(variants)}
+    inc = np.zeros((len(names), max(len(days), 1), len(variants)))
+    for r in rows:
+        if r[0] in arm_ix:
+            inc[:, day_ix[str(r[1])], arm_ix[r[0]]] = [0.0 if x is None else float(x) for x in r[2:]]
+    cum = np.cumsum(inc, axis=1)
+    scale = {f"s_{v}": _SCALE.get(v, 1.0) for v in variables}
+    scale.update({f"ss_{alias}": _SCALE.get(a, 1.0) * _SCALE.get(b, 1.0) for alias, a, b in terms})
+    col = {k: c / scale.get(k, 1.0) for k, c in zip(names, cum)}
+
+    def stats_of(num: str, den: str, sl: Any) -> ArmStats:
+        def sq(a: str, b: str) -> np.ndarray:
+            a, b = sorted((a, b))
+            return col[f"ss_{a}__{b}"][sl]
+        return ArmStats(col["new_units"][sl], col[f"s_{num}"][sl], sq(num, num), col[f"s_{den}"][sl], sq(den, den), sq(num, den))
+
+    last = -1
+    return LogStats(
+        variants=tuple(variants), units=col["new_units"][last], predictions=col["s_n"][last],
+        labelled=col["s_labelled"][last], stats={m.name: stats_of(m.numerator, m.denominator, last) for m in specs},
+        days=days, daily={m.name: stats_of(m.numerator, m.denominator, slice(None)) for m in specs} if days else {},
+        daily_units=col["new_units"] if days else np.zeros((0, len(variants))),
+        quantiles={}, unknown_variants=unknown, duplicates=duplicates, engine=engine,
+        indicators=tuple(stats_of(f"ind{j}", "n", last) for j in range(n_q)),
+    )
+
+
+def _quantile_values(eng: _Engine, variants: list[str], probs: list[float]) -> np.ndarray:
+    """Per-arm latency quantiles (linear interpolation), shape (probabilities, arms); NaN for empty arms."""
+    out = np.full((len(probs), len(variants)), np.nan)
+    if not probs:
+        return out
+    d = eng.dialect
+    arr = d.array.format(items=", ".join(_lit(p) for p in probs))
+    for r in eng.sql(f"SELECT variant, {d.quantile.format(expr='latency_ms', probs=arr)} FROM abkit_req GROUP BY variant"):
+        if r[0] in variants and r[1] is not None:
+            out[:, variants.index(r[0])] = [float(x) for x in r[1]]
+    return out
+
+
+def _quantiles(eng: _Engine, variants: list[str], probs: list[float], est: np.ndarray, st: LogStats,
+               alpha: float) -> dict[float, QuantileStats]:
+    k = len(variants)
+    nan = np.full(k, np.nan)
+    if not st.indicators:
+        return {p: QuantileStats(p, est[j], nan, nan, nan) for j, p in enumerate(probs)}
+    lo_p, hi_p, se = (np.stack(x) for x in zip(*(
+        quantile_rank_interval(p, ind, alpha=alpha) for p, ind in zip(probs, st.indicators))))
+    ok = np.isfinite(est) & np.isfinite(lo_p) & np.isfinite(hi_p)
+    allp = sorted({float(x) for x in np.concatenate([lo_p[ok], hi_p[ok]])})
+    bounds = _quantile_values(eng, variants, allp)
+    pos = {p: i for i, p in enumerate(allp)}
+    low, high = np.full(est.shape, np.nan), np.full(est.shape, np.nan)
+    for j in range(len(probs)):
+        for i in range(k):
+            if ok[j, i]:
+                low[j, i], high[j, i] = bounds[pos[float(lo_p[j, i])], i], bounds[pos[float(hi_p[j, i])], i]
+    return {p: QuantileStats(p, est[j], low[j], high[j], se[j]) for j, p in enumerate(probs)}

@@ -1,0 +1,108 @@
+"""Figures for the A/B report (matplotlib, safe under the Agg backend). Each function takes an
+``AnalysisResult`` and returns a ``Figure``; nothing is shown or saved here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+_STYLE = {"ci": "#0969da", "seq": "#8250df", "zero": "#57606a", "good": "#1a7f37", "bad": "#cf222e"}
+
+
+def _fig(n: int, width: float = 4.2, height: float = 3.2) -> tuple[Any, np.ndarray]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * n, height), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, n))
+    return fig, axes
+
+
+def _val(x: Any) -> float:
+    return np.nan if x is None else float(x)
+
+
+def lift_plot(result: Any, *, relative: bool = True) -> Any:
+    """Lift (or difference) of each challenger per metric, with fixed-horizon and always-valid intervals."""
+    eff = [e for e in result.effects.to_dicts() if e["statistic"] == "mean"]
+    metrics = list(dict.fromkeys(e["metric"] for e in eff))
+    fig, axes = _fig(max(len(metrics), 1))
+    for ax, m in zip(axes, metrics):
+        rows = [e for e in eff if e["metric"] == m]
+        y = np.arange(len(rows))
+        for k, e in enumerate(rows):
+            if relative:
+                est, lo, hi = (_val(e[k2]) * 100 for k2 in ("relative", "relative_ci_low", "relative_ci_high"))
+            else:
+                est, lo, hi = (_val(e[k2]) for k2 in ("estimate", "ci_low", "ci_high"))
+            ax.errorbar(est, k, xerr=[[est - lo], [hi - est]], fmt="o", color=_STYLE["ci"], capsize=4, label="fixed CI" if k == 0 else None)
+            if not relative:
+                ax.plot([_val(e["seq_ci_low"]), _val(e["seq_ci_high"])], [k + 0.15] * 2, color=_STYLE["seq"], lw=2,
+                        label="always-valid CI" if k == 0 else None)
+        ax.axvline(0, color=_STYLE["zero"], lw=1, ls="--")
+        ax.set_yticks(y, [e["variant"] for e in rows])
+        ax.set_title(m)
+        ax.set_xlabel("lift vs control (%)" if relative else "difference vs control")
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+    if metrics:
+        axes[0].legend(fontsize=7, loc="best")
+    return fig
+
+
+def sequential_plot(result: Any, metric: str | None = None) -> Any:
+    """Cumulative difference per day with its always-valid interval (one panel per challenger)."""
+    metric = metric or result.primary_metric
+    rows = [r for r in result.sequential.to_dicts() if r["metric"] == metric]
+    variants = list(dict.fromkeys(r["variant"] for r in rows)) or ["(no data)"]
+    fig, axes = _fig(len(variants), 5.0, 3.2)
+    for ax, v in zip(axes, variants):
+        rr = [r for r in rows if r["variant"] == v]
+        x = np.arange(len(rr))
+        est = np.array([_val(r["estimate"]) for r in rr])
+        lo = np.array([_val(r["ci_low"]) for r in rr])
+        hi = np.array([_val(r["ci_high"]) for r in rr])
+        ax.fill_between(x, lo, hi, color=_STYLE["seq"], alpha=0.2, label="always-valid CI")
+        ax.plot(x, est, "o-", color=_STYLE["seq"], label="estimate")
+        ax.axhline(0, color=_STYLE["zero"], lw=1, ls="--")
+        ax.set_xticks(x, [r["day"][5:] for r in rr], rotation=60, fontsize=7)
+        ax.set_title(f"{metric}: {v} − control (cumulative)")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def chance_to_win_plot(result: Any) -> Any:
+    """Bayesian chance that each challenger beats control, per metric."""
+    eff = [e for e in result.effects.to_dicts() if e["statistic"] == "mean" and e.get("chance_to_win") is not None]
+    fig, axes = _fig(1, 5.5, 0.6 + 0.45 * max(len(eff), 1))
+    ax = axes[0]
+    labels = [f"{e['metric']} · {e['variant']}" for e in eff]
+    vals = [100 * _val(e["chance_to_win"]) for e in eff]
+    colours = [_STYLE["good"] if v >= 50 else _STYLE["bad"] for v in vals]
+    ax.barh(np.arange(len(eff)), vals, color=colours)
+    ax.set_yticks(np.arange(len(eff)), labels, fontsize=8)
+    ax.axvline(50, color=_STYLE["zero"], lw=1, ls="--")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("chance to beat control (%)")
+    return fig
+
+
+def latency_quantiles_plot(result: Any) -> Any:
+    """Latency p50/p95/p99 per variant with clustered intervals."""
+    rows = [r for r in result.metrics.to_dicts() if r["name"].startswith("latency_p")]
+    names = list(dict.fromkeys(r["name"] for r in rows))
+    variants = list(result.variants)
+    fig, axes = _fig(1, 5.5, 3.2)
+    ax = axes[0]
+    width = 0.8 / max(len(variants), 1)
+    for i, v in enumerate(variants):
+        rr = [next(r for r in rows if r["name"] == n and r["variant"] == v) for n in names]
+        est = np.array([_val(r["estimate"]) for r in rr])
+        lo = np.array([_val(r["ci_low"]) for r in rr])
+        hi = np.array([_val(r["ci_high"]) for r in rr])
+        x = np.arange(len(names)) + i * width
+        ax.bar(x, est, width, label=v, alpha=0.8)
+        ax.errorbar(x, est, yerr=[est - lo, hi - est], fmt="none", color="black", capsize=3)
+    ax.set_xticks(np.arange(len(names)) + width * (len(variants) - 1) / 2, [n.replace("latency_", "") for n in names])
+    ax.set_ylabel("latency (ms)")
+    ax.legend(fontsize=8)
+    return fig

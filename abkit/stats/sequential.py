@@ -1,0 +1,143 @@
+"""Peeking-safe inference: the asymptotic confidence sequence of GrowthBook/Eppo (Howard et al. 2021),
+the mixture SPRT p-value made monotone over looks, and group-sequential alpha-spending boundaries.
+
+>>> r = confidence_sequence(-0.074074074, 0.050657, 220, tuning=600)
+>>> round(float(r.p_value), 3)
+0.892
+>>> b = group_sequential_bounds([0.2, 0.4, 0.6, 0.8, 1.0], kind="obrien-fleming")
+>>> [round(float(z), 2) for z in b.z]
+[4.88, 3.36, 2.68, 2.29, 2.03]
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy import optimize
+from scipy import stats as sps
+
+from abkit.errors import AbkitError
+from abkit.stats.config import check_alpha, resolve
+
+SPENDING_KINDS = ("obrien-fleming", "pocock")
+
+
+class SequentialResult(NamedTuple):
+    """Always-valid interval and p-value of an effect at one look (arrays broadcast)."""
+
+    estimate: np.ndarray  # effect estimate
+    ci_low: np.ndarray  # lower bound of the always-valid (two-sided) interval
+    ci_high: np.ndarray  # upper bound
+    halfwidth: np.ndarray  # half width of the interval
+    p_value: np.ndarray  # always-valid p-value (stop at any look and keep the type-I error)
+    method: str
+
+
+def _rho(alpha: float, tuning: float) -> float:
+    if tuning <= 0:
+        raise AbkitError(f"sequential tuning={tuning!r} must be > 0 (the sample size where the sequence is tightest)")
+    la = -2.0 * np.log(alpha)
+    return float(np.sqrt((la + np.log(la + 1.0)) / tuning))
+
+
+def confidence_sequence(
+    estimate: object, se: object, n: object, *, tuning: float | None = None, alpha: float | None = None
+) -> SequentialResult:
+    """Asymptotic confidence sequence (GrowthBook/Eppo): valid at every look, ``tuning`` = N where it is tightest.
+
+    ``n`` is the total number of units in both arms, ``se`` the fixed-horizon standard error of ``estimate``.
+    """
+    a = check_alpha(alpha)
+    rho = _rho(a, float(resolve("sequential_tuning", tuning)))
+    est, s, nn = (np.asarray(v, dtype=np.float64) for v in (estimate, se, n))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        nr2 = nn * rho * rho + 1.0
+        half = s * np.sqrt(nn) * np.sqrt(2.0 * nr2 * np.log(np.sqrt(nr2) / a) / (nn * rho) ** 2)
+        p = np.minimum(1.0, np.sqrt(nr2) * np.exp(-rho * rho * (est * est * nn / (s * s)) / (2.0 * nr2)))
+    return SequentialResult(est, est - half, est + half, half, p, f"confidence sequence (N={resolve('sequential_tuning', tuning):g})")
+
+
+def msprt_p_values(estimates: object, se: object, *, tau2: float) -> np.ndarray:
+    """Mixture-SPRT p-values over looks (last axis = looks), made monotone by a running minimum.
+
+    ``Λ = sqrt(V/(V+τ²)) · exp(τ² θ̂² / (2V(V+τ²)))`` with V = se²; p = min(1, 1/Λ) (Johari et al. 2017).
+    """
+    if tau2 <= 0:
+        raise AbkitError(f"tau2={tau2!r} must be > 0 (the variance of the effect mixing distribution)")
+    est, s = np.broadcast_arrays(np.asarray(estimates, dtype=np.float64), np.asarray(se, dtype=np.float64))
+    v = s * s
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        log_lam = 0.5 * np.log(v / (v + tau2)) + tau2 * est * est / (2.0 * v * (v + tau2))
+        p = np.minimum(1.0, np.exp(-log_lam))
+    p = np.where(np.isnan(p), 1.0, p)
+    return np.minimum.accumulate(p, axis=-1)
+
+
+def spending(t: object, alpha: float | None = None, kind: str = "obrien-fleming") -> np.ndarray:
+    """Lan–DeMets alpha-spending function α(t) (two-sided) at information fractions ``t``."""
+    a = check_alpha(alpha)
+    tt = np.clip(np.asarray(t, dtype=np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore"):
+        if kind == "obrien-fleming":
+            # two one-sided O'Brien–Fleming-type spending functions at α/2 each (as gsDesign/ldbounds)
+            return np.where(tt > 0, 4.0 * sps.norm.sf(sps.norm.isf(a / 4) / np.sqrt(np.where(tt > 0, tt, 1.0))), 0.0)
+        if kind == "pocock":
+            return a * np.log1p((np.e - 1.0) * tt)
+    raise AbkitError(f"kind={kind!r} is unknown; use one of {SPENDING_KINDS}")
+
+
+class GroupSequentialBounds(NamedTuple):
+    """Two-sided symmetric boundaries for planned looks."""
+
+    fractions: np.ndarray  # information fractions of the looks (increasing, last = 1)
+    z: np.ndarray  # reject at look k when |Z_k| >= z[k]
+    alpha_spent: np.ndarray  # cumulative α spent up to each look
+    nominal_p: np.ndarray  # two-sided nominal p-value threshold at each look
+    kind: str
+
+
+def group_sequential_bounds(
+    fractions: object, alpha: float | None = None, kind: str = "obrien-fleming", grid: int = 1201
+) -> GroupSequentialBounds:
+    """Boundaries by Lan–DeMets spending (O'Brien–Fleming or Pocock type), computed by numerical
+    integration of the score process (Armitage–McPherson–Rowe recursion) on a grid."""
+    a = check_alpha(alpha)
+    t = np.asarray(fractions, dtype=np.float64)
+    if t.ndim != 1 or t.size == 0 or np.any(np.diff(t) <= 0) or t[0] <= 0 or t[-1] > 1 + 1e-12:
+        raise AbkitError(f"fractions={t.tolist()} must increase strictly within (0, 1]")
+    cum = spending(t, a, kind)
+    inc = np.diff(np.concatenate([[0.0], cum]))
+    z = np.empty_like(t)
+    z[0] = sps.norm.isf(inc[0] / 2.0)
+    # density of the score S_1 = Z_1·sqrt(t_1) on the continuation region (|Z| > 12 is never reached)
+    nodes, dens, weights = _grid(min(z[0], 12.0) * np.sqrt(t[0]), grid)
+    dens = sps.norm.pdf(nodes, scale=np.sqrt(t[0]))
+    for k in range(1, t.size):
+        dt = t[k] - t[k - 1]
+        sd = np.sqrt(dt)
+        w = dens * weights
+
+        def cross(b: float) -> float:
+            return float(np.sum(w * (sps.norm.sf((b - nodes) / sd) + sps.norm.cdf((-b - nodes) / sd))))
+
+        hi = 12.0 * np.sqrt(t[k])
+        if cross(hi) >= inc[k]:
+            z[k] = 12.0
+        else:
+            z[k] = optimize.brentq(lambda bb: cross(bb) - inc[k], 1e-6, hi, xtol=1e-12) / np.sqrt(t[k])
+        b = z[k] * np.sqrt(t[k])
+        new_nodes, _, new_weights = _grid(b, grid)
+        dens = (sps.norm.pdf((new_nodes[:, None] - nodes[None, :]) / sd) / sd) @ w
+        nodes, weights = new_nodes, new_weights
+    return GroupSequentialBounds(t, z, cum, 2.0 * sps.norm.sf(z), kind)
+
+
+def _grid(bound: float, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Simpson nodes and weights on [−bound, bound]."""
+    size = size + (size + 1) % 2  # odd number of nodes
+    nodes = np.linspace(-bound, bound, size)
+    h = nodes[1] - nodes[0]
+    w = np.ones(size)
+    w[1:-1:2], w[2:-1:2] = 4.0, 2.0
+    return nodes, np.empty(0), w * h / 3.0

@@ -1,0 +1,185 @@
+"""abkit.metrics: SQL sufficient statistics against a pandas reference; DuckDB and Spark agree."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from abkit.calibrate import write_log
+from abkit.experiment import Experiment
+from abkit.log import PREDICTION_SCHEMA, PredictionLog
+from abkit.metrics import METRICS, MetricError, collect
+
+EXP = Experiment.from_params(key="mtest", start="2024-03-01", duration_days=4)
+UTC = dt.timezone.utc
+
+
+def _reference(root: Path, variants: list[str], until: str | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Per-arm sums the slow, obvious way (pandas)."""
+    log = PredictionLog(root)
+    p = log.read_predictions("mtest", dedupe=False).to_pandas()
+    p = p.sort_values("ts", kind="stable").drop_duplicates("request_id")
+    lab = log.read_labels("mtest").to_pandas().sort_values("labelled_at", kind="stable").drop_duplicates("request_id")
+    p = p.merge(lab[["request_id", "label"]], on="request_id", how="left")
+    if until is not None:
+        p = p[p["ts"].dt.strftime("%Y-%m-%d") <= until]
+    p["n"] = 1.0
+    # abkit sums in exact fixed point: confidence to 1e-6, latency to 1 µs
+    p["confidence"] = np.round(p["confidence"] * 1e6) / 1e6
+    p["latency_ms"] = np.round(p["latency_ms"] * 1e3) / 1e3
+    p["labelled"] = p["label"].notna().astype(float)
+    p["correct"] = (p["label"] == p["predicted_label"]).astype(float)
+    u = p.groupby(["variant", "unit_id"])[["n", "labelled", "correct", "confidence", "latency_ms"]].sum().reset_index()
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name, m in METRICS.items():
+        fields = {k: [] for k in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum")}
+        for v in variants:
+            g = u[u["variant"] == v]
+            mm, dd = g[m.numerator].to_numpy(), g[m.denominator].to_numpy()
+            for k, val in zip(fields, (len(g), mm.sum(), (mm * mm).sum(), dd.sum(), (dd * dd).sum(), (mm * dd).sum())):
+                fields[k].append(val)
+        out[name] = {k: np.array(v, dtype=float) for k, v in fields.items()}
+    return out
+
+
+def _assert_stats(stats: object, ref: dict[str, np.ndarray]) -> None:
+    for k, v in ref.items():
+        np.testing.assert_allclose(getattr(stats, k), v, rtol=1e-9, atol=1e-9, err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def small_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hand-made log: a retried request (later copy with other values), a relabelled request, an unlabelled one."""
+    root = tmp_path_factory.mktemp("small") / "log"
+    t0 = dt.datetime(2024, 3, 1, 10, tzinfo=UTC)
+    rows = [  # variant, user, request, day offset, predicted, confidence, latency
+        ("control", "a", "r1", 0, "pos", 0.9, 10.0), ("control", "a", "r2", 1, "neg", 0.6, 20.0),
+        ("control", "b", "r3", 0, "pos", 0.8, 30.0), ("challenger", "c", "r4", 0, "pos", 0.7, 15.0),
+        ("challenger", "c", "r5", 1, "pos", 0.5, 25.0), ("challenger", "d", "r6", 1, "neg", 0.4, 35.0),
+    ]
+    recs = [dict(variant=v, unit_id=u, request_id=r, ts=t0 + dt.timedelta(days=d), text="t", predicted_label=pl,
+                 confidence=c, latency_ms=lat, model_name="m", model_version="1") for v, u, r, d, pl, c, lat in rows]
+    log = PredictionLog(root)
+    with log.writer("mtest", ["control", "challenger"]) as w:
+        w.append(recs)
+    # a retried batch written later: same request id r1, later ts, different values — must be ignored
+    dup = pa.Table.from_pylist([dict(recs[0], experiment="mtest", ts=t0 + dt.timedelta(hours=1), confidence=0.1,
+                                     latency_ms=999.0)], schema=PREDICTION_SCHEMA)
+    d = root / "predictions" / "experiment=mtest" / "date=2024-03-01"
+    pq.write_table(dup, d / "part-retry.parquet")
+    log.append_labels([dict(experiment="mtest", request_id=r, label=lab, labelled_at=t0 + dt.timedelta(days=2))
+                       for r, lab in [("r1", "pos"), ("r2", "pos"), ("r4", "pos"), ("r5", "neg"), ("r6", "neg")]])
+    # a later relabel of r1: the first label (by labelled_at) wins
+    log.append_labels([dict(experiment="mtest", request_id="r1", label="neg", labelled_at=t0 + dt.timedelta(days=3))])
+    return root
+
+
+def test_small_log_by_hand(small_log: Path) -> None:
+    s = collect(small_log, "mtest", ["control", "challenger"])
+    assert s.units.tolist() == [2, 2] and s.predictions.tolist() == [3, 3] and s.labelled.tolist() == [2, 3]
+    assert s.duplicates == 1 and s.unknown_variants == () and s.days == ("2024-03-01", "2024-03-02")
+    acc = s.stats["accuracy"]
+    # control: a has r1 correct, r2 wrong (2 labelled); b has r3 unlabelled → 1/2; challenger: 2/3 (r4, r6)
+    assert acc.ratio.tolist() == [0.5, pytest.approx(2 / 3)]
+    assert acc.m_ss.tolist() == [1.0, 2.0] and acc.d_ss.tolist() == [4.0, 5.0] and acc.md_sum.tolist() == [2.0, 3.0]
+    assert s.stats["latency_ms"].ratio.tolist() == [20.0, 25.0]
+    # day 1 only: control users a (r1) and b (r3), challenger user c (r4)
+    assert s.daily_units[0].tolist() == [2, 1]
+    assert s.daily["latency_ms"].ratio[0].tolist() == [20.0, 15.0]
+
+
+@pytest.fixture(scope="module")
+def random_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rand") / "log"
+    write_log(root, EXP, n_users=400, requests_per_user=4, accuracy={"challenger": 0.85}, seed=1)
+    return root
+
+
+def test_matches_pandas_reference_and_days_accumulate(random_log: Path) -> None:
+    variants = list(EXP.variant_names)
+    s = collect(random_log, "mtest", variants)
+    ref = _reference(random_log, variants)
+    for name in METRICS:
+        _assert_stats(s.stats[name], ref[name])
+    for d, day in enumerate(s.days):
+        ref_d = _reference(random_log, variants, until=day)
+        for name in METRICS:
+            _assert_stats(s.daily[name][d], ref_d[name])
+    # the last cumulative day is the whole test
+    np.testing.assert_allclose(s.daily["accuracy"].m_ss[-1], s.stats["accuracy"].m_ss)
+
+
+def test_quantiles_match_numpy_and_intervals_bracket(random_log: Path) -> None:
+    s = collect(random_log, "mtest", list(EXP.variant_names))
+    p = PredictionLog(random_log).read_predictions("mtest").to_pandas()
+    for q in s.quantiles.values():
+        for i, v in enumerate(EXP.variant_names):
+            assert q.estimate[i] == pytest.approx(np.quantile(p.loc[p.variant == v, "latency_ms"], q.p), rel=1e-12)
+            assert q.ci_low[i] < q.estimate[i] < q.ci_high[i]
+            assert 0 < q.rank_se[i] < 0.05
+
+
+def test_bad_input(random_log: Path, tmp_path: Path) -> None:
+    with pytest.raises(MetricError, match="engine"):
+        collect(random_log, "mtest", ["control"], engine="polars")
+    with pytest.raises(MetricError, match="metric 'recall' is unknown"):
+        collect(random_log, "mtest", ["control"], metrics=["recall"])
+    with pytest.raises(MetricError, match="no prediction files"):
+        collect(tmp_path, "mtest", ["control"])
+    with pytest.raises(MetricError, match="quantile"):
+        collect(random_log, "mtest", ["control"], quantiles=[95])
+    s = collect(random_log, "mtest", ["control"])  # the challenger is then an unknown variant
+    assert s.unknown_variants == ("challenger",)
+    other = collect(random_log, "other-experiment", ["control", "challenger"])
+    assert other.units.tolist() == [0, 0] and other.days == ()
+
+
+def _java() -> bool:
+    return shutil.which("java") is not None
+
+
+@pytest.fixture(scope="module")
+def spark():  # noqa: ANN201 - SparkSession
+    pytest.importorskip("pyspark", reason="pyspark is not installed")
+    if not _java():
+        pytest.skip("Java is not installed; Spark needs a JVM")
+    from abkit.metrics import spark_session
+
+    session = spark_session("abkit-tests")
+    yield session
+    session.stop()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_duckdb_and_spark_agree(spark: object, random_log: Path, small_log: Path) -> None:
+    for root, key, variants in ((random_log, "mtest", list(EXP.variant_names)), (small_log, "mtest", ["control", "challenger"])):
+        d = collect(root, key, variants)
+        s = collect(root, key, variants, engine="spark", spark=spark)
+        assert (s.days, s.duplicates, s.units.tolist()) == (d.days, d.duplicates, d.units.tolist())
+        for name in METRICS:
+            for f in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum"):
+                # exact integer sums in both engines: identical, not merely close
+                np.testing.assert_array_equal(getattr(s.stats[name], f), getattr(d.stats[name], f))
+                np.testing.assert_array_equal(getattr(s.daily[name], f), getattr(d.daily[name], f))
+        for p, q in d.quantiles.items():
+            for f in ("estimate", "ci_low", "ci_high", "rank_se"):
+                np.testing.assert_allclose(getattr(s.quantiles[p], f), getattr(q, f), rtol=1e-12)
+
+
+def test_without_daily_view_the_totals_are_the_same(random_log: Path) -> None:
+    full = collect(random_log, "mtest", list(EXP.variant_names))
+    fast = collect(random_log, "mtest", list(EXP.variant_names), daily=False)
+    assert fast.days == () and fast.n_days == full.n_days == len(full.days) and fast.last_day == full.days[-1]
+    for name in METRICS:
+        for f in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum"):
+            np.testing.assert_array_equal(getattr(fast.stats[name], f), getattr(full.stats[name], f))
+    for p, q in full.quantiles.items():
+        np.testing.assert_array_equal(fast.quantiles[p].ci_high, q.ci_high)
