@@ -25,7 +25,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
-import numpy as np
 
 from abkit.errors import AbkitError
 from abkit.stats.config import check_alpha

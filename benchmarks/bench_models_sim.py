@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 
 from abkit.experiment import Experiment
 from abkit.models import evaluate, train_model
