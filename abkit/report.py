@@ -92,6 +92,16 @@ class RunSummary:
         return asdict(self) | {"ok": self.ok}
 
 
+def _ipc_kernel_manager() -> type:
+    """A kernel manager on Unix sockets: no TCP ports, no unencrypted-TCP warning, no network needed."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = "ipc"
+
+    return IPCKernelManager
+
+
 def discover_notebooks(notebooks_dir: str | Path) -> list[Path]:
     """The pipeline's notebooks, in run order (``NN_name.ipynb`` sorted by name)."""
     folder = Path(notebooks_dir)
@@ -197,6 +207,7 @@ def run_pipeline(
             papermill.execute_notebook(
                 str(path), str(out), parameters=own, kernel_name=KERNEL, progress_bar=False,
                 cwd=str(Path.cwd()), execution_timeout=CELL_TIMEOUT_S,
+                kernel_manager_class=_ipc_kernel_manager(),
             )
             record.status = "ok"
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message below
@@ -247,7 +258,7 @@ def export_html(executed: Path, prov: Mapping[str, Any]) -> tuple[Path, Path]:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(executed), as_version=4)
-    nb.cells.insert(0, nbformat.v4.new_markdown_cell(_provenance_markdown(prov)))
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(_provenance_html(prov)))
     nb.metadata["title"] = executed.stem
     full = executed.with_suffix(".html")
     stakeholder = executed.with_name(f"{executed.stem}.stakeholder.html")
@@ -258,17 +269,18 @@ def export_html(executed: Path, prov: Mapping[str, Any]) -> tuple[Path, Path]:
     return full, stakeholder
 
 
-def _provenance_markdown(prov: Mapping[str, Any]) -> str:
-    def cell(value: Any) -> str:
-        return html.escape(json.dumps(value) if not isinstance(value, str) else value).replace("|", "&#124;")
+def _provenance_html(prov: Mapping[str, Any]) -> str:
+    """A collapsed HTML block (valid inside a Markdown cell) with seed, commit, parameters and versions."""
+    e = html.escape
 
-    rows = [f"| {cell(k)} | {cell(v)} |" for k, v in sorted(prov["parameters"].items())]
-    packages = ", ".join(f"{html.escape(k)} {html.escape(v)}" for k, v in prov["packages"].items())
-    return "\n".join([
-        "<details><summary><b>Run provenance</b> — seed " + cell(prov["seed"]) + ", commit "
-        + cell(prov["git_commit"]) + "</summary>\n",
-        "| parameter | value |", "|---|---|", *rows, "", f"**Packages:** {packages}", "</details>",
-    ])
+    def text(value: Any) -> str:
+        return e(value if isinstance(value, str) else json.dumps(value))
+
+    rows = "".join(f"<tr><td>{e(k)}</td><td>{text(v)}</td></tr>" for k, v in sorted(prov["parameters"].items()))
+    packages = ", ".join(f"{e(k)} {e(v)}" for k, v in prov["packages"].items())
+    return (f"<details><summary><b>Run provenance</b> — seed {text(prov['seed'])}, commit "
+            f"{text(prov['git_commit'])}</summary><table><tr><th>parameter</th><th>value</th></tr>{rows}"
+            f"</table><p><b>Packages:</b> {packages}</p></details>")
 
 
 def _headline(results_path: Path) -> str | None:

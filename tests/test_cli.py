@@ -106,3 +106,20 @@ def test_download_data_passes_destination_and_checksum(tmp_path, monkeypatch, ca
     assert cli.main(["download-data", "--dest", str(tmp_path), "--sha256", "ab12"]) == 0
     assert seen == {"dest": str(tmp_path), "sha256": "ab12"}
     assert f"ABKIT_DATA_DIR={tmp_path}" in capsys.readouterr().out
+
+
+def test_calibrate_prints_one_json_object(capsys):
+    import json
+
+    assert cli.main(["calibrate", "--sims", "200", "--seed", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_sims"] == 200
+    for key in ("fpr_fixed", "fpr_sequential", "fpr_naive_peeking", "coverage", "power"):
+        assert 0 <= result[key] <= 1
+    # With 200 A/A tests, peeking 20 times inflates false positives far above the sequential method's.
+    assert result["fpr_naive_peeking"] > result["fpr_sequential"]
+
+
+def test_calibrate_refuses_zero_sims(capsys):
+    assert cli.main(["calibrate", "--sims", "0"]) == 2
+    assert "--sims 0 must be a positive number" in capsys.readouterr().err
