@@ -78,3 +78,16 @@ def test_papermill_reads_the_same_parameters(path, caplog):
     theirs = papermill.inspect_notebook(str(path))
     assert set(theirs) == set(ours)
     assert "Unable to parse" not in caplog.text
+
+
+def test_readme_library_example_runs(tmp_path, monkeypatch):
+    """The README's Python example is executed as written (in a scratch folder)."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks, "README has a python example"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    rec = namespace["result"].recommendation
+    assert rec.decision == "invalid"  # one user is too little data, and the report says so
+    assert any("user" in reason for reason in rec.reasons)
