@@ -94,3 +94,17 @@ def test_a_failing_notebook_exits_non_zero_with_one_message(tmp_path):
     assert "notebook 00_setup failed in cell" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "broken" / "00_setup.html").is_file()
     assert "failed" in (tmp_path / "broken" / "index.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("scenario", "allowed"),
+    [("aa", {"keep", "continue", "stop"}), ("worse_challenger", {"keep", "stop"})],
+)
+def test_scenarios_reach_their_story(tmp_path, scenario, allowed):
+    """The TF-IDF-only scenarios, run as a user would: an A/A test never ships, a worse model is kept out."""
+    proc = _abkit("run", "--params", f"params/scenarios/{scenario}.yaml", "-p", "calibration_sims=0",
+                  "--run-name", scenario, "--output-dir", str(tmp_path), "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / scenario / "20_analyze.json").read_text())
+    assert results["srm"]["p_value"] > 0.001
+    assert results["recommendation"]["decision"] in allowed, results["recommendation"]
