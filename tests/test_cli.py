@@ -123,3 +123,11 @@ def test_calibrate_prints_one_json_object(capsys):
 def test_calibrate_refuses_zero_sims(capsys):
     assert cli.main(["calibrate", "--sims", "0"]) == 2
     assert "--sims 0 must be a positive number" in capsys.readouterr().err
+
+
+def test_unwritable_output_folder_exits_2(tmp_path, notebooks, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    assert cli.main(["run", "--notebooks", str(notebooks), "--output-dir", str(blocker), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write to the output folder" in err and "--output-dir" in err and "Traceback" not in err
