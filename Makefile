@@ -31,7 +31,7 @@ bench: setup
 	$(PY) benchmarks/run_all.py
 
 lab: setup
-	$(VENV)/bin/jupyter lab --allow-root --no-browser --IdentityProvider.token= notebooks/
+	$(VENV)/bin/jupyter lab --allow-root --no-browser --IdentityProvider.token= --ServerApp.root_dir=.
 
 clean:
 	rm -rf outputs/*/ outputs/index.html .pytest_cache

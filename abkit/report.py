@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import platform
 import subprocess
 import time
@@ -29,6 +30,18 @@ def _check_finite(value: Any, where: str) -> None:
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             _check_finite(v, f"{where}[{i}]")
+
+
+def enter_project() -> Path:
+    """Make relative paths (``run_dir``, data files) mean the same in JupyterLab and under papermill.
+
+    ``abkit run`` and papermill start kernels in the project root, JupyterLab in the notebook's folder.
+    When the current folder is a project's ``notebooks/``, move to the project root; return the cwd.
+    """
+    cwd = Path.cwd()
+    if cwd.name == "notebooks" and (cwd.parent / "params").is_dir():
+        os.chdir(cwd.parent)
+    return Path.cwd()
 
 
 def write_results(run_dir: str | Path, name: str, results: dict[str, Any]) -> Path:

@@ -84,3 +84,16 @@ def test_output_folder_that_is_a_file(tmp_path):
     nb = write_notebook(tmp_path / "nb" / "00_a.ipynb", PARAMS)
     with pytest.raises(AbkitError, match="cannot write to the output folder .*--output-dir"):
         run_pipeline({}, run_name="r", notebooks=[nb], specs={"00_a": {}}, output_root=blocker, progress=False)
+
+
+def test_enter_project_moves_from_notebooks_to_the_root(tmp_path, monkeypatch):
+    from abkit.report import enter_project
+
+    (tmp_path / "params").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert enter_project() == tmp_path
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    assert enter_project() == other  # anywhere else nothing moves
