@@ -90,7 +90,7 @@ def test_data_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("ABKIT_DATA_DIR", str(tmp_path))
     assert data_dir() == tmp_path.resolve()
     monkeypatch.delenv("ABKIT_DATA_DIR")
-    assert data_dir() == (Path(__file__).resolve().parents[2] / "shared" / "data")
+    assert data_dir() == (Path(__file__).resolve().parents[2] / "shared" / "data").resolve()
 
 
 def test_split_is_dedup_safe_and_stratified():
