@@ -111,11 +111,11 @@ class _Dialect(NamedTuple):
     quantile: str  # format with {expr} and {probs}
     array: str  # format with {items}
     wide: str  # exact integer type for squares and cross-products of per-user sums
-    hash: str  # 64-bit hash function of a string (grouping and joining on it is much cheaper than on strings)
+    user_key: str  # window partition key of a user (a 64-bit hash first makes the partitioning cheap)
 
 
-_DUCKDB = _Dialect("duckdb", "quantile_cont({expr}, {probs})", "[{items}]", "HUGEINT", "hash")
-_SPARK = _Dialect("spark", "percentile({expr}, {probs})", "array({items})", "DECIMAL(38, 0)", "xxhash64")
+_DUCKDB = _Dialect("duckdb", "quantile_cont({expr}, {probs})", "[{items}]", "HUGEINT", "hash(unit_id), unit_id")
+_SPARK = _Dialect("spark", "percentile({expr}, {probs})", "array({items})", "DECIMAL(38, 0)", "xxhash64(unit_id), unit_id")
 
 
 def _lit(x: float) -> str:
@@ -152,8 +152,6 @@ class _DuckDB(_Engine):
         import duckdb
 
         self.con = con if con is not None else duckdb.connect()
-        if con is None:  # no query here depends on row order; a caller's connection keeps its setting
-            self.con.execute("SET preserve_insertion_order = false")
         self.con.execute("SET TimeZone = 'UTC'")
         try:
             self.con.execute("SET enable_progress_bar = false")
@@ -217,39 +215,34 @@ def spark_session(app_name: str = "abkit", master: str = "local[2]") -> Any:
             .config("spark.sql.shuffle.partitions", "4").getOrCreate())
 
 
-def _requests_sql(key: str, dialect: _Dialect) -> str:
-    """Deduplicated predictions with their first label, keyed by hashed ids.
-
-    Duplicates are found on a 64-bit hash of ``request_id`` (one cheap integer aggregation); only the
-    ids whose hash occurs more than once go through the (costly) window, which partitions by the string
-    itself, so a hash collision costs time, never correctness. Labels join on the hash *and* the string.
-    Users are identified by ``uk``, the 64-bit hash of ``unit_id``: two users merge only on a hash
-    collision, with probability below U²/2⁶⁵ for U users (3·10⁻⁸ for a million users). Sources are
-    inlined (not shared CTEs) so that each reference scans only the columns it needs."""
+def _requests_sql(key: str) -> str:
+    """Deduplicated predictions with their first label. Only request ids stored more than once go through
+    the (costly) window; the rest pass through an anti-join. Sources are inlined (not shared CTEs) so that
+    each reference scans only the columns it needs instead of materializing the log."""
     variables = ", ".join(f"{expr} AS v_{name}" for name, expr in _VARIABLES.items())
-    k, h = _str(key), dialect.hash
+    k = _str(key)
     cols = "variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
-    p = f"(SELECT {cols}, {h}(request_id) AS rh FROM abkit_pred WHERE experiment = {k})"
-    l0 = f"(SELECT request_id, {h}(request_id) AS rh, label, labelled_at FROM abkit_lab WHERE experiment = {k})"
+    p = f"(SELECT {cols} FROM abkit_pred WHERE experiment = {k})"
+    l0 = f"(SELECT request_id, label, labelled_at FROM abkit_lab WHERE experiment = {k})"
     return f"""
-WITH pdup AS (SELECT rh FROM {p} p0 GROUP BY rh HAVING COUNT(*) > 1),
+WITH pdup AS (SELECT request_id FROM abkit_pred WHERE experiment = {k} GROUP BY request_id HAVING COUNT(*) > 1),
 pd AS (
-  SELECT {cols}, rh FROM {p} p1 WHERE rh NOT IN (SELECT rh FROM pdup)
+  SELECT {cols} FROM {p} p1 WHERE request_id NOT IN (SELECT request_id FROM pdup)
   UNION ALL
-  SELECT {cols}, rh FROM (
-    SELECT {cols}, rh, ROW_NUMBER() OVER (PARTITION BY request_id
-                                          ORDER BY ts, variant, unit_id, predicted_label, confidence, latency_ms) AS rn
-    FROM {p} p2 WHERE rh IN (SELECT rh FROM pdup)) pw WHERE rn = 1),
-ldup AS (SELECT rh FROM {l0} l00 GROUP BY rh HAVING COUNT(*) > 1),
+  SELECT {cols} FROM (
+    SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY request_id
+                                      ORDER BY ts, variant, unit_id, predicted_label, confidence, latency_ms) AS rn
+    FROM {p} p2 WHERE request_id IN (SELECT request_id FROM pdup)) pw WHERE rn = 1),
+ldup AS (SELECT request_id FROM abkit_lab WHERE experiment = {k} GROUP BY request_id HAVING COUNT(*) > 1),
 l AS (
-  SELECT rh, request_id, label FROM {l0} l1 WHERE rh NOT IN (SELECT rh FROM ldup)
+  SELECT request_id, label FROM {l0} l1 WHERE request_id NOT IN (SELECT request_id FROM ldup)
   UNION ALL
-  SELECT rh, request_id, label FROM (
-    SELECT rh, request_id, label, ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY labelled_at, label) AS rn
-    FROM {l0} l2 WHERE rh IN (SELECT rh FROM ldup)) lw WHERE rn = 1),
+  SELECT request_id, label FROM (
+    SELECT request_id, label, ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY labelled_at, label) AS rn
+    FROM {l0} l2 WHERE request_id IN (SELECT request_id FROM ldup)) lw WHERE rn = 1),
 j AS (SELECT pd.variant, pd.unit_id, pd.ts, pd.predicted_label, pd.confidence, pd.latency_ms, l.label
-      FROM pd LEFT JOIN l ON pd.rh = l.rh AND pd.request_id = l.request_id)
-SELECT variant, {h}(unit_id) AS uk, CAST(ts AS DATE) AS day, latency_ms, {variables} FROM j"""
+      FROM pd LEFT JOIN l ON pd.request_id = l.request_id)
+SELECT variant, unit_id, CAST(ts AS DATE) AS day, latency_ms, {variables} FROM j"""
 
 
 def _variables(metrics: Sequence[Metric], n_quantiles: int) -> list[str]:
@@ -278,7 +271,7 @@ def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Sequenc
     sums = [f"SUM(v_{v}) AS {v}" for v in variables if not v.startswith("ind")]
     sums += [f"SUM(CASE WHEN latency_ms <= {t} THEN 1 ELSE 0 END) AS ind{j}" for j, t in enumerate(thresholds)]
     cum = ", ".join(
-        f"SUM({v}) OVER (PARTITION BY variant, uk ORDER BY day "
+        f"SUM({v}) OVER (PARTITION BY variant, {dialect.user_key} ORDER BY day "
         f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c_{v}" for v in variables)
     incr = [f"SUM({v}) AS s_{v}" for v in variables]
     w = dialect.wide
@@ -286,7 +279,7 @@ def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Sequenc
         incr.append(f"SUM(CAST(c_{a} AS {w}) * CAST(c_{b} AS {w}) - CAST(c_{a} - {a} AS {w}) * CAST(c_{b} - {b} AS {w})) AS ss_{alias}")
     incr.append("SUM(CASE WHEN c_n = n THEN 1 ELSE 0 END) AS new_units")
     return f"""
-WITH ud AS (SELECT variant, uk, day, {', '.join(sums)} FROM abkit_req GROUP BY variant, uk, day),
+WITH ud AS (SELECT variant, unit_id, day, {', '.join(sums)} FROM abkit_req GROUP BY variant, unit_id, day),
 cu AS (SELECT ud.*, {cum} FROM ud)
 SELECT variant, CAST(day AS STRING) AS day, {', '.join(incr)} FROM cu GROUP BY variant, day"""
 
@@ -301,7 +294,7 @@ def _users_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Sequenc
     agg += [f"SUM(CAST({a} AS {w}) * CAST({b} AS {w})) AS ss_{alias}" for alias, a, b in _moment_terms(metrics, len(thresholds))]
     agg.append("COUNT(*) AS new_units")
     return f"""
-WITH u AS (SELECT variant, uk, {', '.join(sums)} FROM abkit_req GROUP BY variant, uk)
+WITH u AS (SELECT variant, unit_id, {', '.join(sums)} FROM abkit_req GROUP BY variant, unit_id)
 SELECT variant, 'all' AS day, {', '.join(agg)} FROM u GROUP BY variant"""
 
 
@@ -336,7 +329,7 @@ def collect(
     eng: _Engine = _DuckDB(root, con) if engine == "duckdb" else _Spark(root, spark if spark is not None else spark_session())
     names = list(variants)
     probs = list(quantiles)
-    eng.materialize("abkit_req", _requests_sql(experiment, eng.dialect))
+    eng.materialize("abkit_req", _requests_sql(experiment))
     try:
         est = _quantile_values(eng, names, probs)
         present = [v for v in names if np.isfinite(est[:, names.index(v)]).all()] if probs else []

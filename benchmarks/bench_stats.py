@@ -38,6 +38,7 @@ def make_log(root: Path, rows: int, seed: int = 0) -> None:
     users = max(rows // 10, 10)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"SELECT setseed({seed / 1e9})")
     pred = root / "predictions" / "experiment=bench" / "date=2024-01-01"
     lab = root / "labels" / "experiment=bench" / "date=2024-01-01"
