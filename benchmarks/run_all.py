@@ -1,7 +1,7 @@
 """Run every ``benchmarks/bench_*.py`` script, collect their JSON and fail if any target is missed.
 
 Usage: ``python benchmarks/run_all.py [--quick] [NAME ...]`` (``make bench`` runs them all).
-Each script prints one JSON object on its last stdout line and exits non-zero when it misses a target.
+Each script prints one JSON object last on stdout and exits non-zero when it misses a target.
 """
 
 from __future__ import annotations
@@ -17,6 +17,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def _last_json(stdout: str) -> dict | None:
+    """The last JSON object a script printed (on one line or pretty-printed over several)."""
+    text = stdout.rstrip()
+    start = len(text)
+    while (start := text.rfind("{", 0, start)) != -1:
+        try:
+            return json.loads(text[start:])
+        except json.JSONDecodeError:
+            continue
+    return None
+
+
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     wanted = [a for a in argv if not a.startswith("--")]
@@ -27,11 +39,7 @@ def main(argv: list[str]) -> int:
         print(f"== {script.name}", flush=True)
         proc = subprocess.run([sys.executable, str(script), *(["--quick"] if quick else [])],
                               capture_output=True, text=True)
-        lines = [line for line in proc.stdout.splitlines() if line.strip()]
-        try:
-            results[script.stem] = json.loads(lines[-1])
-        except (IndexError, json.JSONDecodeError):
-            results[script.stem] = {"error": proc.stderr[-2000:]}
+        results[script.stem] = _last_json(proc.stdout) or {"error": proc.stderr[-2000:]}
         results[script.stem]["wall_s"] = round(time.perf_counter() - start, 1)
         print(json.dumps(results[script.stem], indent=2), flush=True)
         if proc.returncode != 0:
