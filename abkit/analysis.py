@@ -36,7 +36,7 @@ from abkit.metrics import METRICS, QUANTILES, LogStats, collect
 from abkit.stats.aggregates import Moments
 from abkit.stats.bayesian import bayes_test
 from abkit.stats.config import check_alpha, get_config, resolve
-from abkit.stats.display import DictsReprMixin
+from abkit.display import DictsReprMixin
 from abkit.stats.frequentist import ttest
 from abkit.stats.quantiles import quantile_difference
 from abkit.stats.sequential import confidence_sequence

@@ -34,6 +34,7 @@ import numpy as np
 
 from abkit import assign as _assign
 from abkit.assign import Filter
+from abkit.display import SettingsReprMixin
 from abkit.errors import AbkitError
 
 __all__ = [
@@ -134,7 +135,7 @@ def _check_start(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class Experiment:
+class Experiment(SettingsReprMixin):
     """An A/B(/n) test definition; see the module docstring. ``seed=None`` hashes with ``key``."""
 
     key: str

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from abkit.errors import AbkitError, NotebookFailed
+from abkit.progress import progress_hidden
 
 
 def _check_finite(value: Any, where: str) -> None:
@@ -32,16 +33,15 @@ def _check_finite(value: Any, where: str) -> None:
             _check_finite(v, f"{where}[{i}]")
 
 
-def enter_project() -> Path:
+def enter_project() -> None:
     """Make relative paths (``run_dir``, data files) mean the same in JupyterLab and under papermill.
 
     ``abkit run`` and papermill start kernels in the project root, JupyterLab in the notebook's folder.
-    When the current folder is a project's ``notebooks/``, move to the project root; return the cwd.
+    When the current folder is a project's ``notebooks/``, move to the project root.
     """
     cwd = Path.cwd()
     if cwd.name == "notebooks" and (cwd.parent / "params").is_dir():
         os.chdir(cwd.parent)
-    return Path.cwd()
 
 
 def write_results(run_dir: str | Path, name: str, results: dict[str, Any]) -> Path:
@@ -217,11 +217,12 @@ def run_pipeline(
         out = run_dir / f"{path.stem}.ipynb"
         start = time.perf_counter()
         try:
-            papermill.execute_notebook(
-                str(path), str(out), parameters=own, kernel_name=KERNEL, progress_bar=False,
-                cwd=str(Path.cwd()), execution_timeout=CELL_TIMEOUT_S,
-                kernel_manager_class=_ipc_kernel_manager(),
-            )
+            with progress_hidden():  # the run has its own bar; the kernels' bars would clutter the reports
+                papermill.execute_notebook(
+                    str(path), str(out), parameters=own, kernel_name=KERNEL, progress_bar=False,
+                    cwd=str(Path.cwd()), execution_timeout=CELL_TIMEOUT_S,
+                    kernel_manager_class=_ipc_kernel_manager(),
+                )
             record.status = "ok"
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message below
             record.status = "failed"

@@ -24,10 +24,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from abkit.display import SettingsReprMixin
 from abkit.errors import AbkitError
 from abkit.models import Classifier, CostProfile, check_label_sets, measure_cost_profile
+from abkit.progress import progress_bar
 
 _US_PER_DAY = 86_400 * 1_000_000
 
@@ -61,7 +62,7 @@ def parse_mix(spec: str | Mapping[str, float] | None) -> Mix | None:
 
 
 @dataclass(frozen=True)
-class SimulationConfig:
+class SimulationConfig(SettingsReprMixin):
     """Traffic settings. Every field is validated on construction; mixes accept strings or mappings."""
 
     n_users: int = 2000  # users who arrive during the test
@@ -259,7 +260,7 @@ def _predict_rows(model: Classifier, texts: np.ndarray, rows: np.ndarray, batch_
     labels = np.empty(len(unique), dtype=object)
     conf = np.empty(len(unique), dtype=float)
     starts = range(0, len(unique), batch_size)
-    for s in tqdm(starts, desc=desc, disable=not progress, leave=False):
+    for s in progress_bar(starts, desc=desc, disable=not progress, leave=False):
         chunk = unique[s:s + batch_size]
         pred, c = model.predict(list(texts[chunk]))
         labels[s:s + len(chunk)], conf[s:s + len(chunk)] = pred, c
@@ -347,7 +348,7 @@ def simulate(
     log = PredictionLog(log_root)
     days = (t_us // _US_PER_DAY)
     with log.writer(experiment.key, list(experiment.variant_names)) as writer:
-        for d in tqdm(np.unique(days), desc="write log", disable=not config.progress, leave=False):
+        for d in progress_bar(np.unique(days), desc="write log", disable=not config.progress, leave=False):
             writer.append(predictions[days == d].reset_index(drop=True))
     if len(labels):
         log.append_labels(labels)

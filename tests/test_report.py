@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from conftest import write_notebook
@@ -92,8 +93,10 @@ def test_enter_project_moves_from_notebooks_to_the_root(tmp_path, monkeypatch):
     (tmp_path / "params").mkdir()
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
-    assert enter_project() == tmp_path
+    enter_project()
+    assert Path.cwd() == tmp_path
     other = tmp_path / "elsewhere"
     other.mkdir()
     monkeypatch.chdir(other)
-    assert enter_project() == other  # anywhere else nothing moves
+    enter_project()
+    assert Path.cwd() == other  # anywhere else nothing moves

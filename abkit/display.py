@@ -49,3 +49,30 @@ class DictsReprMixin:
 
     def _repr_html_(self) -> str:
         return self.to_html()
+
+
+class SettingsReprMixin(DictsReprMixin):
+    """Show a configuration object (a dataclass, or anything with ``to_dict``) as a setting/value table.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class C(SettingsReprMixin):
+    ...     n: int = 3
+    ...     names: tuple = ("a", "b")
+    >>> C().to_dicts()
+    [{'setting': 'n', 'value': '3'}, {'setting': 'names', 'value': 'a, b'}]
+    """
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        import dataclasses
+
+        fields = self.to_dict() if hasattr(self, "to_dict") else dataclasses.asdict(self)  # type: ignore[call-overload]
+        return [{"setting": k, "value": _setting_text(v)} for k, v in fields.items()]
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_setting_text(v)}" for k, v in value.items() if v is not None)
+    if isinstance(value, (list, tuple)):
+        return ("; " if any(isinstance(v, dict) for v in value) else ", ").join(_setting_text(v) for v in value)
+    return format_value(value)
