@@ -45,7 +45,7 @@ class DictsReprMixin:
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(format_value(r.get(c), digits))}</td>" for c in cols) + "</tr>"
             for r in rows)
-        return f'<table class="abkit-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        return f'<table class="abkit-table" style="white-space: nowrap"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
     def _repr_html_(self) -> str:
         return self.to_html()

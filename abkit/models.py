@@ -37,6 +37,7 @@ import importlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -183,7 +184,9 @@ class MiniLMEncoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        from transformers import AutoModel, AutoTokenizer
+        with warnings.catch_warnings():  # in a kernel without ipywidgets tqdm.auto warns on import
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            from transformers import AutoModel, AutoTokenizer
 
         self.path = str(path)
         self.max_length, self.batch_size = max_length, batch_size
