@@ -12,6 +12,7 @@ from abkit.errors import AbkitError, NotebookFailed
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``abkit`` command (subcommands run, calibrate, download-data)."""
     parser = argparse.ArgumentParser(prog="abkit", description="A/B tests of text classifiers, from notebooks.")
     sub = parser.add_subparsers(dest="command", required=True)
 
