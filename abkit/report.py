@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from abkit.errors import AbkitError, NotebookFailed
+from abkit.params import ParamSpec
 from abkit.progress import progress_hidden
 
 
@@ -192,7 +193,7 @@ def run_pipeline(
     *,
     run_name: str,
     notebooks: Sequence[Path],
-    specs: Mapping[str, Mapping[str, Any]],
+    specs: Mapping[str, Mapping[str, ParamSpec]],
     output_root: str | Path = "outputs",
     progress: bool = True,
 ) -> RunSummary:
@@ -244,12 +245,12 @@ def run_pipeline(
 
 
 def _effective_params(params: Mapping[str, Any], notebooks: Sequence[Path],
-                      specs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+                      specs: Mapping[str, Mapping[str, ParamSpec]]) -> dict[str, Any]:
     effective: dict[str, Any] = {}
     for path in notebooks:
         for name, spec in specs[path.stem].items():
             if name != "run_dir":
-                effective.setdefault(name, getattr(spec, "default", spec))
+                effective.setdefault(name, spec.default)
     return effective | dict(params)
 
 
