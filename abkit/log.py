@@ -23,11 +23,20 @@ with an ``error`` column, under ``<root>/quarantine/`` and the good rows are buf
 reports what happened. A missing required column is a structural error and raises under both policies.
 ``experiment`` (default: the writer's) and ``ts`` (default: now, UTC) may be omitted or null.
 
-**Duplicates.** A request id seen earlier in the same call, in the writer's session or already on disk
-for the experiment is dropped (the first record wins) and counted in ``LogWriter.duplicates``. Writers in
-different processes do not see each other's unflushed rows, so readers also deduplicate: each
-(experiment, request_id) counts once, the first by ``ts`` (labels: first by ``labelled_at``).
-``PredictionLog.duplicate_request_ids`` lists the ids stored more than once.
+**Duplicates: exactly once at write time.** A request id seen earlier in the same call, in the writer's
+session or already on disk for the experiment is dropped (the first record wins) and counted in
+``LogWriter.duplicates``. Writers in several processes coordinate through an exclusive lock on
+``<root>/predictions/experiment=<key>/.lock``: under it, ``flush()`` reads the ids of files committed since
+its last look, drops buffered rows whose id is now on disk, and commits its files with the suffix
+``.unique.parquet``, the writer's guarantee that no id in the file occurs in any other committed file of
+the experiment. Labels get the same treatment (the first label appended for a request wins).
+
+Readers trust that guarantee: when every file they read carries the suffix, they skip deduplication,
+which is the costly part of reading a large log. A file without it (written with ``check_disk=False`` or
+by another tool) makes readers deduplicate everything: each (experiment, request_id) counts once, the
+first by ``ts`` (labels: first by ``labelled_at``). ``PredictionLog.duplicate_request_ids`` lists the ids
+stored more than once. The lock is a POSIX advisory ``flock``: it coordinates processes on one machine
+(or a file system that honours ``flock``).
 
 >>> import tempfile, datetime as dt
 >>> log = PredictionLog(tempfile.mkdtemp())
@@ -43,10 +52,13 @@ different processes do not see each other's unflushed rows, so readers also dedu
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
+import glob as globmod
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -95,6 +107,7 @@ LABEL_SCHEMA = pa.schema(
 )
 _US_PER_DAY = 86_400_000_000
 _FILE_GLOB = "part-*.parquet"
+UNIQUE_SUFFIX = ".unique.parquet"  # a file whose request ids occur in no other committed file of its experiment
 
 
 class LogError(AbkitError):
@@ -148,10 +161,11 @@ def _ensure_dir(path: Path) -> None:
         _fsync_dir(created.parent)
 
 
-def _write_atomic(table: pa.Table, directory: Path) -> Path:
-    """Write ``table`` as ``directory/part-<uuid>.parquet``: temp file, fsync, rename, fsync directory."""
+def _write_atomic(table: pa.Table, directory: Path, unique: bool = False) -> Path:
+    """Write ``table`` as ``directory/part-<uuid>.parquet`` (``.unique.parquet`` when ``unique``): temp file,
+    fsync, rename, fsync directory."""
     _ensure_dir(directory)
-    name = f"part-{uuid.uuid4().hex}.parquet"
+    name = f"part-{uuid.uuid4().hex}{UNIQUE_SUFFIX if unique else '.parquet'}"
     tmp = directory / f".{name}.tmp"
     final = directory / name
     try:
@@ -175,15 +189,55 @@ def _day_strings(ts: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]
     return days, [(dt.date(1970, 1, 1) + dt.timedelta(days=int(d))).isoformat() for d in unique]
 
 
-def _write_partitioned(table: pa.Table, base: Path, experiment: str, ts_column: str) -> list[Path]:
+def _write_partitioned(table: pa.Table, base: Path, experiment: str, ts_column: str, unique: bool = False) -> list[Path]:
     days, names = _day_strings(table[ts_column])
     if len(names) == 1:
-        return [_write_atomic(table, base / f"experiment={experiment}" / f"date={names[0]}")]
+        return [_write_atomic(table, base / f"experiment={experiment}" / f"date={names[0]}", unique)]
     out = []
     for day, name in zip(np.unique(days), names, strict=True):
         part = table.filter(pa.array(days == day))
-        out.append(_write_atomic(part, base / f"experiment={experiment}" / f"date={name}"))
+        out.append(_write_atomic(part, base / f"experiment={experiment}" / f"date={name}", unique))
     return out
+
+
+def all_unique(paths: Iterable[str | Path]) -> bool:
+    """Whether every file in ``paths`` was committed with the writer's uniqueness guarantee (and there is one)."""
+    names = [str(p) for p in paths]
+    return bool(names) and all(n.endswith(UNIQUE_SUFFIX) for n in names)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold the exclusive lock ``directory/.lock`` while a writer checks the disk and commits."""
+    _ensure_dir(directory)
+    with open(directory / ".lock", "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+class _Committed:
+    """The request ids committed to one experiment's files (predictions or labels), read incrementally."""
+
+    def __init__(self, directory: Path, experiment: str) -> None:
+        self.directory, self.experiment = directory, experiment
+        self.files: set[str] = set()
+        self.ids: set[str] = set()
+
+    def sync(self) -> set[str]:
+        """Read the ids of files committed since the last call; returns the ids that were new."""
+        paths = sorted(set(globmod.glob(str(self.directory / "*" / _FILE_GLOB))) - self.files)
+        new: set[str] = set()
+        for path in paths:
+            t = pq.read_table(path, columns=["experiment", "request_id"])
+            ids = t.filter(pc.equal(t["experiment"], self.experiment))["request_id"]
+            new.update(ids.to_pylist())
+        new -= self.ids
+        self.ids |= new
+        self.files.update(paths)
+        return new
 
 
 def _check_key(experiment: Any) -> str:
@@ -456,7 +510,9 @@ class LogWriter:
         self.batch_size, self.on_invalid, self.check_disk = batch_size, on_invalid, check_disk
         self._buffer: list[pa.Table] = []
         self._buffered = 0
-        self._seen: set[str] | None = None
+        self._committed = _Committed(log.root / "predictions" / f"experiment={self.experiment}", self.experiment)
+        self._synced = False
+        self._pending: set[str] = set()  # ids appended in this session and not yet committed
         self.received = self.accepted = self.invalid = self.duplicates = self.flushed = 0
         self.files: list[Path] = []
         self.last = AppendReport()
@@ -472,11 +528,6 @@ class LogWriter:
     def buffered(self) -> int:
         """Rows appended but not yet durable."""
         return self._buffered
-
-    def _seen_ids(self) -> set[str]:
-        if self._seen is None:
-            self._seen = self.log._stored_request_ids(self.experiment) if self.check_disk else set()
-        return self._seen
 
     def append(self, records: Any) -> int:
         """Validate and buffer records; returns how many were accepted (see ``last`` for the details)."""
@@ -509,29 +560,55 @@ class LogWriter:
         return report.accepted
 
     def _drop_duplicates(self, table: pa.Table, report: AppendReport) -> pa.Table:
+        if self.check_disk and not self._synced:
+            self._committed.sync()
+            self._synced = True
         ids = table["request_id"]
         keep = _first_occurrence(ids)
-        seen = self._seen_ids()
         id_list = ids.to_pylist()
-        if seen and not seen.isdisjoint(id_list):
-            keep &= np.fromiter((x not in seen for x in id_list), dtype=bool, count=len(id_list))
+        for seen in (self._committed.ids, self._pending):
+            if seen and not seen.isdisjoint(id_list):
+                keep &= np.fromiter((x not in seen for x in id_list), dtype=bool, count=len(id_list))
         report.duplicates = int(len(id_list) - keep.sum())
         self.duplicates += report.duplicates
         if report.duplicates:
             table = table.filter(pa.array(keep))
-            seen.update(x for x, k in zip(id_list, keep, strict=True) if k)
+            self._pending.update(x for x, k in zip(id_list, keep, strict=True) if k)
         else:
-            seen.update(id_list)
+            self._pending.update(id_list)
         return table
 
     def flush(self) -> None:
-        """Write buffered rows, one file per date partition; returns when they are durable."""
-        while self._buffer:
-            table = pa.concat_tables(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
-            self.files.extend(_write_partitioned(table, self.log.root / "predictions", self.experiment, "ts"))
-            self._buffer.clear()
-            self.flushed += table.num_rows
-            self._buffered = 0
+        """Write buffered rows, one file per date partition; returns when they are durable.
+
+        With ``check_disk`` the commit holds the experiment's lock: rows whose id another process committed
+        since this writer last looked are dropped (counted in ``duplicates``) and the files are written as
+        ``.unique.parquet``.
+        """
+        if not self._buffer:
+            return
+        table = pa.concat_tables(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
+        if not self.check_disk:
+            self._commit(table, unique=False)
+            return
+        with _locked(self._committed.directory):
+            arrived = self._committed.sync()
+            if arrived and not arrived.isdisjoint(self._pending):
+                ids = table["request_id"].to_pylist()
+                keep = np.fromiter((x not in arrived for x in ids), dtype=bool, count=len(ids))
+                self.duplicates += int(len(ids) - keep.sum())
+                table = table.filter(pa.array(keep))
+            self._commit(table, unique=True)
+
+    def _commit(self, table: pa.Table, unique: bool) -> None:
+        written = _write_partitioned(table, self.log.root / "predictions", self.experiment, "ts", unique)
+        self.files.extend(written)
+        self._committed.files.update(str(f) for f in written)
+        self._committed.ids |= self._pending
+        self._pending.clear()
+        self._buffer.clear()
+        self.flushed += table.num_rows
+        self._buffered = 0
 
     def close(self) -> None:
         """Flush; the writer can still be used afterwards."""
@@ -544,6 +621,7 @@ class PredictionLog:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._con: Any = None
+        self._labelled: dict[str, _Committed] = {}  # experiment -> request ids with a committed label
 
     def __repr__(self) -> str:
         return f"PredictionLog({str(self.root)!r})"
@@ -565,7 +643,8 @@ class PredictionLog:
     def append_labels(self, records: Any) -> int:
         """Validate and durably write label records (raises ``InvalidRecordsError`` on any bad one).
 
-        ``labelled_at`` defaults to now. A request id repeated within the call is written once.
+        ``labelled_at`` defaults to now. The first label appended for a request wins: a request id repeated
+        within the call, or labelled by an earlier call (in any process), is not written again.
         Returns the number of label rows written.
         """
         now = dt.datetime.now(dt.timezone.utc)
@@ -579,10 +658,20 @@ class PredictionLog:
         table = _table(cols, LABEL_SCHEMA)
         table = table.filter(pa.array(_first_occurrence(pc.binary_join_element_wise(
             table["experiment"], table["request_id"], "\x00"))))
+        written = 0
         for key in pc.unique(table["experiment"]).to_pylist():
             part = table.filter(pc.equal(table["experiment"], key))
-            _write_partitioned(part, self.root / "labels", key, "labelled_at")
-        return table.num_rows
+            committed = self._labelled.setdefault(key, _Committed(self.root / "labels" / f"experiment={key}", key))
+            with _locked(committed.directory):
+                committed.sync()
+                ids = part["request_id"].to_pylist()
+                if not committed.ids.isdisjoint(ids):
+                    part = part.filter(pa.array([x not in committed.ids for x in ids], type=pa.bool_()))
+                files = _write_partitioned(part, self.root / "labels", key, "labelled_at", unique=True)
+                committed.files.update(str(f) for f in files)
+                committed.ids.update(part["request_id"].to_pylist())
+            written += part.num_rows
+        return written
 
     def _quarantine(self, cols: _Columns, verdict: _Verdict, experiment: str) -> Path:
         bad = _table(cols, PREDICTION_SCHEMA, verdict.bad)
@@ -619,8 +708,6 @@ class PredictionLog:
         return self._con
 
     def _has_files(self, glob: str) -> bool:
-        import glob as globmod
-
         return next(globmod.iglob(glob), None) is not None
 
     def _source(self, glob: str) -> str:
@@ -631,6 +718,7 @@ class PredictionLog:
         if not self._has_files(glob):
             return schema.empty_table()
         where = "" if experiment is None else f"WHERE experiment = '{_check_key(experiment)}'"
+        dedupe = dedupe and not all_unique(globmod.iglob(glob))
         qualify = (f"QUALIFY row_number() OVER (PARTITION BY experiment, request_id ORDER BY {order}, filename) = 1"
                    if dedupe else "")
         cols = ", ".join(schema.names)
@@ -684,10 +772,3 @@ class PredictionLog:
         q = (f"SELECT request_id, CAST(count(*) AS BIGINT) AS copies FROM {self._source(glob)} "
              f"WHERE experiment = '{experiment}' GROUP BY request_id HAVING count(*) > 1 ORDER BY request_id")
         return self.con.sql(q).to_arrow_table()
-
-    def _stored_request_ids(self, experiment: str) -> set[str]:
-        glob = self.predictions_glob(experiment)
-        if not self._has_files(glob):
-            return set()
-        q = f"SELECT DISTINCT request_id FROM {self._source(glob)} WHERE experiment = '{experiment}'"
-        return set(self.con.sql(q).to_arrow_table()["request_id"].to_pylist())

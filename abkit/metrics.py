@@ -4,7 +4,10 @@ One definition of the metrics (``METRICS``: a numerator and a denominator per pr
 ``unit_id``) is rendered to SQL for DuckDB (default) or Spark. The pipeline:
 
 1. requests: predictions of the experiment, each ``request_id`` once (the first by ``ts``), left-joined
-   with its first label (by ``labelled_at``); ``labelled`` and ``correct`` flags per prediction;
+   with its first label (by ``labelled_at``); ``labelled`` and ``correct`` flags per prediction. When every
+   file of the log carries the writer's uniqueness guarantee (``abkit.log.all_unique``) the ids are known
+   to be unique and this is a plain join, streamed into the next step; otherwise the deduplicated requests
+   are materialized once;
 2. user-days: per (variant, unit_id, day) sums of every metric variable;
 3. cumulative moments: a window over each user's days turns the user-day sums into increments of the
    per-user sums, squares and cross-products, so the daily totals *accumulate* exactly into the per-arm
@@ -18,6 +21,7 @@ One definition of the metrics (``METRICS``: a numerator and a denominator per pr
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import glob as globmod
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from abkit.errors import AbkitError
+from abkit.log import all_unique
 from abkit.stats.aggregates import ArmStats
 from abkit.stats.config import check_alpha
 from abkit.stats.quantiles import quantile_rank_interval
@@ -54,15 +59,15 @@ METRICS: dict[str, Metric] = {
     "confidence": Metric("confidence", "confidence", "n", True, "mean confidence per prediction"),
     "latency_ms": Metric("latency_ms", "latency_ms", "n", False, "mean latency per prediction (ms)"),
 }
-# Request-level variables as exact integers (fixed point: confidence to 1e-6, latency to 1 µs), so every
-# sum, square and cross-product is exact: results do not depend on the engine's summation order, runs are
-# bit-for-bit reproducible and DuckDB and Spark agree exactly. ``_SCALE`` converts back.
-_VARIABLES = {
-    "n": "CAST(1 AS BIGINT)",
-    "labelled": "CAST(CASE WHEN label IS NULL THEN 0 ELSE 1 END AS BIGINT)",
-    "correct": "CAST(CASE WHEN label IS NOT NULL AND label = predicted_label THEN 1 ELSE 0 END AS BIGINT)",
-    "confidence": "CAST(round(confidence * 1000000) AS BIGINT)",
-    "latency_ms": "CAST(round(latency_ms * 1000) AS BIGINT)",
+# Per-user sums of the request-level variables, as exact integers (fixed point: confidence to 1e-6, latency
+# to 1 µs), so every sum, square and cross-product is exact: results do not depend on the engine's summation
+# order, runs are bit-for-bit reproducible and DuckDB and Spark agree exactly. ``_SCALE`` converts back.
+_USER_SUMS = {
+    "n": "COUNT(*)",
+    "labelled": "COUNT(label)",
+    "correct": "COUNT_IF(label = predicted_label)",
+    "confidence": "SUM(CAST(round(confidence * 1000000) AS BIGINT))",
+    "latency_ms": "SUM(CAST(round(latency_ms * 1000) AS BIGINT))",
 }
 _SCALE = {"n": 1.0, "labelled": 1.0, "correct": 1.0, "confidence": 1e6, "latency_ms": 1e3}
 
@@ -112,10 +117,13 @@ class _Dialect(NamedTuple):
     array: str  # format with {items}
     wide: str  # exact integer type for squares and cross-products of per-user sums
     user_key: str  # window partition key of a user (a 64-bit hash first makes the partitioning cheap)
+    day: str  # day number (days since 1970-01-01 UTC) of the timestamp ``ts``; cheaper than a DATE cast
 
 
-_DUCKDB = _Dialect("duckdb", "quantile_cont({expr}, {probs})", "[{items}]", "HUGEINT", "hash(unit_id), unit_id")
-_SPARK = _Dialect("spark", "percentile({expr}, {probs})", "array({items})", "DECIMAL(38, 0)", "xxhash64(unit_id), unit_id")
+_DUCKDB = _Dialect("duckdb", "quantile_cont({expr}, {probs})", "[{items}]", "HUGEINT", "hash(unit_id), unit_id",
+                   "epoch_us(ts) // 86400000000")
+_SPARK = _Dialect("spark", "percentile({expr}, {probs})", "array({items})", "DECIMAL(38, 0)",
+                  "xxhash64(unit_id), unit_id", "unix_micros(ts) div 86400000000")
 
 
 def _lit(x: float) -> str:
@@ -135,6 +143,9 @@ class _Engine:
         raise NotImplementedError
 
     def materialize(self, name: str, query: str) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def view(self, name: str, query: str) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
     def drop(self, name: str) -> None:  # pragma: no cover - interface
@@ -176,8 +187,14 @@ class _DuckDB(_Engine):
     def materialize(self, name: str, query: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
 
+    def view(self, name: str, query: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {query}")
+
     def drop(self, name: str) -> None:
-        self.con.execute(f"DROP TABLE IF EXISTS {name}")
+        kind = self.con.execute("SELECT any_value(table_type) FROM information_schema.tables "
+                                f"WHERE table_name = {_str(name)}").fetchone()[0]
+        if kind is not None:
+            self.con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
 
 
 class _Spark(_Engine):
@@ -202,6 +219,9 @@ class _Spark(_Engine):
         df = self.spark.sql(query).cache()
         df.createOrReplaceTempView(name)
 
+    def view(self, name: str, query: str) -> None:
+        self.spark.sql(query).createOrReplaceTempView(name)
+
     def drop(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)
 
@@ -215,13 +235,34 @@ def spark_session(app_name: str = "abkit", master: str = "local[2]") -> Any:
             .config("spark.sql.shuffle.partitions", "4").getOrCreate())
 
 
-def _requests_sql(key: str) -> str:
+_REQ_COLS = "variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
+
+
+_OUT_COLS = "variant, unit_id, {day} AS day, latency_ms, confidence, predicted_label, label"
+
+
+def _unique_requests_sql(key: str, dialect: _Dialect) -> str:
+    """Predictions with their label when the writer guaranteed each request id once (see module docs)."""
+    k = _str(key)
+    return f"""
+SELECT {_OUT_COLS.format(day=dialect.day)}
+FROM (SELECT {_REQ_COLS} FROM abkit_pred WHERE experiment = {k}) p
+LEFT JOIN (SELECT request_id, label FROM abkit_lab WHERE experiment = {k}) l USING (request_id)"""
+
+
+def _rows_sql(key: str, unique: bool, dialect: _Dialect) -> str:
+    """Per prediction: arm, latency and day number (the input of the quantiles and the log's date range)."""
+    if not unique:
+        return "SELECT variant, latency_ms, day FROM abkit_req"
+    return f"SELECT variant, latency_ms, {dialect.day} AS day FROM abkit_pred WHERE experiment = {_str(key)}"
+
+
+def _requests_sql(key: str, dialect: _Dialect) -> str:
     """Deduplicated predictions with their first label. Only request ids stored more than once go through
     the (costly) window; the rest pass through an anti-join. Sources are inlined (not shared CTEs) so that
     each reference scans only the columns it needs instead of materializing the log."""
-    variables = ", ".join(f"{expr} AS v_{name}" for name, expr in _VARIABLES.items())
     k = _str(key)
-    cols = "variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
+    cols = _REQ_COLS
     p = f"(SELECT {cols} FROM abkit_pred WHERE experiment = {k})"
     l0 = f"(SELECT request_id, label, labelled_at FROM abkit_lab WHERE experiment = {k})"
     return f"""
@@ -242,7 +283,7 @@ l AS (
     FROM {l0} l2 WHERE request_id IN (SELECT request_id FROM ldup)) lw WHERE rn = 1),
 j AS (SELECT pd.variant, pd.unit_id, pd.ts, pd.predicted_label, pd.confidence, pd.latency_ms, l.label
       FROM pd LEFT JOIN l ON pd.request_id = l.request_id)
-SELECT variant, unit_id, CAST(ts AS DATE) AS day, latency_ms, {variables} FROM j"""
+SELECT {_OUT_COLS.format(day=dialect.day)} FROM j"""
 
 
 def _variables(metrics: Sequence[Metric], n_quantiles: int) -> list[str]:
@@ -261,6 +302,13 @@ def _moment_terms(metrics: Sequence[Metric], n_quantiles: int = 0) -> list[tuple
     return list(terms.values())
 
 
+def _user_sums(variables: Sequence[str], thresholds: Sequence[str]) -> list[str]:
+    """Aggregates of one user's requests: the metric variables, then ``ind<j>``, the requests at or below
+    threshold j."""
+    sums = [f"{_USER_SUMS[v]} AS {v}" for v in variables if not v.startswith("ind")]
+    return sums + [f"COUNT_IF(latency_ms <= {t}) AS ind{j}" for j, t in enumerate(thresholds)]
+
+
 def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Sequence[str] = ()) -> str:
     """Per (variant, day): increments of the per-user cumulative sums, squares and cross-products.
 
@@ -268,8 +316,7 @@ def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Sequenc
     below threshold j.
     """
     variables = _variables(metrics, len(thresholds))
-    sums = [f"SUM(v_{v}) AS {v}" for v in variables if not v.startswith("ind")]
-    sums += [f"SUM(CASE WHEN latency_ms <= {t} THEN 1 ELSE 0 END) AS ind{j}" for j, t in enumerate(thresholds)]
+    sums = _user_sums(variables, thresholds)
     cum = ", ".join(
         f"SUM({v}) OVER (PARTITION BY variant, {dialect.user_key} ORDER BY day "
         f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c_{v}" for v in variables)
@@ -281,21 +328,20 @@ def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Sequenc
     return f"""
 WITH ud AS (SELECT variant, unit_id, day, {', '.join(sums)} FROM abkit_req GROUP BY variant, unit_id, day),
 cu AS (SELECT ud.*, {cum} FROM ud)
-SELECT variant, CAST(day AS STRING) AS day, {', '.join(incr)} FROM cu GROUP BY variant, day"""
+SELECT variant, day, {', '.join(incr)} FROM cu GROUP BY variant, day"""
 
 
 def _users_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Sequence[str] = ()) -> str:
     """Per variant: per-user sums, squares and cross-products over the whole log (no daily view)."""
     variables = _variables(metrics, len(thresholds))
-    sums = [f"SUM(v_{v}) AS {v}" for v in variables if not v.startswith("ind")]
-    sums += [f"SUM(CASE WHEN latency_ms <= {t} THEN 1 ELSE 0 END) AS ind{j}" for j, t in enumerate(thresholds)]
+    sums = _user_sums(variables, thresholds)
     w = dialect.wide
     agg = [f"SUM({v}) AS s_{v}" for v in variables]
     agg += [f"SUM(CAST({a} AS {w}) * CAST({b} AS {w})) AS ss_{alias}" for alias, a, b in _moment_terms(metrics, len(thresholds))]
     agg.append("COUNT(*) AS new_units")
     return f"""
 WITH u AS (SELECT variant, unit_id, {', '.join(sums)} FROM abkit_req GROUP BY variant, unit_id)
-SELECT variant, 'all' AS day, {', '.join(agg)} FROM u GROUP BY variant"""
+SELECT variant, -1 AS day, {', '.join(agg)} FROM u GROUP BY variant"""
 
 
 def collect(
@@ -329,7 +375,13 @@ def collect(
     eng: _Engine = _DuckDB(root, con) if engine == "duckdb" else _Spark(root, spark if spark is not None else spark_session())
     names = list(variants)
     probs = list(quantiles)
-    eng.materialize("abkit_req", _requests_sql(experiment))
+    unique = all_unique(f for kind in ("predictions", "labels")
+                        for f in globmod.glob(str(root / kind / "**" / "*.parquet"), recursive=True))
+    if unique:
+        eng.view("abkit_req", _unique_requests_sql(experiment, eng.dialect))
+    else:
+        eng.materialize("abkit_req", _requests_sql(experiment, eng.dialect))
+    eng.view("abkit_rows", _rows_sql(experiment, unique, eng.dialect))
     try:
         est = _quantile_values(eng, names, probs)
         present = [v for v in names if np.isfinite(est[:, names.index(v)]).all()] if probs else []
@@ -337,18 +389,22 @@ def collect(
             "(CASE variant " + " ".join(f"WHEN {_str(v)} THEN {_lit(est[j, names.index(v)])}" for v in present) + " END)"
             for j in range(len(probs))] if present else []
         rows = eng.sql((_daily_sql if daily else _users_sql)(specs, eng.dialect, thresholds))
-        raw, kept, first, last, n_days = eng.sql(
-            f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {_str(experiment)}), "
-            "(SELECT COUNT(*) FROM abkit_req), (SELECT CAST(MIN(day) AS STRING) FROM abkit_req), "
-            "(SELECT CAST(MAX(day) AS STRING) FROM abkit_req), (SELECT COUNT(DISTINCT day) FROM abkit_req)")[0]
+        kept, first, last, n_days = eng.sql("SELECT COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
+        raw = kept if unique else eng.sql(f"SELECT COUNT(*) FROM abkit_pred WHERE experiment = {_str(experiment)}")[0][0]
         st = _assemble(rows, names, specs, len(thresholds), int(raw) - int(kept), engine)
-        st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days))
+        st = dataclasses.replace(st, first_day=_iso_day(first), last_day=_iso_day(last), n_days=int(n_days))
         if not daily:
             st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
         qs = _quantiles(eng, names, probs, est, st, a) if probs else {}
     finally:
+        eng.drop("abkit_rows")
         eng.drop("abkit_req")
     return dataclasses.replace(st, quantiles=qs)
+
+
+def _iso_day(number: int | None) -> str | None:
+    """ISO date of a day number (days since 1970-01-01)."""
+    return None if number is None else (dt.date(1970, 1, 1) + dt.timedelta(days=int(number))).isoformat()
 
 
 def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metric], n_q: int,
@@ -358,13 +414,14 @@ def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metr
     names = [f"s_{v}" for v in variables] + [f"ss_{t[0]}" for t in terms] + ["new_units"]
     found = sorted({r[0] for r in rows})
     unknown = tuple(v for v in found if v not in variants)
-    days = tuple(sorted({str(r[1]) for r in rows}))
-    day_ix = {d: i for i, d in enumerate(days)}
+    numbers = sorted({int(r[1]) for r in rows})
+    days = tuple(str(_iso_day(d)) for d in numbers)
+    day_ix = {d: i for i, d in enumerate(numbers)}
     arm_ix = {v: i for i, v in enumerate(variants)}
     inc = np.zeros((len(names), max(len(days), 1), len(variants)))
     for r in rows:
         if r[0] in arm_ix:
-            inc[:, day_ix[str(r[1])], arm_ix[r[0]]] = [0.0 if x is None else float(x) for x in r[2:]]
+            inc[:, day_ix[int(r[1])], arm_ix[r[0]]] = [0.0 if x is None else float(x) for x in r[2:]]
     cum = np.cumsum(inc, axis=1)
     scale = {f"s_{v}": _SCALE.get(v, 1.0) for v in variables}
     scale.update({f"ss_{alias}": _SCALE.get(a, 1.0) * _SCALE.get(b, 1.0) for alias, a, b in terms})
@@ -394,7 +451,7 @@ def _quantile_values(eng: _Engine, variants: list[str], probs: list[float]) -> n
         return out
     d = eng.dialect
     arr = d.array.format(items=", ".join(_lit(p) for p in probs))
-    for r in eng.sql(f"SELECT variant, {d.quantile.format(expr='latency_ms', probs=arr)} FROM abkit_req GROUP BY variant"):
+    for r in eng.sql(f"SELECT variant, {d.quantile.format(expr='latency_ms', probs=arr)} FROM abkit_rows GROUP BY variant"):
         if r[0] in variants and r[1] is not None:
             out[:, variants.index(r[0])] = [float(x) for x in r[1]]
     return out

@@ -30,9 +30,9 @@ def _time(fn: Callable[[], Any], repeat: int = 2) -> tuple[float, Any]:
     return best, out
 
 
-def make_log(root: Path, rows: int, seed: int = 0) -> None:
-    """A realistic log with DuckDB: skewed users (several requests each), 14 days, labels for 30 %,
-    0.1 % retried requests written twice."""
+def _log_tables(rows: int, seed: int) -> tuple[Any, Any, Any]:
+    """A realistic log as Arrow tables: skewed users (several requests each) over 14 days, labels for 30 %
+    of the requests, and 0.1 % of the requests retried (logged a second time)."""
     import duckdb
 
     users = max(rows // 10, 10)
@@ -40,10 +40,6 @@ def make_log(root: Path, rows: int, seed: int = 0) -> None:
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     con.execute(f"SELECT setseed({seed / 1e9})")
-    pred = root / "predictions" / "experiment=bench" / "date=2024-01-01"
-    lab = root / "labels" / "experiment=bench" / "date=2024-01-01"
-    pred.mkdir(parents=True)
-    lab.mkdir(parents=True)
     con.execute(f"""
 CREATE TABLE p AS
 SELECT 'bench' AS experiment,
@@ -55,11 +51,40 @@ SELECT 'bench' AS experiment,
        20 + 10 * random() + CASE WHEN random() < 0.02 THEN 100 ELSE 0 END + CASE WHEN hash(u) % 2 = 0 THEN 0 ELSE 1 END AS latency_ms,
        'model' AS model_name, '1' AS model_version
 FROM (SELECT i, CAST(floor(pow(random(), 2) * {users}) AS BIGINT) AS u FROM range({rows}) t(i))""")
-    con.execute(f"COPY (SELECT * FROM p) TO '{pred}/part-0.parquet' (FORMAT PARQUET)")
-    con.execute(f"COPY (SELECT * FROM p USING SAMPLE 0.1 PERCENT (bernoulli, 1)) TO '{pred}/part-retry.parquet' (FORMAT PARQUET)")
-    con.execute(f"""COPY (SELECT experiment, request_id,
+    preds = con.sql("SELECT * FROM p").to_arrow_table()
+    retried = con.sql("SELECT * FROM p USING SAMPLE 0.1 PERCENT (bernoulli, 1)").to_arrow_table()
+    labels = con.sql("""SELECT experiment, request_id,
         CASE WHEN random() < 0.8 THEN predicted_label WHEN predicted_label = 'pos' THEN 'neg' ELSE 'pos' END AS label,
-        ts + INTERVAL 6 HOUR AS labelled_at FROM p WHERE random() < 0.3) TO '{lab}/part-0.parquet' (FORMAT PARQUET)""")
+        ts + INTERVAL 6 HOUR AS labelled_at FROM p WHERE random() < 0.3""").to_arrow_table()
+    return preds, retried, labels
+
+
+def make_log(root: Path, rows: int, seed: int = 0, *, foreign: bool = False) -> int:
+    """Write the log through abkit's writer (exactly once: the retries are dropped and counted) or, with
+    ``foreign``, as plain Parquet files that another tool wrote, retries included, which readers must
+    deduplicate. Returns the number of retried rows."""
+    from abkit.log import PredictionLog
+
+    preds, retried, labels = _log_tables(rows, seed)
+    if foreign:
+        import pyarrow.parquet as pq
+
+        pred = root / "predictions" / "experiment=bench" / "date=2024-01-01"
+        lab = root / "labels" / "experiment=bench" / "date=2024-01-01"
+        pred.mkdir(parents=True)
+        lab.mkdir(parents=True)
+        pq.write_table(preds, pred / "part-0.parquet")
+        pq.write_table(retried, pred / "part-retry.parquet")
+        pq.write_table(labels, lab / "part-0.parquet")
+        return retried.num_rows
+    log = PredictionLog(root)
+    chunk = 1_000_000
+    with log.writer("bench", ["control", "challenger"], batch_size=chunk) as w:
+        for lo in range(0, preds.num_rows, chunk):
+            w.append(preds.slice(lo, chunk))
+        w.append(retried)
+    log.append_labels(labels)
+    return w.duplicates
 
 
 def bare_duckdb(root: Path) -> Any:

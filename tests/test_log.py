@@ -200,7 +200,8 @@ WRITER_SCRIPT = textwrap.dedent(
     from abkit.log import PredictionLog
     root, name, n_batches, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     n = batch
-    w = PredictionLog(root).writer("exp-1", ["control", "challenger"], batch_size=batch, check_disk=False)
+    check_disk = len(sys.argv) > 5 and sys.argv[5] == "check"
+    w = PredictionLog(root).writer("exp-1", ["control", "challenger"], batch_size=batch, check_disk=check_disk)
     i = np.arange(n)
     total = 0
     for b in range(n_batches):
@@ -212,13 +213,15 @@ WRITER_SCRIPT = textwrap.dedent(
             "model_name": np.full(n, "m"), "model_version": np.full(n, "1")}))
         total += n  # append reached batch_size, so the batch has been flushed (durable) here
         print(total, flush=True)
+    print("duplicates", w.duplicates, flush=True)
     """
 )
 
 
-def _spawn(root: Path, name: str, n_batches: int, batch: int) -> subprocess.Popen:
+def _spawn(root: Path, name: str, n_batches: int, batch: int, check_disk: bool = False) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", WRITER_SCRIPT, str(root), name, str(n_batches), str(batch)],
+        [sys.executable, "-c", WRITER_SCRIPT, str(root), name, str(n_batches), str(batch)]
+        + (["check"] if check_disk else []),
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
     )
 
@@ -248,13 +251,54 @@ def test_four_concurrent_writers_store_exactly_200k_rows(tmp_path: Path) -> None
     procs = [_spawn(tmp_path, f"w{k}", 5, 10_000) for k in range(4)]
     for p in procs:
         out, _ = p.communicate(timeout=120)
-        assert p.returncode == 0 and out.split()[-1] == "50000"
+        assert p.returncode == 0 and out.split()[-3] == "50000"
     log = PredictionLog(tmp_path)
     got = log.read_predictions("exp-1", dedupe=False)
     assert got.num_rows == 200_000
     assert len(set(got["request_id"].to_pylist())) == 200_000
     assert log.duplicate_request_ids("exp-1").num_rows == 0
     assert np.unique(got["variant"].to_numpy(zero_copy_only=False)).tolist() == ["challenger", "control"]
+
+
+def test_concurrent_writers_of_the_same_ids_commit_each_exactly_once(tmp_path: Path) -> None:
+    # four processes log the same 30,000 request ids (a retried stream landing on several workers)
+    procs = [_spawn(tmp_path, "shared", 3, 10_000, check_disk=True) for _ in range(4)]
+    dropped = 0
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0, out
+        dropped += int(out.split()[-1])
+    log = PredictionLog(tmp_path)
+    files = glob.glob(log.predictions_glob("exp-1"))
+    assert files and all(f.endswith(".unique.parquet") for f in files)
+    got = log.read_predictions("exp-1", dedupe=False)
+    assert got.num_rows == 30_000 and len(set(got["request_id"].to_pylist())) == 30_000
+    assert dropped == 3 * 30_000  # every copy the disk refused was counted by its writer
+    assert log.duplicate_request_ids("exp-1").num_rows == 0
+
+
+def test_files_carry_the_uniqueness_guarantee_only_when_checked(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    with log.writer("exp-1", VARIANTS) as w:
+        w.append(_records(4))
+    with log.writer("exp-1", VARIANTS) as w2:  # a later session sees the disk
+        assert w2.append(_records(6)) == 2 and w2.duplicates == 4
+    assert all(f.endswith(".unique.parquet") for f in glob.glob(log.predictions_glob("exp-1")))
+    with log.writer("exp-1", VARIANTS, check_disk=False) as w3:
+        w3.append(_records(1, 6))
+    names = sorted(Path(f).name for f in glob.glob(log.predictions_glob("exp-1")))
+    assert sum(not n.endswith(".unique.parquet") for n in names) == 1
+    assert log.read_predictions("exp-1").num_rows == 7
+
+
+def test_the_first_label_appended_wins_across_calls(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    first = dict(experiment="exp-1", request_id="r0", label="pos", labelled_at=T0)
+    assert log.append_labels([first]) == 1
+    assert log.append_labels([first | {"label": "neg"}, first | {"request_id": "r1"}]) == 1
+    assert PredictionLog(tmp_path).append_labels([first | {"label": "neg"}]) == 0  # a new process sees the disk
+    assert log.read_labels("exp-1").to_pylist() == [first, first | {"request_id": "r1"}]
+    assert all(f.endswith(".unique.parquet") for f in glob.glob(log.labels_glob("exp-1")))
 
 
 def test_least_confident_per_variant_with_labels(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import shutil
 from pathlib import Path
 
@@ -14,8 +15,8 @@ import pytest
 
 from abkit.calibrate import write_log
 from abkit.experiment import Experiment
-from abkit.log import PREDICTION_SCHEMA, PredictionLog
-from abkit.metrics import METRICS, MetricError, collect
+from abkit.log import PREDICTION_SCHEMA, PredictionLog, all_unique
+from abkit.metrics import METRICS, LogStats, MetricError, collect
 
 EXP = Experiment.from_params(key="mtest", start="2024-03-01", duration_days=4)
 UTC = dt.timezone.utc
@@ -116,6 +117,49 @@ def test_matches_pandas_reference_and_days_accumulate(random_log: Path) -> None:
     np.testing.assert_allclose(s.daily["accuracy"].m_ss[-1], s.stats["accuracy"].m_ss)
 
 
+@pytest.fixture(scope="module")
+def unique_log(random_log: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The random log's requests and labels logged again through checking writers: every file unique."""
+    root = tmp_path_factory.mktemp("unique") / "log"
+    src, log = PredictionLog(random_log), PredictionLog(root)
+    preds = src.read_predictions("mtest")
+    with log.writer("mtest", list(EXP.variant_names), batch_size=500) as w:  # several files per day
+        w.append(preds)
+        w.append(preds.slice(0, 50))  # a retried batch: dropped at write time
+    assert w.duplicates == 50
+    log.append_labels(src.read_labels("mtest"))
+    assert all_unique(glob.glob(str(root / "**" / "*.parquet"), recursive=True))
+    return root
+
+
+def _assert_same_stats(a: LogStats, b: LogStats, *, exact_quantiles: bool = True) -> None:
+    assert (a.variants, a.days, a.first_day, a.last_day, a.n_days) == (b.variants, b.days, b.first_day, b.last_day, b.n_days)
+    for f in ("units", "predictions", "labelled", "daily_units"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+    for name in METRICS:
+        for f in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum"):
+            # exact integer sums: identical, not merely close
+            np.testing.assert_array_equal(getattr(a.stats[name], f), getattr(b.stats[name], f), err_msg=f"{name}.{f}")
+            if a.daily:
+                np.testing.assert_array_equal(getattr(a.daily[name], f), getattr(b.daily[name], f), err_msg=f"{name}.{f}")
+    for p, q in a.quantiles.items():
+        for f in ("estimate", "ci_low", "ci_high", "rank_se"):
+            if exact_quantiles:
+                np.testing.assert_array_equal(getattr(b.quantiles[p], f), getattr(q, f), err_msg=f"q{p}.{f}")
+            else:
+                np.testing.assert_allclose(getattr(b.quantiles[p], f), getattr(q, f), rtol=1e-12, err_msg=f"q{p}.{f}")
+
+
+@pytest.mark.parametrize("daily", [True, False])
+def test_a_log_of_unique_files_skips_deduplication_with_the_same_result(random_log: Path, unique_log: Path,
+                                                                         daily: bool) -> None:
+    variants = list(EXP.variant_names)
+    general = collect(random_log, "mtest", variants, daily=daily)
+    fast = collect(unique_log, "mtest", variants, daily=daily)
+    assert fast.duplicates == 0
+    _assert_same_stats(fast, general)
+
+
 def test_quantiles_match_numpy_and_intervals_bracket(random_log: Path) -> None:
     s = collect(random_log, "mtest", list(EXP.variant_names))
     p = PredictionLog(random_log).read_predictions("mtest").to_pandas()
@@ -159,19 +203,13 @@ def spark():  # noqa: ANN201 - SparkSession
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_duckdb_and_spark_agree(spark: object, random_log: Path, small_log: Path) -> None:
-    for root, key, variants in ((random_log, "mtest", list(EXP.variant_names)), (small_log, "mtest", ["control", "challenger"])):
-        d = collect(root, key, variants)
-        s = collect(root, key, variants, engine="spark", spark=spark)
-        assert (s.days, s.duplicates, s.units.tolist()) == (d.days, d.duplicates, d.units.tolist())
-        for name in METRICS:
-            for f in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum"):
-                # exact integer sums in both engines: identical, not merely close
-                np.testing.assert_array_equal(getattr(s.stats[name], f), getattr(d.stats[name], f))
-                np.testing.assert_array_equal(getattr(s.daily[name], f), getattr(d.daily[name], f))
-        for p, q in d.quantiles.items():
-            for f in ("estimate", "ci_low", "ci_high", "rank_se"):
-                np.testing.assert_allclose(getattr(s.quantiles[p], f), getattr(q, f), rtol=1e-12)
+def test_duckdb_and_spark_agree(spark: object, random_log: Path, small_log: Path, unique_log: Path) -> None:
+    roots = ((random_log, list(EXP.variant_names)), (small_log, ["control", "challenger"]), (unique_log, list(EXP.variant_names)))
+    for root, variants in roots:
+        d = collect(root, "mtest", variants)
+        s = collect(root, "mtest", variants, engine="spark", spark=spark)
+        assert s.duplicates == d.duplicates
+        _assert_same_stats(s, d, exact_quantiles=False)
 
 
 def test_without_daily_view_the_totals_are_the_same(random_log: Path) -> None:
