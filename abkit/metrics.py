@@ -12,18 +12,21 @@ One definition of the metrics (``METRICS``: a numerator and a denominator per pr
 3. cumulative moments: a window over each user's days turns the user-day sums into increments of the
    per-user sums, squares and cross-products, so the daily totals *accumulate* exactly into the per-arm
    ``ArmStats`` at every cut-off day (the sequential view) and the last day is the whole test;
-4. latency quantiles with clustered rank intervals (``abkit.stats.quantiles``): quantiles per arm, the
-   per-user count of requests at or below each, then the quantiles at the interval's probabilities.
+4. latency quantiles with clustered rank intervals (``abkit.stats.quantiles``): latency is kept in whole
+   microseconds, so one pass gives each arm's exact histogram (distinct values and counts, far fewer than
+   the rows) and with it every quantile: the estimates first, whose thresholds the per-user pass counts
+   requests against, then the quantiles at the interval's probabilities.
 
-``abkit.stats`` never sees a row.
+``abkit.stats`` never sees a row; the histograms are the one per-arm distribution that leaves the engine.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import glob as globmod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -67,8 +70,9 @@ _USER_SUMS = {
     "labelled": "COUNT(label)",
     "correct": "COUNT_IF(label = predicted_label)",
     "confidence": "SUM(CAST(round(confidence * 1000000) AS BIGINT))",
-    "latency_ms": "SUM(CAST(round(latency_ms * 1000) AS BIGINT))",
+    "latency_ms": "SUM(latency_us)",
 }
+_LATENCY_US = "CAST(round(latency_ms * 1000) AS BIGINT)"  # latency in whole microseconds
 _SCALE = {"n": 1.0, "labelled": 1.0, "correct": 1.0, "confidence": 1e6, "latency_ms": 1e3}
 
 
@@ -113,21 +117,13 @@ class LogStats:
 
 class _Dialect(NamedTuple):
     name: str
-    quantile: str  # format with {expr} and {probs}
-    array: str  # format with {items}
     wide: str  # exact integer type for squares and cross-products of per-user sums
     user_key: str  # window partition key of a user (a 64-bit hash first makes the partitioning cheap)
     day: str  # day number (days since 1970-01-01 UTC) of the timestamp ``ts``; cheaper than a DATE cast
 
 
-_DUCKDB = _Dialect("duckdb", "quantile_cont({expr}, {probs})", "[{items}]", "HUGEINT", "hash(unit_id), unit_id",
-                   "epoch_us(ts) // 86400000000")
-_SPARK = _Dialect("spark", "percentile({expr}, {probs})", "array({items})", "DECIMAL(38, 0)",
-                  "xxhash64(unit_id), unit_id", "unix_micros(ts) div 86400000000")
-
-
-def _lit(x: float) -> str:
-    return f"CAST('{float(x)!r}' AS DOUBLE)"
+_DUCKDB = _Dialect("duckdb", "HUGEINT", "hash(unit_id), unit_id", "epoch_us(ts) // 86400000000")
+_SPARK = _Dialect("spark", "DECIMAL(38, 0)", "xxhash64(unit_id), unit_id", "unix_micros(ts) div 86400000000")
 
 
 def _str(s: str) -> str:
@@ -146,6 +142,10 @@ class _Engine:
         raise NotImplementedError
 
     def view(self, name: str, query: str) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def arrays(self, query: str) -> dict[str, np.ndarray]:  # pragma: no cover - interface
+        """The result as one numpy array per column."""
         raise NotImplementedError
 
     def drop(self, name: str) -> None:  # pragma: no cover - interface
@@ -184,6 +184,9 @@ class _DuckDB(_Engine):
     def sql(self, query: str) -> list[tuple[Any, ...]]:
         return self.con.execute(query).fetchall()
 
+    def arrays(self, query: str) -> dict[str, np.ndarray]:
+        return self.con.sql(query).fetchnumpy()
+
     def materialize(self, name: str, query: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
 
@@ -215,6 +218,11 @@ class _Spark(_Engine):
     def sql(self, query: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.spark.sql(query).collect()]
 
+    def arrays(self, query: str) -> dict[str, np.ndarray]:
+        df = self.spark.sql(query)
+        rows = df.collect()
+        return {n: np.array([r[i] for r in rows]) for i, n in enumerate(df.columns)}
+
     def materialize(self, name: str, query: str) -> None:
         df = self.spark.sql(query).cache()
         df.createOrReplaceTempView(name)
@@ -238,7 +246,7 @@ def spark_session(app_name: str = "abkit", master: str = "local[2]") -> Any:
 _REQ_COLS = "variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
 
 
-_OUT_COLS = "variant, unit_id, {day} AS day, latency_ms, confidence, predicted_label, label"
+_OUT_COLS = "variant, unit_id, {day} AS day, " + _LATENCY_US + " AS latency_us, confidence, predicted_label, label"
 
 
 def _unique_requests_sql(key: str, dialect: _Dialect) -> str:
@@ -251,10 +259,10 @@ LEFT JOIN (SELECT request_id, label FROM abkit_lab WHERE experiment = {k}) l USI
 
 
 def _rows_sql(key: str, unique: bool, dialect: _Dialect) -> str:
-    """Per prediction: arm, latency and day number (the input of the quantiles and the log's date range)."""
+    """Per prediction: arm, latency (µs) and day number (the input of the quantiles and the date range)."""
     if not unique:
-        return "SELECT variant, latency_ms, day FROM abkit_req"
-    return f"SELECT variant, latency_ms, {dialect.day} AS day FROM abkit_pred WHERE experiment = {_str(key)}"
+        return "SELECT variant, latency_us, day FROM abkit_req"
+    return f"SELECT variant, {_LATENCY_US} AS latency_us, {dialect.day} AS day FROM abkit_pred WHERE experiment = {_str(key)}"
 
 
 def _requests_sql(key: str, dialect: _Dialect) -> str:
@@ -302,27 +310,38 @@ def _moment_terms(metrics: Sequence[Metric], n_quantiles: int = 0) -> list[tuple
     return list(terms.values())
 
 
-def _user_sums(variables: Sequence[str], thresholds: Sequence[str]) -> list[str]:
+Thresholds = Mapping[str, Sequence[int]]  # variant -> latency threshold (µs) per quantile
+
+
+def _n_thresholds(thresholds: Thresholds) -> int:
+    return len(next(iter(thresholds.values()))) if thresholds else 0
+
+
+def _user_sums(variables: Sequence[str], thresholds: Thresholds) -> list[str]:
     """Aggregates of one user's requests: the metric variables, then ``ind<j>``, the requests at or below
-    threshold j."""
+    the arm's threshold j."""
     sums = [f"{_USER_SUMS[v]} AS {v}" for v in variables if not v.startswith("ind")]
-    return sums + [f"COUNT_IF(latency_ms <= {t}) AS ind{j}" for j, t in enumerate(thresholds)]
+    for j in range(_n_thresholds(thresholds)):
+        arm = " ".join(f"WHEN {_str(v)} THEN {int(ts[j])}" for v, ts in thresholds.items())
+        sums.append(f"COUNT_IF(latency_us <= (CASE variant {arm} END)) AS ind{j}")
+    return sums
 
 
-def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Sequence[str] = ()) -> str:
+def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Thresholds | None = None) -> str:
     """Per (variant, day): increments of the per-user cumulative sums, squares and cross-products.
 
-    ``thresholds`` are SQL expressions (per-variant quantiles); ``ind<j>`` counts a user's requests at or
-    below threshold j.
+    ``thresholds`` gives each arm's latency quantiles (µs); ``ind<j>`` counts a user's requests at or below
+    threshold j.
     """
-    variables = _variables(metrics, len(thresholds))
+    thresholds = thresholds or {}
+    variables = _variables(metrics, _n_thresholds(thresholds))
     sums = _user_sums(variables, thresholds)
     cum = ", ".join(
         f"SUM({v}) OVER (PARTITION BY variant, {dialect.user_key} ORDER BY day "
         f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c_{v}" for v in variables)
     incr = [f"SUM({v}) AS s_{v}" for v in variables]
     w = dialect.wide
-    for alias, a, b in _moment_terms(metrics, len(thresholds)):
+    for alias, a, b in _moment_terms(metrics, _n_thresholds(thresholds)):
         incr.append(f"SUM(CAST(c_{a} AS {w}) * CAST(c_{b} AS {w}) - CAST(c_{a} - {a} AS {w}) * CAST(c_{b} - {b} AS {w})) AS ss_{alias}")
     incr.append("SUM(CASE WHEN c_n = n THEN 1 ELSE 0 END) AS new_units")
     return f"""
@@ -331,13 +350,15 @@ cu AS (SELECT ud.*, {cum} FROM ud)
 SELECT variant, day, {', '.join(incr)} FROM cu GROUP BY variant, day"""
 
 
-def _users_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Sequence[str] = ()) -> str:
+def _users_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Thresholds | None = None) -> str:
     """Per variant: per-user sums, squares and cross-products over the whole log (no daily view)."""
-    variables = _variables(metrics, len(thresholds))
+    thresholds = thresholds or {}
+    n_q = _n_thresholds(thresholds)
+    variables = _variables(metrics, n_q)
     sums = _user_sums(variables, thresholds)
     w = dialect.wide
     agg = [f"SUM({v}) AS s_{v}" for v in variables]
-    agg += [f"SUM(CAST({a} AS {w}) * CAST({b} AS {w})) AS ss_{alias}" for alias, a, b in _moment_terms(metrics, len(thresholds))]
+    agg += [f"SUM(CAST({a} AS {w}) * CAST({b} AS {w})) AS ss_{alias}" for alias, a, b in _moment_terms(metrics, n_q)]
     agg.append("COUNT(*) AS new_units")
     return f"""
 WITH u AS (SELECT variant, unit_id, {', '.join(sums)} FROM abkit_req GROUP BY variant, unit_id)
@@ -383,19 +404,18 @@ def collect(
         eng.materialize("abkit_req", _requests_sql(experiment, eng.dialect))
     eng.view("abkit_rows", _rows_sql(experiment, unique, eng.dialect))
     try:
-        est = _quantile_values(eng, names, probs)
-        present = [v for v in names if np.isfinite(est[:, names.index(v)]).all()] if probs else []
-        thresholds = [
-            "(CASE variant " + " ".join(f"WHEN {_str(v)} THEN {_lit(est[j, names.index(v)])}" for v in present) + " END)"
-            for j in range(len(probs))] if present else []
+        hists = _latency_histograms(eng, names) if probs else []
+        est_us = _quantile_values(hists, probs)
+        # latencies are whole µs: "at or below q̂" is "at or below floor(q̂)"
+        thresholds = {v: [math.floor(q) for q in est_us[:, i]] for i, (v, h) in enumerate(zip(names, hists)) if h is not None}
         rows = eng.sql((_daily_sql if daily else _users_sql)(specs, eng.dialect, thresholds))
         kept, first, last, n_days = eng.sql("SELECT COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
         raw = kept if unique else eng.sql(f"SELECT COUNT(*) FROM abkit_pred WHERE experiment = {_str(experiment)}")[0][0]
-        st = _assemble(rows, names, specs, len(thresholds), int(raw) - int(kept), engine)
+        st = _assemble(rows, names, specs, _n_thresholds(thresholds), int(raw) - int(kept), engine)
         st = dataclasses.replace(st, first_day=_iso_day(first), last_day=_iso_day(last), n_days=int(n_days))
         if not daily:
             st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
-        qs = _quantiles(eng, names, probs, est, st, a) if probs else {}
+        qs = _quantiles(hists, probs, est_us, st, a) if probs else {}
     finally:
         eng.drop("abkit_rows")
         eng.drop("abkit_req")
@@ -444,34 +464,59 @@ def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metr
     )
 
 
-def _quantile_values(eng: _Engine, variants: list[str], probs: list[float]) -> np.ndarray:
-    """Per-arm latency quantiles (linear interpolation), shape (probabilities, arms); NaN for empty arms."""
-    out = np.full((len(probs), len(variants)), np.nan)
-    if not probs:
-        return out
-    d = eng.dialect
-    arr = d.array.format(items=", ".join(_lit(p) for p in probs))
-    for r in eng.sql(f"SELECT variant, {d.quantile.format(expr='latency_ms', probs=arr)} FROM abkit_rows GROUP BY variant"):
-        if r[0] in variants and r[1] is not None:
-            out[:, variants.index(r[0])] = [float(x) for x in r[1]]
+class _Histogram(NamedTuple):
+    """One arm's latency distribution: distinct values (µs, ascending) and cumulative counts."""
+
+    values: np.ndarray
+    cumulative: np.ndarray
+
+
+def _latency_histograms(eng: _Engine, variants: list[str]) -> list[_Histogram | None]:
+    """Per arm the exact histogram of latency in µs (None for an empty arm): one pass gives every quantile."""
+    cols = eng.arrays("SELECT variant, latency_us, COUNT(*) AS n FROM abkit_rows GROUP BY variant, latency_us")
+    arm, value, count = cols["variant"], np.asarray(cols["latency_us"], dtype=np.int64), np.asarray(cols["n"], dtype=np.int64)
+    out: list[_Histogram | None] = []
+    for v in variants:
+        mask = arm == v
+        if not mask.any():
+            out.append(None)
+            continue
+        order = np.argsort(value[mask], kind="stable")
+        out.append(_Histogram(value[mask][order], np.cumsum(count[mask][order])))
     return out
 
 
-def _quantiles(eng: _Engine, variants: list[str], probs: list[float], est: np.ndarray, st: LogStats,
+def _quantile_values(hists: Sequence[_Histogram | None], probs: Sequence[float]) -> np.ndarray:
+    """Quantiles (µs) by linear interpolation between order statistics (numpy's default, type 7), shape
+    (probabilities, arms); NaN for empty arms."""
+    out = np.full((len(probs), len(hists)), np.nan)
+    p = np.asarray(probs, dtype=np.float64)
+    for i, h in enumerate(hists):
+        if h is None or not len(p):
+            continue
+        n = int(h.cumulative[-1])
+        pos = (n - 1) * p
+        below = np.floor(pos)
+        ranks = np.stack([below, np.minimum(below + 1, n - 1)]).astype(np.int64)
+        lo, hi = h.values[np.searchsorted(h.cumulative, ranks, side="right")].astype(np.float64)
+        out[:, i] = lo + (pos - below) * (hi - lo)
+    return out
+
+
+def _quantiles(hists: Sequence[_Histogram | None], probs: list[float], est_us: np.ndarray, st: LogStats,
                alpha: float) -> dict[float, QuantileStats]:
-    k = len(variants)
+    est = est_us / 1e3
+    k = est.shape[1]
     nan = np.full(k, np.nan)
     if not st.indicators:
         return {p: QuantileStats(p, est[j], nan, nan, nan) for j, p in enumerate(probs)}
     lo_p, hi_p, se = (np.stack(x) for x in zip(*(
         quantile_rank_interval(p, ind, alpha=alpha) for p, ind in zip(probs, st.indicators))))
     ok = np.isfinite(est) & np.isfinite(lo_p) & np.isfinite(hi_p)
-    allp = sorted({float(x) for x in np.concatenate([lo_p[ok], hi_p[ok]])})
-    bounds = _quantile_values(eng, variants, allp)
-    pos = {p: i for i, p in enumerate(allp)}
     low, high = np.full(est.shape, np.nan), np.full(est.shape, np.nan)
-    for j in range(len(probs)):
-        for i in range(k):
-            if ok[j, i]:
-                low[j, i], high[j, i] = bounds[pos[float(lo_p[j, i])], i], bounds[pos[float(hi_p[j, i])], i]
+    for i in range(k):
+        col = ok[:, i]
+        if col.any():
+            low[col, i] = _quantile_values([hists[i]], lo_p[col, i])[:, 0] / 1e3
+            high[col, i] = _quantile_values([hists[i]], hi_p[col, i])[:, 0] / 1e3
     return {p: QuantileStats(p, est[j], low[j], high[j], se[j]) for j, p in enumerate(probs)}
