@@ -6,7 +6,9 @@ Layout under a root directory::
     <root>/labels/experiment=<key>/date=<YYYY-MM-DD>/part-<uuid>.parquet
     <root>/quarantine/predictions/experiment=<key>/date=<YYYY-MM-DD>/part-<uuid>.parquet
 
-Every file holds all columns of its schema; the directory names only help people and pruning.
+Every file holds all columns of its schema (``STORED_PREDICTION_SCHEMA``, ``STORED_LABEL_SCHEMA``: the
+record columns plus 64-bit keys of the ids, ``abkit.keys``); the directory names only help people and
+pruning. Readers return the record columns (``PREDICTION_SCHEMA``, ``LABEL_SCHEMA``).
 
 **Durability.** A ``LogWriter`` buffers rows; ``flush()`` writes one file per (experiment, date)
 partition to a hidden ``.part-<uuid>.parquet.tmp`` name in the target directory, fsyncs it, renames it to
@@ -31,6 +33,9 @@ its last look, drops buffered rows whose id is now on disk, and commits its file
 ``.unique.parquet``, the writer's guarantee that no id in the file occurs in any other committed file of
 the experiment. Labels get the same treatment (the first label appended for a request wins).
 
+The suffix also vouches for the files' 64-bit keys (``abkit.logindex``): no two different ids of the
+experiment share a request key or a unit key, so engines may join and group on the integers.
+
 Readers trust that guarantee: when every file they read carries the suffix, they skip deduplication,
 which is the costly part of reading a large log. A file without it (written with ``check_disk=False`` or
 by another tool) makes readers deduplicate everything: each (experiment, request_id) counts once, the
@@ -52,13 +57,11 @@ stored more than once. The lock is a POSIX advisory ``flock``: it coordinates pr
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import glob as globmod
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -70,10 +73,14 @@ import pyarrow.parquet as pq
 
 from abkit.errors import AbkitError
 from abkit.experiment import _KEY_RE
+from abkit.keys import fnv1a64
+from abkit.logindex import LogIndex, has_repeats
 
 __all__ = [
     "LABEL_SCHEMA",
     "PREDICTION_SCHEMA",
+    "STORED_LABEL_SCHEMA",
+    "STORED_PREDICTION_SCHEMA",
     "AppendReport",
     "InvalidRecordsError",
     "LogError",
@@ -105,6 +112,10 @@ LABEL_SCHEMA = pa.schema(
         ("labelled_at", UTC_US),
     ]
 )
+# Files also store 64-bit keys of the ids (``abkit.keys.fnv1a64``), so engines join and group on integers.
+STORED_PREDICTION_SCHEMA = PREDICTION_SCHEMA.append(pa.field("unit_key", pa.int64())).append(
+    pa.field("request_key", pa.int64()))
+STORED_LABEL_SCHEMA = LABEL_SCHEMA.append(pa.field("request_key", pa.int64()))
 _US_PER_DAY = 86_400_000_000
 _FILE_GLOB = "part-*.parquet"
 UNIQUE_SUFFIX = ".unique.parquet"  # a file whose request ids occur in no other committed file of its experiment
@@ -204,40 +215,6 @@ def all_unique(paths: Iterable[str | Path]) -> bool:
     """Whether every file in ``paths`` was committed with the writer's uniqueness guarantee (and there is one)."""
     names = [str(p) for p in paths]
     return bool(names) and all(n.endswith(UNIQUE_SUFFIX) for n in names)
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """Hold the exclusive lock ``directory/.lock`` while a writer checks the disk and commits."""
-    _ensure_dir(directory)
-    with open(directory / ".lock", "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-class _Committed:
-    """The request ids committed to one experiment's files (predictions or labels), read incrementally."""
-
-    def __init__(self, directory: Path, experiment: str) -> None:
-        self.directory, self.experiment = directory, experiment
-        self.files: set[str] = set()
-        self.ids: set[str] = set()
-
-    def sync(self) -> set[str]:
-        """Read the ids of files committed since the last call; returns the ids that were new."""
-        paths = sorted(set(globmod.glob(str(self.directory / "*" / _FILE_GLOB))) - self.files)
-        new: set[str] = set()
-        for path in paths:
-            t = pq.read_table(path, columns=["experiment", "request_id"])
-            ids = t.filter(pc.equal(t["experiment"], self.experiment))["request_id"]
-            new.update(ids.to_pylist())
-        new -= self.ids
-        self.ids |= new
-        self.files.update(paths)
-        return new
 
 
 def _check_key(experiment: Any) -> str:
@@ -510,9 +487,10 @@ class LogWriter:
         self.batch_size, self.on_invalid, self.check_disk = batch_size, on_invalid, check_disk
         self._buffer: list[pa.Table] = []
         self._buffered = 0
-        self._committed = _Committed(log.root / "predictions" / f"experiment={self.experiment}", self.experiment)
-        self._synced = False
-        self._pending: set[str] = set()  # ids appended in this session and not yet committed
+        # a checking writer shares the log's index of what is on disk; an unchecking one only knows its session
+        self._index = log._index(self.experiment) if check_disk else LogIndex(log.root, self.experiment)
+        self._synced = not check_disk
+        self._pending: dict[int, str] = {}  # request key -> id of the rows appended and not yet committed
         self.received = self.accepted = self.invalid = self.duplicates = self.flushed = 0
         self.files: list[Path] = []
         self.last = AppendReport()
@@ -560,22 +538,25 @@ class LogWriter:
         return report.accepted
 
     def _drop_duplicates(self, table: pa.Table, report: AppendReport) -> pa.Table:
-        if self.check_disk and not self._synced:
-            self._committed.sync()
+        if not self._synced:
+            self._index.sync()
             self._synced = True
-        ids = table["request_id"]
-        keep = _first_occurrence(ids)
-        id_list = ids.to_pylist()
-        for seen in (self._committed.ids, self._pending):
-            if seen and not seen.isdisjoint(id_list):
-                keep &= np.fromiter((x not in seen for x in id_list), dtype=bool, count=len(id_list))
-        report.duplicates = int(len(id_list) - keep.sum())
+        ids = table["request_id"].to_pylist()
+        keys = fnv1a64(ids)
+        # distinct keys mean distinct ids; only a repeated key needs the (slower) look at the strings
+        keep = _first_occurrence(table["request_id"]) if has_repeats(keys) else np.ones(len(ids), dtype=bool)
+        key_list = keys.tolist()
+        keep &= ~self._index.committed("predictions", key_list, ids)
+        if not self._pending.keys().isdisjoint(key_list):
+            keep &= np.fromiter((self._pending.get(k) != x for k, x in zip(key_list, ids, strict=True)),
+                                dtype=bool, count=len(ids))
+        report.duplicates = int(len(ids) - keep.sum())
         self.duplicates += report.duplicates
         if report.duplicates:
             table = table.filter(pa.array(keep))
-            self._pending.update(x for x, k in zip(id_list, keep, strict=True) if k)
+            self._pending.update((k, x) for k, x, kept in zip(key_list, ids, keep, strict=True) if kept)
         else:
-            self._pending.update(id_list)
+            self._pending.update(zip(key_list, ids, strict=True))
         return table
 
     def flush(self) -> None:
@@ -583,7 +564,7 @@ class LogWriter:
 
         With ``check_disk`` the commit holds the experiment's lock: rows whose id another process committed
         since this writer last looked are dropped (counted in ``duplicates``) and the files are written as
-        ``.unique.parquet``.
+        ``.unique.parquet`` (unless two different ids ever shared a 64-bit key, see ``abkit.logindex``).
         """
         if not self._buffer:
             return
@@ -591,20 +572,26 @@ class LogWriter:
         if not self.check_disk:
             self._commit(table, unique=False)
             return
-        with _locked(self._committed.directory):
-            arrived = self._committed.sync()
-            if arrived and not arrived.isdisjoint(self._pending):
-                ids = table["request_id"].to_pylist()
-                keep = np.fromiter((x not in arrived for x in ids), dtype=bool, count=len(ids))
-                self.duplicates += int(len(ids) - keep.sum())
-                table = table.filter(pa.array(keep))
+        with self._index.locked():
+            self._index.sync()
+            ids = table["request_id"].to_pylist()
+            taken = self._index.committed("predictions", fnv1a64(ids).tolist(), ids)
+            if taken.any():
+                self.duplicates += int(taken.sum())
+                table = table.filter(pa.array(~taken))
             self._commit(table, unique=True)
 
     def _commit(self, table: pa.Table, unique: bool) -> None:
-        written = _write_partitioned(table, self.log.root / "predictions", self.experiment, "ts", unique)
+        ids = table["request_id"].to_pylist()
+        keys = fnv1a64(ids)
+        units = pc.unique(table["unit_id"])
+        unit_ids, unit_keys = units.to_pylist(), fnv1a64(units).tolist()
+        clash = self._index.collides(keys.tolist(), ids, unit_keys, unit_ids)
+        stored = table.append_column("unit_key", pa.array(fnv1a64(table["unit_id"]))).append_column(
+            "request_key", pa.array(keys))
+        written = _write_partitioned(stored, self.log.root / "predictions", self.experiment, "ts", unique and not clash)
         self.files.extend(written)
-        self._committed.files.update(str(f) for f in written)
-        self._committed.ids |= self._pending
+        self._index.add("predictions", written, keys.tolist(), ids, unit_keys, unit_ids, collides=clash)
         self._pending.clear()
         self._buffer.clear()
         self.flushed += table.num_rows
@@ -621,7 +608,7 @@ class PredictionLog:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._con: Any = None
-        self._labelled: dict[str, _Committed] = {}  # experiment -> request ids with a committed label
+        self._indexes: dict[str, LogIndex] = {}  # experiment -> what its committed files hold
 
     def __repr__(self) -> str:
         return f"PredictionLog({str(self.root)!r})"
@@ -661,17 +648,27 @@ class PredictionLog:
         written = 0
         for key in pc.unique(table["experiment"]).to_pylist():
             part = table.filter(pc.equal(table["experiment"], key))
-            committed = self._labelled.setdefault(key, _Committed(self.root / "labels" / f"experiment={key}", key))
-            with _locked(committed.directory):
-                committed.sync()
+            index = self._index(key)
+            with index.locked():
+                index.sync()
                 ids = part["request_id"].to_pylist()
-                if not committed.ids.isdisjoint(ids):
-                    part = part.filter(pa.array([x not in committed.ids for x in ids], type=pa.bool_()))
-                files = _write_partitioned(part, self.root / "labels", key, "labelled_at", unique=True)
-                committed.files.update(str(f) for f in files)
-                committed.ids.update(part["request_id"].to_pylist())
+                keys = fnv1a64(ids)
+                taken = index.committed("labels", keys.tolist(), ids)
+                if taken.any():
+                    part, keys = part.filter(pa.array(~taken)), keys[~taken]
+                    ids = part["request_id"].to_pylist()
+                clash = index.collides(keys.tolist(), ids)
+                stored = part.append_column("request_key", pa.array(keys))
+                files = _write_partitioned(stored, self.root / "labels", key, "labelled_at", not clash)
+                index.add("labels", files, keys.tolist(), ids, collides=clash)
             written += part.num_rows
         return written
+
+    def _index(self, experiment: str) -> LogIndex:
+        """This object's index of what ``experiment``'s committed files hold (shared by its writers)."""
+        if experiment not in self._indexes:
+            self._indexes[experiment] = LogIndex(self.root, experiment)
+        return self._indexes[experiment]
 
     def _quarantine(self, cols: _Columns, verdict: _Verdict, experiment: str) -> Path:
         bad = _table(cols, PREDICTION_SCHEMA, verdict.bad)

@@ -5,10 +5,11 @@ One definition of the metrics (``METRICS``: a numerator and a denominator per pr
 
 1. requests: predictions of the experiment, each ``request_id`` once (the first by ``ts``), left-joined
    with its first label (by ``labelled_at``); ``labelled`` and ``correct`` flags per prediction. When every
-   file of the log carries the writer's uniqueness guarantee (``abkit.log.all_unique``) the ids are known
-   to be unique and this is a plain join, streamed into the next step; otherwise the deduplicated requests
-   are materialized once;
-2. user-days: per (variant, unit_id, day) sums of every metric variable;
+   file of the log carries the writers' uniqueness guarantee (``abkit.log.all_unique``: each request id
+   stored once, and the ids' stored 64-bit keys one-to-one), this reads only the experiment's own folders
+   and is a plain join on the integer ``request_key``, streamed into the next step, with users grouped by
+   ``unit_key``; otherwise the requests are deduplicated on the strings and materialized once;
+2. user-days: per (variant, user, day) sums of every metric variable;
 3. cumulative moments: a window over each user's days turns the user-day sums into increments of the
    per-user sums, squares and cross-products, so the daily totals *accumulate* exactly into the per-arm
    ``ArmStats`` at every cut-off day (the sequential view) and the last day is the whole test;
@@ -122,12 +123,33 @@ class _Dialect(NamedTuple):
     day: str  # day number (days since 1970-01-01 UTC) of the timestamp ``ts``; cheaper than a DATE cast
 
 
-_DUCKDB = _Dialect("duckdb", "HUGEINT", "hash(unit_id), unit_id", "epoch_us(ts) // 86400000000")
-_SPARK = _Dialect("spark", "DECIMAL(38, 0)", "xxhash64(unit_id), unit_id", "unix_micros(ts) div 86400000000")
+_DUCKDB = _Dialect("duckdb", "HUGEINT", "hash(unit), unit", "epoch_us(ts) // 86400000000")
+_SPARK = _Dialect("spark", "DECIMAL(38, 0)", "xxhash64(unit), unit", "unix_micros(ts) div 86400000000")
 
 
 def _str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
+
+
+class _Source(NamedTuple):
+    """What an engine reads: the prediction and label folders, and whether they hold only unique files
+    of one experiment (then with 64-bit keys, and the experiment's rows only)."""
+
+    predictions: Path
+    labels: Path
+    unique: bool
+    days: tuple[str, ...] = ()  # unique: the experiment's date partitions, i.e. the days of its predictions
+
+
+def _source(root: Path, experiment: str) -> _Source:
+    """The experiment's own folders when every file of the log is unique (and it has predictions), else the
+    whole log, to be deduplicated and filtered by experiment."""
+    files = [f for kind in ("predictions", "labels") for f in globmod.glob(str(root / kind / "**" / "*.parquet"), recursive=True)]
+    own = [root / kind / f"experiment={experiment}" for kind in ("predictions", "labels")]
+    dated = sorted({Path(f).parent.name for f in globmod.glob(str(own[0] / "date=*" / "*.parquet"))})
+    if all_unique(files) and dated:
+        return _Source(own[0], own[1], True, tuple(d.removeprefix("date=") for d in dated))
+    return _Source(root / "predictions", root / "labels", False)
 
 
 class _Engine:
@@ -154,12 +176,13 @@ class _Engine:
 
 _PRED_COLS = "experiment, variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
 _LAB_COLS = "experiment, request_id, label, labelled_at"
+_PRED_KEYS, _LAB_KEYS = ", unit_key, request_key", ", request_key"  # read only from files with keys (unique logs)
 
 
 class _DuckDB(_Engine):
     dialect = _DUCKDB
 
-    def __init__(self, root: Path, con: Any = None) -> None:
+    def __init__(self, src: _Source, con: Any = None) -> None:
         import duckdb
 
         self.con = con if con is not None else duckdb.connect()
@@ -168,18 +191,19 @@ class _DuckDB(_Engine):
             self.con.execute("SET enable_progress_bar = false")
         except duckdb.Error:  # inside Jupyter DuckDB refuses the setting without ipywidgets; it is only cosmetic
             pass
-        pred = root / "predictions" / "**" / "*.parquet"
-        lab = root / "labels" / "**" / "*.parquet"
+        pred, lab = src.predictions / "**" / "*.parquet", src.labels / "**" / "*.parquet"
         self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW abkit_pred AS SELECT {_PRED_COLS} "
+            f"CREATE OR REPLACE TEMP VIEW abkit_pred AS SELECT {_PRED_COLS}{_PRED_KEYS if src.unique else ''} "
             f"FROM read_parquet({_str(str(pred))}, hive_partitioning = false)"
         )
         if globmod.glob(str(lab), recursive=True):
-            src = f"SELECT {_LAB_COLS} FROM read_parquet({_str(str(lab))}, hive_partitioning = false)"
+            cols = _LAB_COLS + (_LAB_KEYS if src.unique else "")
+            q = f"SELECT {cols} FROM read_parquet({_str(str(lab))}, hive_partitioning = false)"
         else:
-            src = ("SELECT CAST(NULL AS VARCHAR) AS experiment, CAST(NULL AS VARCHAR) AS request_id, "
-                   "CAST(NULL AS VARCHAR) AS label, CAST(NULL AS TIMESTAMPTZ) AS labelled_at WHERE false")
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW abkit_lab AS {src}")
+            q = ("SELECT CAST(NULL AS VARCHAR) AS experiment, CAST(NULL AS VARCHAR) AS request_id, "
+                 "CAST(NULL AS VARCHAR) AS label, CAST(NULL AS TIMESTAMPTZ) AS labelled_at, "
+                 "CAST(NULL AS BIGINT) AS request_key WHERE false")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW abkit_lab AS {q}")
 
     def sql(self, query: str) -> list[tuple[Any, ...]]:
         return self.con.execute(query).fetchall()
@@ -203,17 +227,17 @@ class _DuckDB(_Engine):
 class _Spark(_Engine):
     dialect = _SPARK
 
-    def __init__(self, root: Path, spark: Any) -> None:
+    def __init__(self, src: _Source, spark: Any) -> None:
         self.spark = spark
-        pred = spark.read.option("recursiveFileLookup", "true").parquet(str(root / "predictions"))
-        pred.selectExpr(*_PRED_COLS.split(", ")).createOrReplaceTempView("abkit_pred")
-        if globmod.glob(str(root / "labels" / "**" / "*.parquet"), recursive=True):
-            lab = spark.read.option("recursiveFileLookup", "true").parquet(str(root / "labels"))
-            lab.selectExpr(*_LAB_COLS.split(", ")).createOrReplaceTempView("abkit_lab")
+        pred = spark.read.option("recursiveFileLookup", "true").parquet(str(src.predictions))
+        pred.selectExpr(*(_PRED_COLS + (_PRED_KEYS if src.unique else "")).split(", ")).createOrReplaceTempView("abkit_pred")
+        if globmod.glob(str(src.labels / "**" / "*.parquet"), recursive=True):
+            lab = spark.read.option("recursiveFileLookup", "true").parquet(str(src.labels))
+            lab.selectExpr(*(_LAB_COLS + (_LAB_KEYS if src.unique else "")).split(", ")).createOrReplaceTempView("abkit_lab")
         else:
             spark.sql("SELECT CAST(NULL AS STRING) AS experiment, CAST(NULL AS STRING) AS request_id, "
-                      "CAST(NULL AS STRING) AS label, CAST(NULL AS TIMESTAMP) AS labelled_at WHERE false"
-                      ).createOrReplaceTempView("abkit_lab")
+                      "CAST(NULL AS STRING) AS label, CAST(NULL AS TIMESTAMP) AS labelled_at, "
+                      "CAST(NULL AS BIGINT) AS request_key WHERE false").createOrReplaceTempView("abkit_lab")
 
     def sql(self, query: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.spark.sql(query).collect()]
@@ -244,25 +268,25 @@ def spark_session(app_name: str = "abkit", master: str = "local[2]") -> Any:
 
 
 _REQ_COLS = "variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
+# one row per request: ``unit`` identifies the user (its id, or its 64-bit key in a unique log)
+_OUT_COLS = "variant, {unit} AS unit, {day} AS day, " + _LATENCY_US + " AS latency_us, confidence, predicted_label, label"
 
 
-_OUT_COLS = "variant, unit_id, {day} AS day, " + _LATENCY_US + " AS latency_us, confidence, predicted_label, label"
-
-
-def _unique_requests_sql(key: str, dialect: _Dialect) -> str:
-    """Predictions with their label when the writer guaranteed each request id once (see module docs)."""
-    k = _str(key)
+def _unique_requests_sql(dialect: _Dialect) -> str:
+    """Predictions with their label when the writer guaranteed each request id once and the ids' 64-bit
+    keys one-to-one, reading only the experiment's own files (see module docs): a join and grouping on
+    integers."""
     return f"""
-SELECT {_OUT_COLS.format(day=dialect.day)}
-FROM (SELECT {_REQ_COLS} FROM abkit_pred WHERE experiment = {k}) p
-LEFT JOIN (SELECT request_id, label FROM abkit_lab WHERE experiment = {k}) l USING (request_id)"""
+SELECT {_OUT_COLS.format(unit="unit_key", day=dialect.day)}
+FROM (SELECT variant, unit_key, request_key, ts, predicted_label, confidence, latency_ms FROM abkit_pred) p
+LEFT JOIN (SELECT request_key, label FROM abkit_lab) l USING (request_key)"""
 
 
-def _rows_sql(key: str, unique: bool, dialect: _Dialect) -> str:
+def _rows_sql(unique: bool, dialect: _Dialect) -> str:
     """Per prediction: arm, latency (µs) and day number (the input of the quantiles and the date range)."""
     if not unique:
         return "SELECT variant, latency_us, day FROM abkit_req"
-    return f"SELECT variant, {_LATENCY_US} AS latency_us, {dialect.day} AS day FROM abkit_pred WHERE experiment = {_str(key)}"
+    return f"SELECT variant, {_LATENCY_US} AS latency_us, {dialect.day} AS day FROM abkit_pred"
 
 
 def _requests_sql(key: str, dialect: _Dialect) -> str:
@@ -291,7 +315,7 @@ l AS (
     FROM {l0} l2 WHERE request_id IN (SELECT request_id FROM ldup)) lw WHERE rn = 1),
 j AS (SELECT pd.variant, pd.unit_id, pd.ts, pd.predicted_label, pd.confidence, pd.latency_ms, l.label
       FROM pd LEFT JOIN l ON pd.request_id = l.request_id)
-SELECT {_OUT_COLS.format(day=dialect.day)} FROM j"""
+SELECT {_OUT_COLS.format(unit="unit_id", day=dialect.day)} FROM j"""
 
 
 def _variables(metrics: Sequence[Metric], n_quantiles: int) -> list[str]:
@@ -345,7 +369,7 @@ def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Thresho
         incr.append(f"SUM(CAST(c_{a} AS {w}) * CAST(c_{b} AS {w}) - CAST(c_{a} - {a} AS {w}) * CAST(c_{b} - {b} AS {w})) AS ss_{alias}")
     incr.append("SUM(CASE WHEN c_n = n THEN 1 ELSE 0 END) AS new_units")
     return f"""
-WITH ud AS (SELECT variant, unit_id, day, {', '.join(sums)} FROM abkit_req GROUP BY variant, unit_id, day),
+WITH ud AS (SELECT variant, unit, day, {', '.join(sums)} FROM abkit_req GROUP BY variant, unit, day),
 cu AS (SELECT ud.*, {cum} FROM ud)
 SELECT variant, day, {', '.join(incr)} FROM cu GROUP BY variant, day"""
 
@@ -361,7 +385,7 @@ def _users_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Thresho
     agg += [f"SUM(CAST({a} AS {w}) * CAST({b} AS {w})) AS ss_{alias}" for alias, a, b in _moment_terms(metrics, n_q)]
     agg.append("COUNT(*) AS new_units")
     return f"""
-WITH u AS (SELECT variant, unit_id, {', '.join(sums)} FROM abkit_req GROUP BY variant, unit_id)
+WITH u AS (SELECT variant, unit, {', '.join(sums)} FROM abkit_req GROUP BY variant, unit)
 SELECT variant, -1 AS day, {', '.join(agg)} FROM u GROUP BY variant"""
 
 
@@ -393,26 +417,30 @@ def collect(
             raise MetricError(f"quantile {p!r} must lie strictly between 0 and 1, e.g. 0.95")
     if not globmod.glob(str(root / "predictions" / "**" / "*.parquet"), recursive=True):
         raise MetricError(f"no prediction files under {root / 'predictions'}; check log_root (the PredictionLog root)")
-    eng: _Engine = _DuckDB(root, con) if engine == "duckdb" else _Spark(root, spark if spark is not None else spark_session())
     names = list(variants)
     probs = list(quantiles)
-    unique = all_unique(f for kind in ("predictions", "labels")
-                        for f in globmod.glob(str(root / kind / "**" / "*.parquet"), recursive=True))
-    if unique:
-        eng.view("abkit_req", _unique_requests_sql(experiment, eng.dialect))
+    src = _source(root, experiment)
+    eng: _Engine = _DuckDB(src, con) if engine == "duckdb" else _Spark(src, spark if spark is not None else spark_session())
+    if src.unique:
+        eng.view("abkit_req", _unique_requests_sql(eng.dialect))
     else:
         eng.materialize("abkit_req", _requests_sql(experiment, eng.dialect))
-    eng.view("abkit_rows", _rows_sql(experiment, unique, eng.dialect))
+    eng.view("abkit_rows", _rows_sql(src.unique, eng.dialect))
     try:
         hists = _latency_histograms(eng, names) if probs else []
         est_us = _quantile_values(hists, probs)
         # latencies are whole µs: "at or below q̂" is "at or below floor(q̂)"
         thresholds = {v: [math.floor(q) for q in est_us[:, i]] for i, (v, h) in enumerate(zip(names, hists)) if h is not None}
         rows = eng.sql((_daily_sql if daily else _users_sql)(specs, eng.dialect, thresholds))
-        kept, first, last, n_days = eng.sql("SELECT COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
-        raw = kept if unique else eng.sql(f"SELECT COUNT(*) FROM abkit_pred WHERE experiment = {_str(experiment)}")[0][0]
-        st = _assemble(rows, names, specs, _n_thresholds(thresholds), int(raw) - int(kept), engine)
-        st = dataclasses.replace(st, first_day=_iso_day(first), last_day=_iso_day(last), n_days=int(n_days))
+        if src.unique:  # no duplicates; the days are the experiment's date partitions
+            duplicates, first, last, n_days = 0, src.days[0], src.days[-1], len(src.days)
+        else:
+            raw, kept, lo, hi, n_days = eng.sql(
+                f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {_str(experiment)}), "
+                "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
+            duplicates, first, last = int(raw) - int(kept), _iso_day(lo), _iso_day(hi)
+        st = _assemble(rows, names, specs, _n_thresholds(thresholds), duplicates, engine)
+        st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days))
         if not daily:
             st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
         qs = _quantiles(hists, probs, est_us, st, a) if probs else {}

@@ -18,7 +18,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from abkit.log import LABEL_SCHEMA, PREDICTION_SCHEMA, InvalidRecordsError, LogError, PredictionLog
+from abkit.keys import fnv1a64
+from abkit.log import (
+    LABEL_SCHEMA,
+    PREDICTION_SCHEMA,
+    STORED_PREDICTION_SCHEMA,
+    InvalidRecordsError,
+    LogError,
+    PredictionLog,
+)
 
 VARIANTS = ["control", "challenger"]
 T0 = dt.datetime(2024, 3, 1, 12, tzinfo=dt.timezone.utc)
@@ -59,7 +67,10 @@ def test_partitions_by_date_and_files_hold_all_columns(tmp_path: Path) -> None:
     assert all(Path(f).parent.parent.name == "experiment=exp-1" and Path(f).name.startswith("part-") for f in files)
     tables = [pq.read_table(f) for f in files]
     assert [t.num_rows for t in tables] == [30, 18]
-    assert all(t.schema == PREDICTION_SCHEMA for t in tables)
+    assert all(t.schema == STORED_PREDICTION_SCHEMA for t in tables)
+    for t in tables:  # the stored keys are the ids' FNV-1a 64
+        assert t["request_key"].to_pylist() == fnv1a64(t["request_id"]).tolist()
+        assert t["unit_key"].to_pylist() == fnv1a64(t["unit_id"]).tolist()
     assert not list(tmp_path.rglob("*.tmp"))
 
 
@@ -313,3 +324,49 @@ def test_least_confident_per_variant_with_labels(tmp_path):
     assert [(r["variant"], r["confidence"]) for r in table] == [
         ("challenger", 0.51), ("challenger", 0.53), ("control", 0.5), ("control", 0.52)]
     assert table[2]["label"] == "neg" and table[3]["label"] is None
+
+
+@pytest.fixture
+def weak_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys that collide on purpose (the id's length), so the writers' collision handling is exercised."""
+
+    def by_length(ids: object) -> np.ndarray:
+        values = ids.to_pylist() if hasattr(ids, "to_pylist") else list(ids)  # type: ignore[union-attr]
+        return np.array([len(x) for x in values], dtype=np.int64)
+
+    monkeypatch.setattr("abkit.log.fnv1a64", by_length)
+    monkeypatch.setattr("abkit.logindex.fnv1a64", by_length)
+
+
+def test_a_key_shared_by_two_ids_ends_the_uniqueness_marks(tmp_path: Path, weak_keys: None) -> None:
+    log = PredictionLog(tmp_path)
+    with log.writer("exp-1", VARIANTS) as w:
+        w.append(_records(1))  # r0 alone: its key is still one-to-one
+    assert all(f.endswith(".unique.parquet") for f in glob.glob(log.predictions_glob("exp-1")))
+    with log.writer("exp-1", VARIANTS) as w:
+        assert w.append(_records(3)) == 2  # r0 is a duplicate; r1 and r2 share r0's key
+    names = [Path(f).name for f in glob.glob(log.predictions_glob("exp-1"))]
+    assert sum(n.endswith(".unique.parquet") for n in names) == 1  # the new file is not marked
+    assert log.append_labels([dict(experiment="exp-1", request_id="r9", label="pos")]) == 1
+    assert not any(f.endswith(".unique.parquet") for f in glob.glob(log.labels_glob("exp-1")))  # stays ended
+    assert sorted(log.read_predictions("exp-1")["request_id"].to_pylist()) == ["r0", "r1", "r2"]
+
+
+def test_a_label_whose_key_names_another_prediction_is_not_marked(tmp_path: Path, weak_keys: None) -> None:
+    log = PredictionLog(tmp_path)
+    with log.writer("exp-1", VARIANTS) as w:
+        w.append(_records(1))  # r0, unit u0
+    assert log.append_labels([dict(experiment="exp-1", request_id="r0", label="pos")]) == 1
+    assert all(f.endswith(".unique.parquet") for f in glob.glob(log.labels_glob("exp-1")))
+    assert log.append_labels([dict(experiment="exp-1", request_id="x5", label="neg")]) == 1  # same length as r0
+    assert sum(f.endswith(".unique.parquet") for f in glob.glob(log.labels_glob("exp-1"))) == 1
+
+
+def test_a_unit_key_shared_by_two_users_is_not_marked(tmp_path: Path, weak_keys: None) -> None:
+    log = PredictionLog(tmp_path)
+    recs = _records(2)
+    recs[0]["request_id"], recs[1]["request_id"] = "a", "bb"  # distinct request keys
+    recs[0]["unit_id"], recs[1]["unit_id"] = "u1", "u2"  # one unit key for two users
+    with log.writer("exp-1", VARIANTS) as w:
+        w.append(recs)
+    assert not any(f.endswith(".unique.parquet") for f in glob.glob(log.predictions_glob("exp-1")))

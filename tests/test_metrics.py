@@ -222,3 +222,20 @@ def test_without_daily_view_the_totals_are_the_same(random_log: Path) -> None:
             np.testing.assert_array_equal(getattr(fast.stats[name], f), getattr(full.stats[name], f))
     for p, q in full.quantiles.items():
         np.testing.assert_array_equal(fast.quantiles[p].ci_high, q.ci_high)
+
+
+def test_keys_shared_by_two_users_never_merge_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def by_length(ids: object) -> np.ndarray:  # colliding keys: the id's length
+        values = ids.to_pylist() if hasattr(ids, "to_pylist") else list(ids)  # type: ignore[union-attr]
+        return np.array([len(x) for x in values], dtype=np.int64)
+
+    monkeypatch.setattr("abkit.log.fnv1a64", by_length)
+    monkeypatch.setattr("abkit.logindex.fnv1a64", by_length)
+    t0 = dt.datetime(2024, 3, 1, 10, tzinfo=UTC)
+    recs = [dict(variant="control", unit_id=u, request_id=r, ts=t0, text="t", predicted_label="pos", confidence=0.5,
+                 latency_ms=10.0, model_name="m", model_version="1") for u, r in (("u1", "a"), ("u2", "bb"))]
+    log = PredictionLog(tmp_path)
+    with log.writer("mtest", ["control", "challenger"]) as w:
+        w.append(recs)
+    s = collect(tmp_path, "mtest", ["control", "challenger"])
+    assert s.units.tolist() == [2, 0]  # read by unit id: the shared key did not merge the users
