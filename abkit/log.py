@@ -115,7 +115,12 @@ LABEL_SCHEMA = pa.schema(
 # Files also store 64-bit keys of the ids (``abkit.keys.fnv1a64``), so engines join and group on integers.
 STORED_PREDICTION_SCHEMA = PREDICTION_SCHEMA.append(pa.field("unit_key", pa.int64())).append(
     pa.field("request_key", pa.int64()))
-STORED_LABEL_SCHEMA = LABEL_SCHEMA.append(pa.field("request_key", pa.int64()))
+# A label also stores what it labels, copied from its prediction when that is already committed (else null):
+# engines then count labels per user without joining the predictions.
+_PREDICTION_COPY = [("variant", pa.string()), ("unit_key", pa.int64()), ("predicted_label", pa.string()),
+                    ("prediction_day", pa.int64())]  # prediction_day: days since 1970-01-01 of its ts (UTC)
+STORED_LABEL_SCHEMA = pa.schema(list(LABEL_SCHEMA) + [pa.field("request_key", pa.int64())]
+                                + [pa.field(n, t) for n, t in _PREDICTION_COPY])
 _US_PER_DAY = 86_400_000_000
 _FILE_GLOB = "part-*.parquet"
 UNIQUE_SUFFIX = ".unique.parquet"  # a file whose request ids occur in no other committed file of its experiment
@@ -209,6 +214,10 @@ def _write_partitioned(table: pa.Table, base: Path, experiment: str, ts_column: 
         part = table.filter(pa.array(days == day))
         out.append(_write_atomic(part, base / f"experiment={experiment}" / f"date={name}", unique))
     return out
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def all_unique(paths: Iterable[str | Path]) -> bool:
@@ -659,10 +668,34 @@ class PredictionLog:
                     ids = part["request_id"].to_pylist()
                 clash = index.collides(keys.tolist(), ids)
                 stored = part.append_column("request_key", pa.array(keys))
+                for name, column in self._predictions_of(key, keys).items():
+                    stored = stored.append_column(name, column)
                 files = _write_partitioned(stored, self.root / "labels", key, "labelled_at", not clash)
                 index.add("labels", files, keys.tolist(), ids, collides=clash)
             written += part.num_rows
         return written
+
+    def _predictions_of(self, experiment: str, keys: np.ndarray) -> dict[str, pa.Array]:
+        """For each request key, the committed prediction's ``_PREDICTION_COPY`` columns (null if none yet)."""
+        out = {n: pa.nulls(len(keys), t) for n, t in _PREDICTION_COPY}
+        files = [f for f in globmod.glob(self.predictions_glob(experiment)) if f.endswith(UNIQUE_SUFFIX)]
+        if not files or not len(keys):
+            return out
+        self.con.register("_abkit_keys", pa.table({"request_key": keys, "row": np.arange(len(keys))}))
+        try:
+            found = self.con.sql(
+                "SELECT k.row, p.variant, p.unit_key, p.predicted_label, epoch_us(p.ts) // 86400000000 AS prediction_day "
+                f"FROM _abkit_keys k JOIN read_parquet([{', '.join(_sql_str(f) for f in files)}]) p USING (request_key)"
+            ).to_arrow_table()
+        finally:
+            self.con.unregister("_abkit_keys")
+        if found.num_rows:
+            where = found["row"].to_numpy()
+            for n, t in _PREDICTION_COPY:
+                values = np.full(len(keys), None, dtype=object)
+                values[where] = found[n].to_numpy(zero_copy_only=False)
+                out[n] = pa.array(values, t)
+        return out
 
     def _index(self, experiment: str) -> LogIndex:
         """This object's index of what ``experiment``'s committed files hold (shared by its writers)."""

@@ -8,7 +8,10 @@ One definition of the metrics (``METRICS``: a numerator and a denominator per pr
    file of the log carries the writers' uniqueness guarantee (``abkit.log.all_unique``: each request id
    stored once, and the ids' stored 64-bit keys one-to-one), this reads only the experiment's own folders
    and is a plain join on the integer ``request_key``, streamed into the next step, with users grouped by
-   ``unit_key``; otherwise the requests are deduplicated on the strings and materialized once;
+   ``unit_key``. When, in addition, every label carries its prediction's copy (written when the label was
+   appended after its prediction), there is no join at all: predictions and labels are aggregated per
+   user separately and matched per user. Otherwise the requests are deduplicated on the strings and
+   materialized once;
 2. user-days: per (variant, user, day) sums of every metric variable;
 3. cumulative moments: a window over each user's days turns the user-day sums into increments of the
    per-user sums, squares and cross-products, so the daily totals *accumulate* exactly into the per-arm
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from abkit.errors import AbkitError
 from abkit.log import all_unique
@@ -139,6 +143,7 @@ class _Source(NamedTuple):
     labels: Path
     unique: bool
     days: tuple[str, ...] = ()  # unique: the experiment's date partitions, i.e. the days of its predictions
+    copied: bool = False  # unique, and every label carries its prediction's copy: labels need no join
 
 
 def _source(root: Path, experiment: str) -> _Source:
@@ -148,8 +153,23 @@ def _source(root: Path, experiment: str) -> _Source:
     own = [root / kind / f"experiment={experiment}" for kind in ("predictions", "labels")]
     dated = sorted({Path(f).parent.name for f in globmod.glob(str(own[0] / "date=*" / "*.parquet"))})
     if all_unique(files) and dated:
-        return _Source(own[0], own[1], True, tuple(d.removeprefix("date=") for d in dated))
+        labels = globmod.glob(str(own[1] / "*" / "*.parquet"))
+        return _Source(own[0], own[1], True, tuple(d.removeprefix("date=") for d in dated), _all_copied(labels))
     return _Source(root / "predictions", root / "labels", False)
+
+
+def _all_copied(label_files: Sequence[str]) -> bool:
+    """Whether every label row holds its prediction's copy (``unit_key`` never null), from file statistics."""
+    for f in label_files:
+        meta = pq.ParquetFile(f).metadata
+        col = meta.schema.names.index("unit_key") if "unit_key" in meta.schema.names else None
+        if col is None:
+            return False
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(col).statistics
+            if stats is None or not stats.has_null_count or stats.null_count:
+                return False
+    return True
 
 
 class _Engine:
@@ -177,6 +197,7 @@ class _Engine:
 _PRED_COLS = "experiment, variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
 _LAB_COLS = "experiment, request_id, label, labelled_at"
 _PRED_KEYS, _LAB_KEYS = ", unit_key, request_key", ", request_key"  # read only from files with keys (unique logs)
+_LAB_COPY = ", variant, unit_key, predicted_label, prediction_day"  # a label's copy of its prediction
 
 
 class _DuckDB(_Engine):
@@ -197,7 +218,7 @@ class _DuckDB(_Engine):
             f"FROM read_parquet({_str(str(pred))}, hive_partitioning = false)"
         )
         if globmod.glob(str(lab), recursive=True):
-            cols = _LAB_COLS + (_LAB_KEYS if src.unique else "")
+            cols = _LAB_COLS + (_LAB_KEYS if src.unique else "") + (_LAB_COPY if src.copied else "")
             q = f"SELECT {cols} FROM read_parquet({_str(str(lab))}, hive_partitioning = false)"
         else:
             q = ("SELECT CAST(NULL AS VARCHAR) AS experiment, CAST(NULL AS VARCHAR) AS request_id, "
@@ -233,7 +254,8 @@ class _Spark(_Engine):
         pred.selectExpr(*(_PRED_COLS + (_PRED_KEYS if src.unique else "")).split(", ")).createOrReplaceTempView("abkit_pred")
         if globmod.glob(str(src.labels / "**" / "*.parquet"), recursive=True):
             lab = spark.read.option("recursiveFileLookup", "true").parquet(str(src.labels))
-            lab.selectExpr(*(_LAB_COLS + (_LAB_KEYS if src.unique else "")).split(", ")).createOrReplaceTempView("abkit_lab")
+            cols = _LAB_COLS + (_LAB_KEYS if src.unique else "") + (_LAB_COPY if src.copied else "")
+            lab.selectExpr(*cols.split(", ")).createOrReplaceTempView("abkit_lab")
         else:
             spark.sql("SELECT CAST(NULL AS STRING) AS experiment, CAST(NULL AS STRING) AS request_id, "
                       "CAST(NULL AS STRING) AS label, CAST(NULL AS TIMESTAMP) AS labelled_at, "
@@ -280,6 +302,15 @@ def _unique_requests_sql(dialect: _Dialect) -> str:
 SELECT {_OUT_COLS.format(unit="unit_key", day=dialect.day)}
 FROM (SELECT variant, unit_key, request_key, ts, predicted_label, confidence, latency_ms FROM abkit_pred) p
 LEFT JOIN (SELECT request_key, label FROM abkit_lab) l USING (request_key)"""
+
+
+def _copied_requests_sql(dialect: _Dialect) -> tuple[str, str]:
+    """When every label carries its prediction's copy: the predictions alone (``abkit_req``) and the labels
+    as their predictions' rows (``abkit_labels``), so per-user label counts need no join."""
+    preds = (f"SELECT variant, unit_key AS unit, {dialect.day} AS day, {_LATENCY_US} AS latency_us, confidence, "
+             "predicted_label, CAST(NULL AS STRING) AS label FROM abkit_pred")
+    labels = "SELECT variant, unit_key AS unit, prediction_day AS day, predicted_label, label FROM abkit_lab"
+    return preds, labels
 
 
 def _rows_sql(unique: bool, dialect: _Dialect) -> str:
@@ -341,17 +372,34 @@ def _n_thresholds(thresholds: Thresholds) -> int:
     return len(next(iter(thresholds.values()))) if thresholds else 0
 
 
-def _user_sums(variables: Sequence[str], thresholds: Thresholds) -> list[str]:
-    """Aggregates of one user's requests: the metric variables, then ``ind<j>``, the requests at or below
-    the arm's threshold j."""
-    sums = [f"{_USER_SUMS[v]} AS {v}" for v in variables if not v.startswith("ind")]
+def _user_sums(variables: Sequence[str], thresholds: Thresholds) -> dict[str, str]:
+    """Aggregates of one user's requests by name: the metric variables, then ``ind<j>``, the requests at or
+    below the arm's threshold j."""
+    sums = {v: _USER_SUMS[v] for v in variables if not v.startswith("ind")}
     for j in range(_n_thresholds(thresholds)):
         arm = " ".join(f"WHEN {_str(v)} THEN {int(ts[j])}" for v, ts in thresholds.items())
-        sums.append(f"COUNT_IF(latency_us <= (CASE variant {arm} END)) AS ind{j}")
+        sums[f"ind{j}"] = f"COUNT_IF(latency_us <= (CASE variant {arm} END))"
     return sums
 
 
-def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Thresholds | None = None) -> str:
+_LABEL_SUMS = ("labelled", "correct")
+
+
+def _per_user(variables: Sequence[str], thresholds: Thresholds, by: str, copied: bool) -> str:
+    """SQL of the sums of each ``by`` group (a user, or a user-day) of requests; with ``copied`` labels the
+    label counts come from a second, join-free aggregation of ``abkit_labels``, matched per group."""
+    sums = _user_sums(variables, thresholds)
+    if not copied:
+        return f"SELECT {by}, {', '.join(f'{e} AS {n}' for n, e in sums.items())} FROM abkit_req GROUP BY {by}"
+    own = ", ".join(f"{e} AS {n}" for n, e in sums.items() if n not in _LABEL_SUMS)
+    lab = [n for n in sums if n in _LABEL_SUMS]
+    return f"""SELECT p.*, {', '.join(f'coalesce(l.{n}, 0) AS {n}' for n in lab)}
+FROM (SELECT {by}, {own} FROM abkit_req GROUP BY {by}) p
+LEFT JOIN (SELECT {by}, {', '.join(f'{sums[n]} AS {n}' for n in lab)} FROM abkit_labels GROUP BY {by}) l USING ({by})"""
+
+
+def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Thresholds | None = None,
+               copied: bool = False) -> str:
     """Per (variant, day): increments of the per-user cumulative sums, squares and cross-products.
 
     ``thresholds`` gives each arm's latency quantiles (µs); ``ind<j>`` counts a user's requests at or below
@@ -359,7 +407,6 @@ def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Thresho
     """
     thresholds = thresholds or {}
     variables = _variables(metrics, _n_thresholds(thresholds))
-    sums = _user_sums(variables, thresholds)
     cum = ", ".join(
         f"SUM({v}) OVER (PARTITION BY variant, {dialect.user_key} ORDER BY day "
         f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c_{v}" for v in variables)
@@ -369,23 +416,23 @@ def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Thresho
         incr.append(f"SUM(CAST(c_{a} AS {w}) * CAST(c_{b} AS {w}) - CAST(c_{a} - {a} AS {w}) * CAST(c_{b} - {b} AS {w})) AS ss_{alias}")
     incr.append("SUM(CASE WHEN c_n = n THEN 1 ELSE 0 END) AS new_units")
     return f"""
-WITH ud AS (SELECT variant, unit, day, {', '.join(sums)} FROM abkit_req GROUP BY variant, unit, day),
+WITH ud AS ({_per_user(variables, thresholds, "variant, unit, day", copied)}),
 cu AS (SELECT ud.*, {cum} FROM ud)
 SELECT variant, day, {', '.join(incr)} FROM cu GROUP BY variant, day"""
 
 
-def _users_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Thresholds | None = None) -> str:
+def _users_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Thresholds | None = None,
+               copied: bool = False) -> str:
     """Per variant: per-user sums, squares and cross-products over the whole log (no daily view)."""
     thresholds = thresholds or {}
     n_q = _n_thresholds(thresholds)
     variables = _variables(metrics, n_q)
-    sums = _user_sums(variables, thresholds)
     w = dialect.wide
     agg = [f"SUM({v}) AS s_{v}" for v in variables]
     agg += [f"SUM(CAST({a} AS {w}) * CAST({b} AS {w})) AS ss_{alias}" for alias, a, b in _moment_terms(metrics, n_q)]
     agg.append("COUNT(*) AS new_units")
     return f"""
-WITH u AS (SELECT variant, unit, {', '.join(sums)} FROM abkit_req GROUP BY variant, unit)
+WITH u AS ({_per_user(variables, thresholds, "variant, unit", copied)})
 SELECT variant, -1 AS day, {', '.join(agg)} FROM u GROUP BY variant"""
 
 
@@ -421,7 +468,11 @@ def collect(
     probs = list(quantiles)
     src = _source(root, experiment)
     eng: _Engine = _DuckDB(src, con) if engine == "duckdb" else _Spark(src, spark if spark is not None else spark_session())
-    if src.unique:
+    if src.copied:
+        preds, labels = _copied_requests_sql(eng.dialect)
+        eng.view("abkit_req", preds)
+        eng.view("abkit_labels", labels)
+    elif src.unique:
         eng.view("abkit_req", _unique_requests_sql(eng.dialect))
     else:
         eng.materialize("abkit_req", _requests_sql(experiment, eng.dialect))
@@ -431,7 +482,7 @@ def collect(
         est_us = _quantile_values(hists, probs)
         # latencies are whole µs: "at or below q̂" is "at or below floor(q̂)"
         thresholds = {v: [math.floor(q) for q in est_us[:, i]] for i, (v, h) in enumerate(zip(names, hists)) if h is not None}
-        rows = eng.sql((_daily_sql if daily else _users_sql)(specs, eng.dialect, thresholds))
+        rows = eng.sql((_daily_sql if daily else _users_sql)(specs, eng.dialect, thresholds, src.copied))
         if src.unique:  # no duplicates; the days are the experiment's date partitions
             duplicates, first, last, n_days = 0, src.days[0], src.days[-1], len(src.days)
         else:
@@ -445,8 +496,8 @@ def collect(
             st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
         qs = _quantiles(hists, probs, est_us, st, a) if probs else {}
     finally:
-        eng.drop("abkit_rows")
-        eng.drop("abkit_req")
+        for name in ("abkit_rows", "abkit_labels", "abkit_req"):
+            eng.drop(name)
     return dataclasses.replace(st, quantiles=qs)
 
 

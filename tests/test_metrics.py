@@ -16,7 +16,7 @@ import pytest
 from abkit.calibrate import write_log
 from abkit.experiment import Experiment
 from abkit.log import PREDICTION_SCHEMA, PredictionLog, all_unique
-from abkit.metrics import METRICS, LogStats, MetricError, collect
+from abkit.metrics import METRICS, LogStats, MetricError, _source, collect
 
 EXP = Experiment.from_params(key="mtest", start="2024-03-01", duration_days=4)
 UTC = dt.timezone.utc
@@ -117,18 +117,35 @@ def test_matches_pandas_reference_and_days_accumulate(random_log: Path) -> None:
     np.testing.assert_allclose(s.daily["accuracy"].m_ss[-1], s.stats["accuracy"].m_ss)
 
 
-@pytest.fixture(scope="module")
-def unique_log(random_log: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The random log's requests and labels logged again through checking writers: every file unique."""
-    root = tmp_path_factory.mktemp("unique") / "log"
+def _relog(random_log: Path, root: Path, labels_first: int) -> Path:
+    """The random log's requests and labels logged again through checking writers: every file unique.
+    The first ``labels_first`` labels arrive before their predictions (so they hold no copy of them)."""
     src, log = PredictionLog(random_log), PredictionLog(root)
-    preds = src.read_predictions("mtest")
+    preds, labels = src.read_predictions("mtest"), src.read_labels("mtest")
+    log.append_labels(labels.slice(0, labels_first))
     with log.writer("mtest", list(EXP.variant_names), batch_size=500) as w:  # several files per day
         w.append(preds)
         w.append(preds.slice(0, 50))  # a retried batch: dropped at write time
     assert w.duplicates == 50
-    log.append_labels(src.read_labels("mtest"))
+    log.append_labels(labels.slice(labels_first))
     assert all_unique(glob.glob(str(root / "**" / "*.parquet"), recursive=True))
+    return root
+
+
+@pytest.fixture(scope="module")
+def unique_log(random_log: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every label logged after its prediction: labels are counted without a join."""
+    root = _relog(random_log, tmp_path_factory.mktemp("unique") / "log", labels_first=0)
+    assert _source(root, "mtest").copied
+    return root
+
+
+@pytest.fixture(scope="module")
+def unique_log_early_labels(random_log: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Some labels logged before their predictions: labels are joined on the integer request keys."""
+    root = _relog(random_log, tmp_path_factory.mktemp("early") / "log", labels_first=20)
+    src = _source(root, "mtest")
+    assert src.unique and not src.copied
     return root
 
 
@@ -151,11 +168,12 @@ def _assert_same_stats(a: LogStats, b: LogStats, *, exact_quantiles: bool = True
 
 
 @pytest.mark.parametrize("daily", [True, False])
-def test_a_log_of_unique_files_skips_deduplication_with_the_same_result(random_log: Path, unique_log: Path,
-                                                                         daily: bool) -> None:
+@pytest.mark.parametrize("layout", ["unique_log", "unique_log_early_labels"])
+def test_a_log_of_unique_files_skips_deduplication_with_the_same_result(random_log: Path, layout: str, daily: bool,
+                                                                         request: pytest.FixtureRequest) -> None:
     variants = list(EXP.variant_names)
     general = collect(random_log, "mtest", variants, daily=daily)
-    fast = collect(unique_log, "mtest", variants, daily=daily)
+    fast = collect(request.getfixturevalue(layout), "mtest", variants, daily=daily)
     assert fast.duplicates == 0
     _assert_same_stats(fast, general)
 
@@ -204,8 +222,10 @@ def spark():  # noqa: ANN201 - SparkSession
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_duckdb_and_spark_agree(spark: object, random_log: Path, small_log: Path, unique_log: Path) -> None:
-    roots = ((random_log, list(EXP.variant_names)), (small_log, ["control", "challenger"]), (unique_log, list(EXP.variant_names)))
+def test_duckdb_and_spark_agree(spark: object, random_log: Path, small_log: Path, unique_log: Path,
+                                unique_log_early_labels: Path) -> None:
+    roots = ((random_log, list(EXP.variant_names)), (small_log, ["control", "challenger"]),
+             (unique_log, list(EXP.variant_names)), (unique_log_early_labels, list(EXP.variant_names)))
     for root, variants in roots:
         d = collect(root, "mtest", variants)
         s = collect(root, "mtest", variants, engine="spark", spark=spark)
