@@ -40,13 +40,17 @@ def has_repeats(keys: Sequence[int] | np.ndarray) -> bool:
     return bool((ordered[1:] == ordered[:-1]).any())
 
 
-def _clash(known: dict[int, str], keys: Sequence[int], ids: Sequence[str]) -> bool:
-    """Whether some key stands for two different ids, among ``known`` and the new, distinct ``ids``."""
+def _clash(known: dict[int, str], known_ids: set[str], keys: Sequence[int], ids: Sequence[str]) -> bool:
+    """Whether some key stands for two different ids, among ``known`` (one-to-one so far, its ids in
+    ``known_ids``) and the new, distinct ``ids``. An id already known keeps its key, so only the ids not
+    seen before need their key looked up."""
     if has_repeats(keys):
         return True
-    if known.keys().isdisjoint(keys):
-        return False
-    return any(known.get(k, x) != x for k, x in zip(keys, ids, strict=True))
+    new = set(ids) - known_ids
+    if len(new) == len(ids):
+        return not known.keys().isdisjoint(keys)
+    key_of = dict(zip(ids, keys, strict=True))
+    return not known.keys().isdisjoint([key_of[x] for x in new])
 
 
 class LogIndex:
@@ -57,8 +61,10 @@ class LogIndex:
         self.dirs: dict[Kind, Path] = {kind: root / kind / f"experiment={experiment}" for kind in ("predictions", "labels")}
         self.files: set[str] = set()
         self.requests: dict[int, str] = {}  # request key -> request id
+        self.request_ids: set[str] = set()
         self.kinds: dict[Kind, set[int]] = {"predictions": set(), "labels": set()}
         self.units: dict[int, str] = {}  # unit key -> unit id
+        self.unit_ids: set[str] = set()
         self.collided = False
 
     @contextlib.contextmanager
@@ -102,7 +108,8 @@ class LogIndex:
                  unit_ids: Sequence[str] = ()) -> bool:
         """Whether committing these distinct request ids and distinct unit ids (with their keys) would make
         a key stand for two ids, or that has happened already."""
-        return self.collided or _clash(self.requests, keys, ids) or _clash(self.units, unit_keys, unit_ids)
+        return (self.collided or _clash(self.requests, self.request_ids, keys, ids)
+                or _clash(self.units, self.unit_ids, unit_keys, unit_ids))
 
     def add(self, kind: Kind, paths: Sequence[str | Path], keys: Sequence[int], ids: Sequence[str],
             unit_keys: Sequence[int] = (), unit_ids: Sequence[str] = (), collides: bool | None = None) -> None:
@@ -111,6 +118,8 @@ class LogIndex:
         if collides if collides is not None else self.collides(keys, ids, unit_keys, unit_ids):
             self.collided = True
         self.requests.update(zip(keys, ids, strict=True))
+        self.request_ids.update(ids)
         self.kinds[kind].update(keys)
         self.units.update(zip(unit_keys, unit_ids, strict=True))
+        self.unit_ids.update(unit_ids)
         self.files.update(str(p) for p in paths)
