@@ -8,6 +8,9 @@ marked unique: readers then fall back to deduplicating, joining and grouping on 
 own duplicate check, which compares the ids behind equal keys, may then let a repeated id through; the
 readers' deduplication removes it).
 
+The index lives in memory, about 150 bytes per committed request id (2 GB for 13 M predictions and labels),
+and each process builds it once, from disk, for the experiments it writes.
+
 Writers in several processes coordinate through ``locked()``, an exclusive ``flock`` on
 ``<root>/predictions/experiment=<key>/.lock`` held while they read what others committed (``sync``),
 check their rows and commit them.
