@@ -632,7 +632,8 @@ class PredictionLog:
         on_invalid: Literal["raise", "quarantine"] = "raise",
         check_disk: bool = True,
     ) -> LogWriter:
-        """A buffered writer for one experiment (``check_disk``: also drop request ids already stored)."""
+        """A buffered writer for one experiment. ``check_disk`` (default): drop request ids already stored, by
+        any process, and mark the files ``.unique.parquet``; without it the writer only knows its session."""
         return LogWriter(self, experiment, variants, batch_size=batch_size, on_invalid=on_invalid,
                          check_disk=check_disk)
 
