@@ -243,7 +243,7 @@ def analyze(
         for i, v in enumerate(variants):
             rows.append({"name": f"latency_{stat}", "variant": v, "estimate": q.estimate[i], "ci_low": q.ci_low[i],
                          "ci_high": q.ci_high[i], "p_value": None if i == 0 else qd.p_value[i - 1],
-                         "method": "quantile (linear interpolation), clustered rank interval (Deng, Knoblich & Lu 2018)",
+                         "method": "quantile of latency in whole µs (linear interpolation), clustered rank interval (Deng, Knoblich & Lu 2018)",
                          "n": int(st.units[i])})
         for j, v in enumerate(variants[1:]):
             comps.append(Comparison("latency_ms", stat, v, float(qd.estimate[j]), float(qd.ci_low[j]), float(qd.ci_high[j]),
