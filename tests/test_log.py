@@ -386,3 +386,30 @@ def test_labels_store_a_copy_of_what_they_label(tmp_path: Path) -> None:
         assert (rows[r]["variant"], rows[r]["unit_key"], rows[r]["predicted_label"], rows[r]["prediction_day"]) == (
             rec["variant"], fnv1a64([rec["unit_id"]])[0], rec["predicted_label"], day)
     assert log.read_labels("exp-1").schema == LABEL_SCHEMA  # readers return the record columns
+
+
+LABEL_SCRIPT = textwrap.dedent(
+    """
+    import sys, pyarrow as pa
+    from abkit.log import PredictionLog
+    ids = [f"shared-0-{i}" for i in range(int(sys.argv[2]))]
+    n = PredictionLog(sys.argv[1]).append_labels(pa.table({
+        "experiment": ["exp-1"] * len(ids), "request_id": ids, "label": ["pos"] * len(ids)}))
+    print(n, flush=True)
+    """
+)
+
+
+def test_concurrent_label_appends_store_each_label_once(tmp_path: Path) -> None:
+    writer = _spawn(tmp_path, "shared", 1, 5_000, check_disk=True)  # the predictions shared-0-0 … shared-0-4999
+    assert writer.communicate(timeout=120)[0] and writer.returncode == 0
+    procs = [subprocess.Popen([sys.executable, "-c", LABEL_SCRIPT, str(tmp_path), "5000"], stdout=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    written = [int(p.communicate(timeout=120)[0]) for p in procs]
+    assert sorted(written) == [0, 0, 5_000]  # the lock serialises them: one wrote, the others found it on disk
+    log = PredictionLog(tmp_path)
+    assert log.read_labels("exp-1", dedupe=False).num_rows == 5_000
+    files = glob.glob(log.labels_glob("exp-1"))
+    assert files and all(f.endswith(".unique.parquet") for f in files)
+    copies = pa.concat_tables([pq.read_table(f, columns=["unit_key"]) for f in files])
+    assert copies["unit_key"].null_count == 0  # every label found its prediction
