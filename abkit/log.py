@@ -74,7 +74,8 @@ import pyarrow.parquet as pq
 from abkit.errors import AbkitError
 from abkit.experiment import _KEY_RE
 from abkit.keys import fnv1a64
-from abkit.logindex import LogIndex, has_repeats
+from abkit.durable import ensure_dir, fsync_dir
+from abkit.logindex import FILE_GLOB, LogIndex, has_repeats
 
 __all__ = [
     "LABEL_SCHEMA",
@@ -122,7 +123,6 @@ _PREDICTION_COPY = [("variant", pa.string()), ("unit_key", pa.int64()), ("predic
 STORED_LABEL_SCHEMA = pa.schema(list(LABEL_SCHEMA) + [pa.field("request_key", pa.int64())]
                                 + [pa.field(n, t) for n, t in _PREDICTION_COPY])
 _US_PER_DAY = 86_400_000_000
-_FILE_GLOB = "part-*.parquet"
 UNIQUE_SUFFIX = ".unique.parquet"  # a file whose request ids occur in no other committed file of its experiment
 
 
@@ -157,30 +157,10 @@ class AppendReport:
 # file plumbing
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _ensure_dir(path: Path) -> None:
-    """Create ``path`` and make each newly created level durable in its parent."""
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    path.mkdir(parents=True, exist_ok=True)
-    for created in reversed(missing):
-        _fsync_dir(created.parent)
-
-
 def _write_atomic(table: pa.Table, directory: Path, unique: bool = False) -> Path:
     """Write ``table`` as ``directory/part-<uuid>.parquet`` (``.unique.parquet`` when ``unique``): temp file,
     fsync, rename, fsync directory."""
-    _ensure_dir(directory)
+    ensure_dir(directory)
     name = f"part-{uuid.uuid4().hex}{UNIQUE_SUFFIX if unique else '.parquet'}"
     tmp = directory / f".{name}.tmp"
     final = directory / name
@@ -193,7 +173,7 @@ def _write_atomic(table: pa.Table, directory: Path, unique: bool = False) -> Pat
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return final
 
 
@@ -216,7 +196,8 @@ def _write_partitioned(table: pa.Table, base: Path, experiment: str, ts_column: 
     return out
 
 
-def _sql_str(text: str) -> str:
+def sql_string(text: str) -> str:
+    """``text`` as an SQL string literal (DuckDB and Spark)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -583,24 +564,25 @@ class LogWriter:
             return
         with self._index.locked():
             self._index.sync()
-            ids = table["request_id"].to_pylist()
-            taken = self._index.committed("predictions", fnv1a64(ids).tolist(), ids)
+            keys = fnv1a64(table["request_id"])
+            taken = self._index.committed("predictions", keys.tolist(), table["request_id"].to_pylist())
             if taken.any():
                 self.duplicates += int(taken.sum())
-                table = table.filter(pa.array(~taken))
-            self._commit(table, unique=True)
+                table, keys = table.filter(pa.array(~taken)), keys[~taken]
+            self._commit(table, unique=True, keys=keys)
 
-    def _commit(self, table: pa.Table, unique: bool) -> None:
+    def _commit(self, table: pa.Table, unique: bool, keys: np.ndarray | None = None) -> None:
         ids = table["request_id"].to_pylist()
-        keys = fnv1a64(ids)
+        keys = fnv1a64(ids) if keys is None else keys
         units = pc.unique(table["unit_id"])
-        unit_ids, unit_keys = units.to_pylist(), fnv1a64(units).tolist()
-        clash = self._index.collides(keys.tolist(), ids, unit_keys, unit_ids)
-        stored = table.append_column("unit_key", pa.array(fnv1a64(table["unit_id"]))).append_column(
+        unit_ids, unit_keys = units.to_pylist(), fnv1a64(units)
+        clash = self._index.collides(keys.tolist(), ids, unit_keys.tolist(), unit_ids)
+        row_unit_keys = unit_keys[pc.index_in(table["unit_id"], value_set=units).to_numpy()]
+        stored = table.append_column("unit_key", pa.array(row_unit_keys)).append_column(
             "request_key", pa.array(keys))
         written = _write_partitioned(stored, self.log.root / "predictions", self.experiment, "ts", unique and not clash)
         self.files.extend(written)
-        self._index.add("predictions", written, keys.tolist(), ids, unit_keys, unit_ids, collides=clash)
+        self._index.add("predictions", written, keys.tolist(), ids, unit_keys.tolist(), unit_ids, collides=clash)
         self._pending.clear()
         self._buffer.clear()
         self.flushed += table.num_rows
@@ -686,7 +668,7 @@ class PredictionLog:
         try:
             found = self.con.sql(
                 "SELECT k.row, p.variant, p.unit_key, p.predicted_label, epoch_us(p.ts) // 86400000000 AS prediction_day "
-                f"FROM _abkit_keys k JOIN read_parquet([{', '.join(_sql_str(f) for f in files)}]) p USING (request_key)"
+                f"FROM _abkit_keys k JOIN read_parquet([{', '.join(sql_string(f) for f in files)}]) p USING (request_key)"
             ).to_arrow_table()
         finally:
             self.con.unregister("_abkit_keys")
@@ -716,17 +698,17 @@ class PredictionLog:
     def predictions_glob(self, experiment: str | None = None) -> str:
         """Glob of committed prediction files (never temp files)."""
         part = "*" if experiment is None else f"experiment={_check_key(experiment)}"
-        return str(self.root / "predictions" / part / "*" / _FILE_GLOB)
+        return str(self.root / "predictions" / part / "*" / FILE_GLOB)
 
     def labels_glob(self, experiment: str | None = None) -> str:
         """Glob of committed label files."""
         part = "*" if experiment is None else f"experiment={_check_key(experiment)}"
-        return str(self.root / "labels" / part / "*" / _FILE_GLOB)
+        return str(self.root / "labels" / part / "*" / FILE_GLOB)
 
     def quarantine_glob(self, experiment: str | None = None) -> str:
         """Glob of quarantined prediction files (with ``record_index`` and ``error`` columns)."""
         part = "*" if experiment is None else f"experiment={_check_key(experiment)}"
-        return str(self.root / "quarantine" / "predictions" / part / "*" / _FILE_GLOB)
+        return str(self.root / "quarantine" / "predictions" / part / "*" / FILE_GLOB)
 
     @property
     def con(self) -> Any:
@@ -742,8 +724,7 @@ class PredictionLog:
         return next(globmod.iglob(glob), None) is not None
 
     def _source(self, glob: str) -> str:
-        quoted = glob.replace("'", "''")
-        return f"read_parquet('{quoted}', hive_partitioning = false, filename = true)"
+        return f"read_parquet({sql_string(glob)}, hive_partitioning = false, filename = true)"
 
     def _read(self, glob: str, schema: pa.Schema, experiment: str | None, order: str, dedupe: bool) -> pa.Table:
         if not self._has_files(glob):

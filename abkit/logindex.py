@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob as globmod
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
@@ -31,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from abkit.durable import ensure_dir
 from abkit.keys import fnv1a64
 
 Kind = Literal["predictions", "labels"]
@@ -74,13 +74,7 @@ class LogIndex:
     def locked(self) -> Iterator[None]:
         """Hold the experiment's exclusive lock (predictions and labels share it)."""
         directory = self.dirs["predictions"]
-        if not directory.exists():
-            directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(directory.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        ensure_dir(directory)
         with open(directory / ".lock", "a+b") as f:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:

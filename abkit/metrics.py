@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from abkit.errors import AbkitError
-from abkit.log import all_unique
+from abkit.log import all_unique, sql_string as _str
 from abkit.stats.aggregates import ArmStats
 from abkit.stats.config import check_alpha
 from abkit.stats.quantiles import quantile_rank_interval
@@ -129,10 +129,6 @@ class _Dialect(NamedTuple):
 
 _DUCKDB = _Dialect("duckdb", "HUGEINT", "hash(unit), unit", "epoch_us(ts) // 86400000000")
 _SPARK = _Dialect("spark", "DECIMAL(38, 0)", "xxhash64(unit), unit", "unix_micros(ts) div 86400000000")
-
-
-def _str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 class _Source(NamedTuple):
