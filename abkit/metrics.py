@@ -70,14 +70,16 @@ METRICS: dict[str, Metric] = {
 # Per-user sums of the request-level variables, as exact integers (fixed point: confidence to 1e-6, latency
 # to 1 µs), so every sum, square and cross-product is exact: results do not depend on the engine's summation
 # order, runs are bit-for-bit reproducible and DuckDB and Spark agree exactly. ``_SCALE`` converts back.
+# The fixed point rounds half to even (``_Dialect.whole``) in every engine.
 _USER_SUMS = {
     "n": "COUNT(*)",
     "labelled": "COUNT(label)",
     "correct": "COUNT_IF(label = predicted_label)",
-    "confidence": "SUM(CAST(round(confidence * 1000000) AS BIGINT))",
+    "confidence": "SUM({whole})",
     "latency_ms": "SUM(latency_us)",
 }
-_LATENCY_US = "CAST(round(latency_ms * 1000) AS BIGINT)"  # latency in whole microseconds
+_FIXED = {"confidence": "confidence * 1000000", "latency_us": "latency_ms * 1000"}  # before rounding
+_LABEL_SIDE = frozenset({"labelled", "correct"})  # variables of the labels (the others: of the predictions)
 _SCALE = {"n": 1.0, "labelled": 1.0, "correct": 1.0, "confidence": 1e6, "latency_ms": 1e3}
 
 
@@ -125,10 +127,16 @@ class _Dialect(NamedTuple):
     wide: str  # exact integer type for squares and cross-products of per-user sums
     user_key: str  # window partition key of a user (a 64-bit hash first makes the partitioning cheap)
     day: str  # day number (days since 1970-01-01 UTC) of the timestamp ``ts``; cheaper than a DATE cast
+    whole: str  # ``{x}`` rounded half to even to a BIGINT
+
+    def fixed(self, column: str) -> str:
+        """The fixed-point integer of ``column`` (``_FIXED``)."""
+        return self.whole.format(x=_FIXED[column])
 
 
-_DUCKDB = _Dialect("duckdb", "HUGEINT", "hash(unit), unit", "epoch_us(ts) // 86400000000")
-_SPARK = _Dialect("spark", "DECIMAL(38, 0)", "xxhash64(unit), unit", "unix_micros(ts) div 86400000000")
+_DUCKDB = _Dialect("duckdb", "HUGEINT", "hash(unit), unit", "epoch_us(ts) // 86400000000", "CAST({x} AS BIGINT)")
+_SPARK = _Dialect("spark", "DECIMAL(38, 0)", "xxhash64(unit), unit", "unix_micros(ts) div 86400000000",
+                  "CAST(bround({x}, 0) AS BIGINT)")
 
 
 class _Source(NamedTuple):
@@ -287,7 +295,7 @@ def spark_session(app_name: str = "abkit", master: str = "local[2]") -> Any:
 
 _REQ_COLS = "variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
 # one row per request: ``unit`` identifies the user (its id, or its 64-bit key in a unique log)
-_OUT_COLS = "variant, {unit} AS unit, {day} AS day, " + _LATENCY_US + " AS latency_us, confidence, predicted_label, label"
+_OUT_COLS = "variant, {unit} AS unit, {day} AS day, {latency_us} AS latency_us, confidence, predicted_label, label"
 
 
 def _unique_requests_sql(dialect: _Dialect) -> str:
@@ -295,7 +303,7 @@ def _unique_requests_sql(dialect: _Dialect) -> str:
     keys one-to-one, reading only the experiment's own files (see module docs): a join and grouping on
     integers."""
     return f"""
-SELECT {_OUT_COLS.format(unit="unit_key", day=dialect.day)}
+SELECT {_OUT_COLS.format(unit="unit_key", day=dialect.day, latency_us=dialect.fixed("latency_us"))}
 FROM (SELECT variant, unit_key, request_key, ts, predicted_label, confidence, latency_ms FROM abkit_pred) p
 LEFT JOIN (SELECT request_key, label FROM abkit_lab) l USING (request_key)"""
 
@@ -303,7 +311,7 @@ LEFT JOIN (SELECT request_key, label FROM abkit_lab) l USING (request_key)"""
 def _copied_requests_sql(dialect: _Dialect) -> tuple[str, str]:
     """When every label carries its prediction's copy: the predictions alone (``abkit_req``) and the labels
     as their predictions' rows (``abkit_labels``), so per-user label counts need no join."""
-    preds = (f"SELECT variant, unit_key AS unit, {dialect.day} AS day, {_LATENCY_US} AS latency_us, confidence, "
+    preds = (f"SELECT variant, unit_key AS unit, {dialect.day} AS day, {dialect.fixed('latency_us')} AS latency_us, confidence, "
              "predicted_label, CAST(NULL AS STRING) AS label FROM abkit_pred")
     labels = "SELECT variant, unit_key AS unit, prediction_day AS day, predicted_label, label FROM abkit_lab"
     return preds, labels
@@ -313,7 +321,7 @@ def _rows_sql(unique: bool, dialect: _Dialect) -> str:
     """Per prediction: arm, latency (µs) and day number (the input of the quantiles and the date range)."""
     if not unique:
         return "SELECT variant, latency_us, day FROM abkit_req"
-    return f"SELECT variant, {_LATENCY_US} AS latency_us, {dialect.day} AS day FROM abkit_pred"
+    return f"SELECT variant, {dialect.fixed('latency_us')} AS latency_us, {dialect.day} AS day FROM abkit_pred"
 
 
 def _requests_sql(key: str, dialect: _Dialect) -> str:
@@ -342,7 +350,7 @@ l AS (
     FROM {l0} l2 WHERE request_id IN (SELECT request_id FROM ldup)) lw WHERE rn = 1),
 j AS (SELECT pd.variant, pd.unit_id, pd.ts, pd.predicted_label, pd.confidence, pd.latency_ms, l.label
       FROM pd LEFT JOIN l ON pd.request_id = l.request_id)
-SELECT {_OUT_COLS.format(unit="unit_id", day=dialect.day)} FROM j"""
+SELECT {_OUT_COLS.format(unit="unit_id", day=dialect.day, latency_us=dialect.fixed("latency_us"))} FROM j"""
 
 
 def _variables(metrics: Sequence[Metric], n_quantiles: int) -> list[str]:
@@ -368,68 +376,80 @@ def _n_thresholds(thresholds: Thresholds) -> int:
     return len(next(iter(thresholds.values()))) if thresholds else 0
 
 
-def _user_sums(variables: Sequence[str], thresholds: Thresholds) -> dict[str, str]:
-    """Aggregates of one user's requests by name: the metric variables, then ``ind<j>``, the requests at or
-    below the arm's threshold j."""
-    sums = {v: _USER_SUMS[v] for v in variables if not v.startswith("ind")}
-    for j in range(_n_thresholds(thresholds)):
-        arm = " ".join(f"WHEN {_str(v)} THEN {int(ts[j])}" for v, ts in thresholds.items())
-        sums[f"ind{j}"] = f"COUNT_IF(latency_us <= (CASE variant {arm} END))"
-    return sums
+class _Side(NamedTuple):
+    """Requests (``abkit_req``) or, when labels carry their prediction's copy, the labels (``abkit_labels``),
+    aggregated per user on their own: no moment term mixes the two sides."""
+
+    source: str
+    variables: list[str]
+    terms: list[tuple[str, str, str]]
+    counts_users: bool  # the side whose users are the arm's users
 
 
-_LABEL_SUMS = ("labelled", "correct")
-
-
-def _per_user(variables: Sequence[str], thresholds: Thresholds, by: str, copied: bool) -> str:
-    """SQL of the sums of each ``by`` group (a user, or a user-day) of requests; with ``copied`` labels the
-    label counts come from a second, join-free aggregation of ``abkit_labels``, matched per group."""
-    sums = _user_sums(variables, thresholds)
+def _sides(metrics: Sequence[Metric], n_quantiles: int, copied: bool) -> list[_Side]:
+    variables, terms = _variables(metrics, n_quantiles), _moment_terms(metrics, n_quantiles)
     if not copied:
-        return f"SELECT {by}, {', '.join(f'{e} AS {n}' for n, e in sums.items())} FROM abkit_req GROUP BY {by}"
-    own = ", ".join(f"{e} AS {n}" for n, e in sums.items() if n not in _LABEL_SUMS)
-    lab = [n for n in sums if n in _LABEL_SUMS]
-    return f"""SELECT p.*, {', '.join(f'coalesce(l.{n}, 0) AS {n}' for n in lab)}
-FROM (SELECT {by}, {own} FROM abkit_req GROUP BY {by}) p
-LEFT JOIN (SELECT {by}, {', '.join(f'{sums[n]} AS {n}' for n in lab)} FROM abkit_labels GROUP BY {by}) l USING ({by})"""
+        return [_Side("abkit_req", variables, terms, True)]
+    if any((a in _LABEL_SIDE) != (b in _LABEL_SIDE) for _, a, b in terms):  # pragma: no cover - METRICS guard
+        raise MetricError("a metric mixes label and prediction variables; it needs the joined requests")
+    return [_Side("abkit_req", [v for v in variables if v not in _LABEL_SIDE],
+                  [t for t in terms if t[1] not in _LABEL_SIDE], True),
+            _Side("abkit_labels", [v for v in variables if v in _LABEL_SIDE],
+                  [t for t in terms if t[1] in _LABEL_SIDE], False)]
 
 
-def _daily_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Thresholds | None = None,
-               copied: bool = False) -> str:
-    """Per (variant, day): increments of the per-user cumulative sums, squares and cross-products.
+def _user_sums(variables: Sequence[str], thresholds: Sequence[int] | None, dialect: _Dialect) -> str:
+    """Aggregates of one user's requests in one arm: the metric variables, then ``ind<j>``, the requests at
+    or below the arm's latency threshold j (none without one: the arm has no predictions)."""
+    sums = [f"{_USER_SUMS[v].format(whole=dialect.fixed(v) if v in _FIXED else '')} AS {v}"
+            for v in variables if not v.startswith("ind")]
+    sums += [f"COUNT_IF(latency_us <= {int(thresholds[int(v[3:])])}) AS {v}" if thresholds else f"0 AS {v}"
+             for v in variables if v.startswith("ind")]
+    return ", ".join(sums)
 
-    ``thresholds`` gives each arm's latency quantiles (µs); ``ind<j>`` counts a user's requests at or below
-    threshold j.
-    """
-    thresholds = thresholds or {}
-    variables = _variables(metrics, _n_thresholds(thresholds))
-    cum = ", ".join(
-        f"SUM({v}) OVER (PARTITION BY variant, {dialect.user_key} ORDER BY day "
-        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c_{v}" for v in variables)
-    incr = [f"SUM({v}) AS s_{v}" for v in variables]
+
+def _arm_sql(side: _Side, arm: str, thresholds: Sequence[int] | None, columns: Sequence[str], dialect: _Dialect,
+             daily: bool) -> str:
+    """One arm's ``columns`` (``s_<variable>``, ``ss_<term>``, ``new_units``) from one side; the columns of
+    the other side are 0. ``daily``: per day, increments of the per-user cumulative sums (a window over each
+    user's days), so the daily totals accumulate exactly into the statistics at every cut-off day;
+    otherwise one row (day -1) over the whole log."""
     w = dialect.wide
-    for alias, a, b in _moment_terms(metrics, _n_thresholds(thresholds)):
-        incr.append(f"SUM(CAST(c_{a} AS {w}) * CAST(c_{b} AS {w}) - CAST(c_{a} - {a} AS {w}) * CAST(c_{b} - {b} AS {w})) AS ss_{alias}")
-    incr.append("SUM(CASE WHEN c_n = n THEN 1 ELSE 0 END) AS new_units")
-    return f"""
-WITH ud AS ({_per_user(variables, thresholds, "variant, unit, day", copied)}),
-cu AS (SELECT ud.*, {cum} FROM ud)
-SELECT variant, day, {', '.join(incr)} FROM cu GROUP BY variant, day"""
+    where = f"FROM {side.source} WHERE variant = {_str(arm)}"
+    if daily:
+        def product(a: str, b: str) -> str:
+            return f"CAST(c_{a} AS {w}) * CAST(c_{b} AS {w}) - CAST(c_{a} - {a} AS {w}) * CAST(c_{b} - {b} AS {w})"
+        cum = ", ".join(f"SUM({v}) OVER (PARTITION BY {dialect.user_key} ORDER BY day "
+                        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c_{v}" for v in side.variables)
+        source = (f"(SELECT ud.*, {cum} FROM (SELECT unit, day, {_user_sums(side.variables, thresholds, dialect)} "
+                  f"{where} GROUP BY unit, day) ud) cu GROUP BY day")
+        day, units = "day", "SUM(CASE WHEN c_n = n THEN 1 ELSE 0 END)"  # a user's first day
+    else:
+        def product(a: str, b: str) -> str:
+            return f"CAST({a} AS {w}) * CAST({b} AS {w})"
+        source = f"(SELECT unit, {_user_sums(side.variables, thresholds, dialect)} {where} GROUP BY unit) u"
+        day, units = "-1", "COUNT(*)"
+    own = {f"s_{v}": f"SUM({v})" for v in side.variables}
+    own.update({f"ss_{alias}": f"SUM({product(a, b)})" for alias, a, b in side.terms})
+    own["new_units"] = units if side.counts_users else "0"
+    return (f"SELECT {_str(arm)} AS variant, {day} AS day, "
+            f"{', '.join(f'{own.get(c, 0)} AS {c}' for c in columns)} FROM {source}")
 
 
-def _users_sql(metrics: Sequence[Metric], dialect: _Dialect, thresholds: Thresholds | None = None,
-               copied: bool = False) -> str:
-    """Per variant: per-user sums, squares and cross-products over the whole log (no daily view)."""
-    thresholds = thresholds or {}
+def _stats_sql(metrics: Sequence[Metric], dialect: _Dialect, variants: Sequence[str], thresholds: Thresholds,
+               copied: bool, daily: bool) -> str:
+    """Per (arm, day) rows of ``_columns``: one aggregation per arm and side, each with its own latency
+    thresholds as constants, which lets the engine skip the other arms' row groups of a clustered log."""
     n_q = _n_thresholds(thresholds)
-    variables = _variables(metrics, n_q)
-    w = dialect.wide
-    agg = [f"SUM({v}) AS s_{v}" for v in variables]
-    agg += [f"SUM(CAST({a} AS {w}) * CAST({b} AS {w})) AS ss_{alias}" for alias, a, b in _moment_terms(metrics, n_q)]
-    agg.append("COUNT(*) AS new_units")
-    return f"""
-WITH u AS ({_per_user(variables, thresholds, "variant, unit", copied)})
-SELECT variant, -1 AS day, {', '.join(agg)} FROM u GROUP BY variant"""
+    columns = _columns(metrics, n_q)
+    parts = [_arm_sql(side, v, thresholds.get(v), columns, dialect, daily)
+             for v in variants for side in _sides(metrics, n_q, copied)]
+    return "\nUNION ALL\n".join(parts)
+
+
+def _columns(metrics: Sequence[Metric], n_quantiles: int) -> list[str]:
+    return ([f"s_{v}" for v in _variables(metrics, n_quantiles)]
+            + [f"ss_{alias}" for alias, _, _ in _moment_terms(metrics, n_quantiles)] + ["new_units"])
 
 
 def collect(
@@ -474,11 +494,12 @@ def collect(
         eng.materialize("abkit_req", _requests_sql(experiment, eng.dialect))
     eng.view("abkit_rows", _rows_sql(src.unique, eng.dialect))
     try:
-        hists = _latency_histograms(eng, names) if probs else []
+        found, hists = _latency_histograms(eng, names)
         est_us = _quantile_values(hists, probs)
         # latencies are whole µs: "at or below q̂" is "at or below floor(q̂)"
-        thresholds = {v: [math.floor(q) for q in est_us[:, i]] for i, (v, h) in enumerate(zip(names, hists)) if h is not None}
-        rows = eng.sql((_daily_sql if daily else _users_sql)(specs, eng.dialect, thresholds, src.copied))
+        thresholds = ({v: [math.floor(q) for q in est_us[:, i]] for i, (v, h) in enumerate(zip(names, hists)) if h is not None}
+                      if probs else {})
+        rows = eng.sql(_stats_sql(specs, eng.dialect, names, thresholds, src.copied, daily))
         if src.unique:  # no duplicates; the days are the experiment's date partitions
             duplicates, first, last, n_days = 0, src.days[0], src.days[-1], len(src.days)
         else:
@@ -486,7 +507,8 @@ def collect(
                 f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {_str(experiment)}), "
                 "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
             duplicates, first, last = int(raw) - int(kept), _iso_day(lo), _iso_day(hi)
-        st = _assemble(rows, names, specs, _n_thresholds(thresholds), duplicates, engine)
+        unknown = tuple(sorted(set(found) - set(names)))
+        st = _assemble(rows, names, specs, _n_thresholds(thresholds), unknown, duplicates, engine)
         st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days))
         if not daily:
             st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
@@ -503,12 +525,11 @@ def _iso_day(number: int | None) -> str | None:
 
 
 def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metric], n_q: int,
-              duplicates: int, engine: str) -> LogStats:
+              unknown: tuple[str, ...], duplicates: int, engine: str) -> LogStats:
+    """Sum the (arm, day) rows of ``_stats_sql`` (several per arm and day: one per side) into statistics."""
     variables = _variables(specs, n_q)
     terms = _moment_terms(specs, n_q)
-    names = [f"s_{v}" for v in variables] + [f"ss_{t[0]}" for t in terms] + ["new_units"]
-    found = sorted({r[0] for r in rows})
-    unknown = tuple(v for v in found if v not in variants)
+    names = _columns(specs, n_q)
     numbers = sorted({int(r[1]) for r in rows})
     days = tuple(str(_iso_day(d)) for d in numbers)
     day_ix = {d: i for i, d in enumerate(numbers)}
@@ -516,7 +537,7 @@ def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metr
     inc = np.zeros((len(names), max(len(days), 1), len(variants)))
     for r in rows:
         if r[0] in arm_ix:
-            inc[:, day_ix[int(r[1])], arm_ix[r[0]]] = [0.0 if x is None else float(x) for x in r[2:]]
+            inc[:, day_ix[int(r[1])], arm_ix[r[0]]] += [0.0 if x is None else float(x) for x in r[2:]]
     cum = np.cumsum(inc, axis=1)
     scale = {f"s_{v}": _SCALE.get(v, 1.0) for v in variables}
     scale.update({f"ss_{alias}": _SCALE.get(a, 1.0) * _SCALE.get(b, 1.0) for alias, a, b in terms})
@@ -546,10 +567,12 @@ class _Histogram(NamedTuple):
     cumulative: np.ndarray
 
 
-def _latency_histograms(eng: _Engine, variants: list[str]) -> list[_Histogram | None]:
-    """Per arm the exact histogram of latency in µs (None for an empty arm): one pass gives every quantile."""
+def _latency_histograms(eng: _Engine, variants: list[str]) -> tuple[list[str], list[_Histogram | None]]:
+    """The variants in the log, and per arm of ``variants`` the exact histogram of latency in µs (None for an
+    empty arm): one pass gives every quantile."""
     cols = eng.arrays("SELECT variant, latency_us, COUNT(*) AS n FROM abkit_rows GROUP BY variant, latency_us")
     arm, value, count = cols["variant"], np.asarray(cols["latency_us"], dtype=np.int64), np.asarray(cols["n"], dtype=np.int64)
+    found = [str(v) for v in np.unique(arm.astype(str))] if len(arm) else []
     out: list[_Histogram | None] = []
     for v in variants:
         mask = arm == v
@@ -558,7 +581,7 @@ def _latency_histograms(eng: _Engine, variants: list[str]) -> list[_Histogram | 
             continue
         order = np.argsort(value[mask], kind="stable")
         out.append(_Histogram(value[mask][order], np.cumsum(count[mask][order])))
-    return out
+    return found, out
 
 
 def _quantile_values(hists: Sequence[_Histogram | None], probs: Sequence[float]) -> np.ndarray:
