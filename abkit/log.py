@@ -8,7 +8,9 @@ Layout under a root directory::
 
 Every file holds all columns of its schema (``STORED_PREDICTION_SCHEMA``, ``STORED_LABEL_SCHEMA``: the
 record columns plus 64-bit keys of the ids, ``abkit.keys``); the directory names only help people and
-pruning. Readers return the record columns (``PREDICTION_SCHEMA``, ``LABEL_SCHEMA``).
+pruning. Readers return the record columns (``PREDICTION_SCHEMA``, ``LABEL_SCHEMA``), in time order.
+Inside a file the rows are clustered: one Parquet row group per arm, ordered by user within it, so an
+engine that analyses one arm skips the others' row groups and finds a user's requests together.
 
 **Durability.** A ``LogWriter`` buffers rows; ``flush()`` writes one file per (experiment, date)
 partition to a hidden ``.part-<uuid>.parquet.tmp`` name in the target directory, fsyncs it, renames it to

@@ -9,17 +9,20 @@ One definition of the metrics (``METRICS``: a numerator and a denominator per pr
    stored once, and the ids' stored 64-bit keys one-to-one), this reads only the experiment's own folders
    and is a plain join on the integer ``request_key``, streamed into the next step, with users grouped by
    ``unit_key``. When, in addition, every label carries its prediction's copy (written when the label was
-   appended after its prediction), there is no join at all: predictions and labels are aggregated per
-   user separately and matched per user. Otherwise the requests are deduplicated on the strings and
+   appended after its prediction), there is no join at all: predictions and labels are aggregated
+   separately (step 3). Otherwise the requests are deduplicated on the strings and
    materialized once;
-2. user-days: per (variant, user, day) sums of every metric variable;
-3. cumulative moments: a window over each user's days turns the user-day sums into increments of the
-   per-user sums, squares and cross-products, so the daily totals *accumulate* exactly into the per-arm
-   ``ArmStats`` at every cut-off day (the sequential view) and the last day is the whole test;
-4. latency quantiles with clustered rank intervals (``abkit.stats.quantiles``): latency is kept in whole
+2. latency quantiles with clustered rank intervals (``abkit.stats.quantiles``): latency is kept in whole
    microseconds, so one pass gives each arm's exact histogram (distinct values and counts, far fewer than
    the rows) and with it every quantile: the estimates first, whose thresholds the per-user pass counts
-   requests against, then the quantiles at the interval's probabilities.
+   requests against, then the quantiles at the interval's probabilities;
+3. per-user sums, one aggregation per arm (``WHERE variant = …``, the arm's thresholds as constants; on a
+   log written by ``abkit.log`` each arm is its own row group, so the engine reads only that arm), and per
+   side when labels carry their copy: no moment term mixes label and prediction variables, so the labels
+   are aggregated on their own. Then per arm the sums, squares and cross-products of the per-user sums;
+4. with the daily view, per (user, day) sums instead, and a window over each user's days turns them into
+   increments of the per-user sums, squares and cross-products, so the daily totals *accumulate* exactly
+   into the per-arm ``ArmStats`` at every cut-off day (the sequential view); the last day is the whole test.
 
 ``abkit.stats`` never sees a row; the histograms are the one per-arm distribution that leaves the engine.
 """
@@ -202,6 +205,10 @@ _PRED_COLS = "experiment, variant, unit_id, request_id, ts, predicted_label, con
 _LAB_COLS = "experiment, request_id, label, labelled_at"
 _PRED_KEYS, _LAB_KEYS = ", unit_key, request_key", ", request_key"  # read only from files with keys (unique logs)
 _LAB_COPY = ", variant, unit_key, predicted_label, prediction_day"  # a label's copy of its prediction
+_NO_LABELS = ("SELECT CAST(NULL AS STRING) AS experiment, CAST(NULL AS STRING) AS request_id, CAST(NULL AS STRING) AS label, "
+              "CAST(NULL AS TIMESTAMP) AS labelled_at, CAST(NULL AS BIGINT) AS request_key, CAST(NULL AS STRING) AS variant, "
+              "CAST(NULL AS BIGINT) AS unit_key, CAST(NULL AS STRING) AS predicted_label, "
+              "CAST(NULL AS BIGINT) AS prediction_day WHERE false")  # the label view of a log without labels
 
 
 class _DuckDB(_Engine):
@@ -211,6 +218,7 @@ class _DuckDB(_Engine):
         import duckdb
 
         self.con = con if con is not None else duckdb.connect()
+        self.made: dict[str, str] = {}  # temp views and tables this engine created, by name
         self.con.execute("SET TimeZone = 'UTC'")
         try:
             self.con.execute("SET enable_progress_bar = false")
@@ -225,9 +233,7 @@ class _DuckDB(_Engine):
             cols = _LAB_COLS + (_LAB_KEYS if src.unique else "") + (_LAB_COPY if src.copied else "")
             q = f"SELECT {cols} FROM read_parquet({_str(str(lab))}, hive_partitioning = false)"
         else:
-            q = ("SELECT CAST(NULL AS VARCHAR) AS experiment, CAST(NULL AS VARCHAR) AS request_id, "
-                 "CAST(NULL AS VARCHAR) AS label, CAST(NULL AS TIMESTAMPTZ) AS labelled_at, "
-                 "CAST(NULL AS BIGINT) AS request_key WHERE false")
+            q = _NO_LABELS
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW abkit_lab AS {q}")
 
     def sql(self, query: str) -> list[tuple[Any, ...]]:
@@ -238,15 +244,16 @@ class _DuckDB(_Engine):
 
     def materialize(self, name: str, query: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
+        self.made[name] = "TABLE"
 
     def view(self, name: str, query: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {query}")
+        self.made[name] = "VIEW"
 
     def drop(self, name: str) -> None:
-        kind = self.con.execute("SELECT any_value(table_type) FROM information_schema.tables "
-                                f"WHERE table_name = {_str(name)}").fetchone()[0]
+        kind = self.made.pop(name, None)
         if kind is not None:
-            self.con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
+            self.con.execute(f"DROP {kind} IF EXISTS {name}")
 
 
 class _Spark(_Engine):
@@ -261,9 +268,7 @@ class _Spark(_Engine):
             cols = _LAB_COLS + (_LAB_KEYS if src.unique else "") + (_LAB_COPY if src.copied else "")
             lab.selectExpr(*cols.split(", ")).createOrReplaceTempView("abkit_lab")
         else:
-            spark.sql("SELECT CAST(NULL AS STRING) AS experiment, CAST(NULL AS STRING) AS request_id, "
-                      "CAST(NULL AS STRING) AS label, CAST(NULL AS TIMESTAMP) AS labelled_at, "
-                      "CAST(NULL AS BIGINT) AS request_key WHERE false").createOrReplaceTempView("abkit_lab")
+            spark.sql(_NO_LABELS).createOrReplaceTempView("abkit_lab")
 
     def sql(self, query: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.spark.sql(query).collect()]

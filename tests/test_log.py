@@ -74,6 +74,24 @@ def test_partitions_by_date_and_files_hold_all_columns(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_files_hold_one_row_group_per_arm_ordered_by_user(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    with log.writer("exp-1", VARIANTS) as w:
+        w.append(_records(40))
+    log.append_labels([dict(experiment="exp-1", request_id=f"r{i}", label="pos", labelled_at=T0) for i in range(40)])
+    for kind in ("predictions", "labels"):
+        (f,) = glob.glob(str(tmp_path / kind / "experiment=exp-1" / "*" / "*.parquet"))
+        meta = pq.ParquetFile(f).metadata
+        col = meta.schema.names.index("variant")
+        stats = [meta.row_group(g).column(col).statistics for g in range(meta.num_row_groups)]
+        assert sorted((s.min, s.max) for s in stats) == [("challenger", "challenger"), ("control", "control")], kind
+        for g in range(meta.num_row_groups):  # users in order within an arm
+            keys = pq.ParquetFile(f).read_row_group(g, columns=["unit_key"])["unit_key"].to_numpy()
+            assert (np.diff(keys) >= 0).all() and len(keys) == 20
+    # readers still return rows in time order
+    assert log.read_predictions("exp-1")["request_id"].to_pylist() == [f"r{i}" for i in range(40)]
+
+
 def test_auto_flush_at_batch_size(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path)
     w = log.writer("exp-1", VARIANTS, batch_size=10)

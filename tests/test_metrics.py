@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -220,12 +219,35 @@ def spark():  # noqa: ANN201 - SparkSession
     session.stop()
 
 
+@pytest.fixture(scope="module")
+def ties_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Latencies and confidences exactly halfway between two fixed-point steps (µs, 1e-6)."""
+    root = tmp_path_factory.mktemp("ties") / "log"
+    t0 = dt.datetime(2024, 3, 1, 10, tzinfo=UTC)
+    rows = [("control", "a", 0.0025, 2.5e-06), ("control", "a", 0.0035, 3.5e-06), ("control", "b", 1.0005, 0.5),
+            ("challenger", "c", 2.0015, 0.25)]  # latency_ms * 1000 and confidence * 1e6 are exact ties
+    with PredictionLog(root).writer("mtest", ["control", "challenger"]) as w:
+        w.append([dict(variant=v, unit_id=u, request_id=f"r{i}", ts=t0, text="t", predicted_label="pos", confidence=c,
+                       latency_ms=lat, model_name="m", model_version="1") for i, (v, u, lat, c) in enumerate(rows)])
+    return root
+
+
+def test_fixed_point_rounds_ties_to_even(ties_log: Path) -> None:
+    s = collect(ties_log, "mtest", ["control", "challenger"], quantiles=[0.5])
+    assert s.labelled.tolist() == [0, 0] and s.units.tolist() == [2, 1]  # no labels yet: analysed all the same
+    # 2.5 → 2 µs, 3.5 → 4 µs, 1000.5 → 1000 µs, 2001.5 → 2002 µs; 2.5 → 2 and 3.5 → 4 millionths
+    assert s.stats["latency_ms"].m_sum.tolist() == [pytest.approx(1.006, abs=1e-12), pytest.approx(2.002, abs=1e-12)]
+    assert s.stats["confidence"].m_sum.tolist() == [pytest.approx(0.500006, abs=1e-12), 0.25]
+    assert s.quantiles[0.5].estimate.tolist() == [0.004, 2.002]  # the median of 2, 4 and 1000 µs
+
+
 @pytest.mark.spark
 @pytest.mark.slow
 def test_duckdb_and_spark_agree(spark: object, random_log: Path, small_log: Path, unique_log: Path,
-                                unique_log_early_labels: Path) -> None:
+                                unique_log_early_labels: Path, ties_log: Path) -> None:
     roots = ((random_log, list(EXP.variant_names)), (small_log, ["control", "challenger"]),
-             (unique_log, list(EXP.variant_names)), (unique_log_early_labels, list(EXP.variant_names)))
+             (unique_log, list(EXP.variant_names)), (unique_log_early_labels, list(EXP.variant_names)),
+             (ties_log, ["control", "challenger"]))
     for root, variants in roots:
         d = collect(root, "mtest", variants)
         s = collect(root, "mtest", variants, engine="spark", spark=spark)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special
 from scipy import stats as sps
 
 from abkit.errors import AbkitError
@@ -50,7 +50,8 @@ def power(
         raise AbkitError(f"var={var!r} must be >= 0 and n_total={n_total!r} > 0")
     n_c, n_t = _arms(n_total, n_arms, weights)
     mean_t = mean * (1.0 + effect) if relative else mean + effect
-    c, t = Moments(np.float64(mean), np.float64(var), np.float64(n_c)), Moments(np.float64(mean_t), np.float64(var), np.float64(n_t))
+    c = Moments(np.float64(mean), np.float64(var), np.float64(n_c))
+    t = Moments(np.float64(mean_t), np.float64(var), np.float64(n_t))
     se = float(np.sqrt(relative_variance(c, t))) if relative else math.sqrt(var / n_c + var / n_t)
     if se == 0:
         return 1.0 if effect != 0 else 0.0
@@ -59,20 +60,20 @@ def power(
         z_seq = float(confidence_sequence(0.0, 1.0, n_c + n_t, tuning=sequential_tuning, alpha=a).halfwidth)
         se *= z_seq / float(sps.norm.isf(a / 2.0))
         use_t = False
-    if use_t:
+    nc = effect / se
+    level = 1 - (a / 2 if alt == "two-sided" else a)
+    if use_t:  # non-central t with Welch's degrees of freedom
         df = float(welch_df(c, t))
-        nc = effect / se
-        dist = sps.nct(df, nc)
-        q = sps.t.ppf(1 - (a / 2 if alt == "two-sided" else a), df)
-    else:
-        nc = effect / se
-        dist = sps.norm(loc=nc)
-        q = sps.norm.ppf(1 - (a / 2 if alt == "two-sided" else a))
+        q = float(special.stdtrit(df, level))
+        upper, lower = 1.0 - float(special.nctdtr(df, nc, q)), float(special.nctdtr(df, nc, -q))
+    else:  # scipy.special directly: this runs inside root finding, where frozen distributions cost
+        q = float(special.ndtri(level))
+        upper, lower = float(special.ndtr(nc - q)), float(special.ndtr(-q - nc))
     if alt == "greater":
-        return float(dist.sf(q))
+        return upper
     if alt == "less":
-        return float(dist.cdf(-q))
-    return float(dist.sf(q) + dist.cdf(-q))
+        return lower
+    return upper + lower
 
 
 def mde(target_power: float = 0.8, **kwargs: object) -> float:
