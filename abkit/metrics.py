@@ -31,8 +31,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
+import functools
 import glob as globmod
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -214,10 +217,10 @@ _NO_LABELS = ("SELECT CAST(NULL AS STRING) AS experiment, CAST(NULL AS STRING) A
 class _DuckDB(_Engine):
     dialect = _DUCKDB
 
-    def __init__(self, src: _Source, con: Any = None) -> None:
+    def __init__(self, src: _Source, con: Any = None, threads: int | None = None) -> None:
         import duckdb
 
-        self.con = con if con is not None else duckdb.connect()
+        self.con = con if con is not None else duckdb.connect(config={} if threads is None else {"threads": threads})
         self.made: dict[str, str] = {}  # temp views and tables this engine created, by name
         self.con.execute("SET TimeZone = 'UTC'")
         try:
@@ -377,10 +380,6 @@ def _moment_terms(metrics: Sequence[Metric], n_quantiles: int = 0) -> list[tuple
 Thresholds = Mapping[str, Sequence[int]]  # variant -> latency threshold (µs) per quantile
 
 
-def _n_thresholds(thresholds: Thresholds) -> int:
-    return len(next(iter(thresholds.values()))) if thresholds else 0
-
-
 class _Side(NamedTuple):
     """Requests (``abkit_req``) or, when labels carry their prediction's copy, the labels (``abkit_labels``),
     aggregated per user on their own: no moment term mixes the two sides."""
@@ -442,10 +441,10 @@ def _arm_sql(side: _Side, arm: str, thresholds: Sequence[int] | None, columns: S
 
 
 def _stats_sql(metrics: Sequence[Metric], dialect: _Dialect, variants: Sequence[str], thresholds: Thresholds,
-               copied: bool, daily: bool) -> str:
-    """Per (arm, day) rows of ``_columns``: one aggregation per arm and side, each with its own latency
-    thresholds as constants, which lets the engine skip the other arms' row groups of a clustered log."""
-    n_q = _n_thresholds(thresholds)
+               n_q: int, copied: bool, daily: bool) -> str:
+    """Per (arm, day) rows of ``_columns``: one aggregation per arm and side, each with its own ``n_q`` latency
+    thresholds as constants (an arm without thresholds has no predictions), which lets the engine skip the
+    other arms' row groups of a clustered log."""
     columns = _columns(metrics, n_q)
     parts = [_arm_sql(side, v, thresholds.get(v), columns, dialect, daily)
              for v in variants for side in _sides(metrics, n_q, copied)]
@@ -489,6 +488,37 @@ def collect(
     probs = list(quantiles)
     src = _source(root, experiment)
     eng: _Engine = _DuckDB(src, con) if engine == "duckdb" else _Spark(src, spark if spark is not None else spark_session())
+    try:
+        _prepare(eng, src, experiment)
+        job = functools.partial(_arm_pass, specs=specs, probs=probs, copied=src.copied, daily=daily)
+        if engine == "duckdb" and con is None and src.unique and len(names) > 1:
+            done = _in_parallel(job, src, experiment, names)
+        else:
+            done = [job(eng, v) for v in names]
+        hists = [h for h, _ in done]
+        rows = [r for _, arm_rows in done for r in arm_rows]
+        unknown = _unknown_variants(eng, names, hists)
+        if src.unique:  # no duplicates; the days are the experiment's date partitions
+            duplicates, first, last, n_days = 0, src.days[0], src.days[-1], len(src.days)
+        else:
+            raw, kept, lo, hi, n_days = eng.sql(
+                f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {_str(experiment)}), "
+                "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
+            duplicates, first, last = int(raw) - int(kept), _iso_day(lo), _iso_day(hi)
+        st = _assemble(rows, names, specs, len(probs), unknown, duplicates, engine)
+        st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days))
+        if not daily:
+            st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
+        qs = _quantiles(hists, probs, _quantile_values(hists, probs), st, a) if probs else {}
+    finally:
+        for name in ("abkit_rows", "abkit_labels", "abkit_req"):
+            eng.drop(name)
+    return dataclasses.replace(st, quantiles=qs)
+
+
+def _prepare(eng: _Engine, src: _Source, experiment: str) -> None:
+    """Register the requests (``abkit_req``), the labels with their copy (``abkit_labels``, when copied) and
+    the per-prediction rows (``abkit_rows``) of ``src``; materialized when they must be deduplicated."""
     if src.copied:
         preds, labels = _copied_requests_sql(eng.dialect)
         eng.view("abkit_req", preds)
@@ -498,30 +528,49 @@ def collect(
     else:
         eng.materialize("abkit_req", _requests_sql(experiment, eng.dialect))
     eng.view("abkit_rows", _rows_sql(src.unique, eng.dialect))
-    try:
-        found, hists = _latency_histograms(eng, names)
-        est_us = _quantile_values(hists, probs)
-        # latencies are whole µs: "at or below q̂" is "at or below floor(q̂)"
-        thresholds = ({v: [math.floor(q) for q in est_us[:, i]] for i, (v, h) in enumerate(zip(names, hists)) if h is not None}
-                      if probs else {})
-        rows = eng.sql(_stats_sql(specs, eng.dialect, names, thresholds, src.copied, daily))
-        if src.unique:  # no duplicates; the days are the experiment's date partitions
-            duplicates, first, last, n_days = 0, src.days[0], src.days[-1], len(src.days)
-        else:
-            raw, kept, lo, hi, n_days = eng.sql(
-                f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {_str(experiment)}), "
-                "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
-            duplicates, first, last = int(raw) - int(kept), _iso_day(lo), _iso_day(hi)
-        unknown = tuple(sorted(set(found) - set(names)))
-        st = _assemble(rows, names, specs, _n_thresholds(thresholds), unknown, duplicates, engine)
-        st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days))
-        if not daily:
-            st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
-        qs = _quantiles(hists, probs, est_us, st, a) if probs else {}
-    finally:
-        for name in ("abkit_rows", "abkit_labels", "abkit_req"):
-            eng.drop(name)
-    return dataclasses.replace(st, quantiles=qs)
+
+
+def _arm_pass(eng: _Engine, arm: str, *, specs: list[Metric], probs: list[float], copied: bool,
+              daily: bool) -> tuple[_Histogram | None, list[tuple[Any, ...]]]:
+    """One arm on its own: its latency histogram, then its statistics rows, counting requests against its own
+    quantile thresholds (latencies are whole µs: "at or below q̂" is "at or below floor(q̂)")."""
+    hist = _latency_histogram(eng, arm)
+    thresholds = {}
+    if hist is not None and probs:
+        thresholds[arm] = [math.floor(q) for q in _quantile_values([hist], probs)[:, 0]]
+    return hist, eng.sql(_stats_sql(specs, eng.dialect, [arm], thresholds, len(probs), copied, daily))
+
+
+def _in_parallel(job: Any, src: _Source, experiment: str, arms: list[str]) -> list[Any]:
+    """``job(engine, arm)`` for every arm, the arms spread over one DuckDB connection per core. The arms
+    are independent (and, in a clustered log, each its own row groups): single-threaded aggregations side
+    by side waste less than one multi-threaded query after another."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = max(1, min(len(arms), cores))
+
+    def run(share: list[str]) -> list[Any]:
+        eng = _DuckDB(src, threads=max(1, cores // workers))
+        try:
+            _prepare(eng, src, experiment)
+            return [job(eng, arm) for arm in share]
+        finally:
+            eng.con.close()
+
+    shares = [arms[w::workers] for w in range(workers)]
+    with ThreadPoolExecutor(workers) as pool:
+        done = list(pool.map(run, shares))
+    by_arm = {arm: out for share, outs in zip(shares, done) for arm, out in zip(share, outs)}
+    return [by_arm[arm] for arm in arms]
+
+
+def _unknown_variants(eng: _Engine, variants: list[str], hists: Sequence[_Histogram | None]) -> tuple[str, ...]:
+    """Variants in the log that ``variants`` does not list: looked up only when the arms' histograms do not
+    hold every request (the count alone comes from file metadata)."""
+    known = sum(int(h.cumulative[-1]) for h in hists if h is not None)
+    if int(eng.sql("SELECT COUNT(*) FROM abkit_rows")[0][0]) == known:
+        return ()
+    listed = ", ".join(_str(v) for v in variants)
+    return tuple(sorted(str(r[0]) for r in eng.sql(f"SELECT DISTINCT variant FROM abkit_rows WHERE variant NOT IN ({listed})")))
 
 
 def _iso_day(number: int | None) -> str | None:
@@ -572,21 +621,14 @@ class _Histogram(NamedTuple):
     cumulative: np.ndarray
 
 
-def _latency_histograms(eng: _Engine, variants: list[str]) -> tuple[list[str], list[_Histogram | None]]:
-    """The variants in the log, and per arm of ``variants`` the exact histogram of latency in µs (None for an
-    empty arm): one pass gives every quantile."""
-    cols = eng.arrays("SELECT variant, latency_us, COUNT(*) AS n FROM abkit_rows GROUP BY variant, latency_us")
-    arm, value, count = cols["variant"], np.asarray(cols["latency_us"], dtype=np.int64), np.asarray(cols["n"], dtype=np.int64)
-    found = [str(v) for v in np.unique(arm.astype(str))] if len(arm) else []
-    out: list[_Histogram | None] = []
-    for v in variants:
-        mask = arm == v
-        if not mask.any():
-            out.append(None)
-            continue
-        order = np.argsort(value[mask], kind="stable")
-        out.append(_Histogram(value[mask][order], np.cumsum(count[mask][order])))
-    return found, out
+def _latency_histogram(eng: _Engine, arm: str) -> _Histogram | None:
+    """The arm's exact histogram of latency in µs (None for an empty arm): one pass gives every quantile."""
+    cols = eng.arrays(f"SELECT latency_us, COUNT(*) AS n FROM abkit_rows WHERE variant = {_str(arm)} GROUP BY latency_us")
+    value, count = np.asarray(cols["latency_us"], dtype=np.int64), np.asarray(cols["n"], dtype=np.int64)
+    if not len(value):
+        return None
+    order = np.argsort(value, kind="stable")
+    return _Histogram(value[order], np.cumsum(count[order]))
 
 
 def _quantile_values(hists: Sequence[_Histogram | None], probs: Sequence[float]) -> np.ndarray:

@@ -177,6 +177,26 @@ def test_a_log_of_unique_files_skips_deduplication_with_the_same_result(random_l
     _assert_same_stats(fast, general)
 
 
+def test_arms_analysed_side_by_side_match_one_connection(unique_log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+
+    import abkit.metrics as m
+
+    calls: list[list[str]] = []
+    spread = m._in_parallel
+    monkeypatch.setattr(m, "_in_parallel", lambda job, src, exp, arms: calls.append(arms) or spread(job, src, exp, arms))
+    variants = list(EXP.variant_names)
+    parallel = collect(unique_log, "mtest", variants)  # one connection per core, the arms spread over them
+    with duckdb.connect() as con:  # a given connection: the arms one after another on it
+        single = collect(unique_log, "mtest", variants, con=con)
+    assert calls == [variants]  # only the first ran side by side
+    _assert_same_stats(parallel, single)
+    only = collect(unique_log, "mtest", ["control"])  # the challenger is then an unknown variant
+    assert only.unknown_variants == ("challenger",)
+    assert only.units.tolist() == parallel.units[:1].tolist()
+    np.testing.assert_array_equal(only.stats["accuracy"].m_ss, parallel.stats["accuracy"].m_ss[:1])
+
+
 def test_quantiles_match_numpy_and_intervals_bracket(random_log: Path) -> None:
     s = collect(random_log, "mtest", list(EXP.variant_names))
     p = PredictionLog(random_log).read_predictions("mtest").to_pandas()

@@ -49,8 +49,6 @@ def quantile_difference(
     """Difference of two arms' quantiles; each arm's standard error is its interval width / (2z)
     (the interval from :func:`quantile_rank_interval` at the same ``alpha``), normal approximation."""
     a = check_alpha(alpha)
-
-
     z = float(sps.norm.isf(a / 2.0))
     qc, lc, hc, qt, lt, ht = (np.asarray(v, dtype=np.float64) for v in
                               (q_control, low_control, high_control, q_treatment, low_treatment, high_treatment))
