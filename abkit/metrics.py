@@ -38,7 +38,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -212,6 +212,9 @@ _NO_LABELS = ("SELECT CAST(NULL AS STRING) AS experiment, CAST(NULL AS STRING) A
               "CAST(NULL AS TIMESTAMP) AS labelled_at, CAST(NULL AS BIGINT) AS request_key, CAST(NULL AS STRING) AS variant, "
               "CAST(NULL AS BIGINT) AS unit_key, CAST(NULL AS STRING) AS predicted_label, "
               "CAST(NULL AS BIGINT) AS prediction_day WHERE false")  # the label view of a log without labels
+
+
+_E = TypeVar("_E", bound=_Engine)
 
 
 class _DuckDB(_Engine):
@@ -487,38 +490,43 @@ def collect(
     names = list(variants)
     probs = list(quantiles)
     src = _source(root, experiment)
-    eng: _Engine = _DuckDB(src, con) if engine == "duckdb" else _Spark(src, spark if spark is not None else spark_session())
-    try:
-        _prepare(eng, src, experiment)
-        job = functools.partial(_arm_pass, specs=specs, probs=probs, copied=src.copied, daily=daily)
-        if engine == "duckdb" and con is None and src.unique and len(names) > 1:
+    job = functools.partial(_arm_pass, specs=specs, probs=probs, copied=src.copied, daily=daily)
+    duplicates = 0
+    if engine == "duckdb" and con is None and src.unique and len(names) > 1:
+        with ThreadPoolExecutor(1) as side:  # the variants come from file metadata meanwhile
+            variants_in_log = side.submit(_variants, src, experiment)
             done = _in_parallel(job, src, experiment, names)
-        else:
+            found = variants_in_log.result()
+    else:
+        eng = _prepared(_DuckDB(src, con) if engine == "duckdb"
+                        else _Spark(src, spark if spark is not None else spark_session()), src, experiment)
+        try:
             done = [job(eng, v) for v in names]
-        hists = [h for h, _ in done]
-        rows = [r for _, arm_rows in done for r in arm_rows]
-        unknown = _unknown_variants(eng, names, hists)
-        if src.unique:  # no duplicates; the days are the experiment's date partitions
-            duplicates, first, last, n_days = 0, src.days[0], src.days[-1], len(src.days)
-        else:
-            raw, kept, lo, hi, n_days = eng.sql(
-                f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {_str(experiment)}), "
-                "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
-            duplicates, first, last = int(raw) - int(kept), _iso_day(lo), _iso_day(hi)
-        st = _assemble(rows, names, specs, len(probs), unknown, duplicates, engine)
-        st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days))
-        if not daily:
-            st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
-        qs = _quantiles(hists, probs, _quantile_values(hists, probs), st, a) if probs else {}
-    finally:
-        for name in ("abkit_rows", "abkit_labels", "abkit_req"):
-            eng.drop(name)
+            found = _variants(src, experiment, eng)
+            if not src.unique:
+                raw, kept, lo, hi, n_days = eng.sql(
+                    f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {_str(experiment)}), "
+                    "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
+                duplicates, first, last = int(raw) - int(kept), _iso_day(lo), _iso_day(hi)
+        finally:
+            for name in ("abkit_rows", "abkit_labels", "abkit_req"):
+                eng.drop(name)
+    if src.unique:  # no duplicates; the days are the experiment's date partitions
+        first, last, n_days = src.days[0], src.days[-1], len(src.days)
+    hists, rows = [h for h, _ in done], [r for _, arm_rows in done for r in arm_rows]
+    unknown = tuple(sorted(found - set(names)))
+    st = _assemble(rows, names, specs, len(probs), unknown, duplicates, engine)
+    st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days))
+    if not daily:
+        st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
+    qs = _quantiles(hists, probs, _quantile_values(hists, probs), st, a) if probs else {}
     return dataclasses.replace(st, quantiles=qs)
 
 
-def _prepare(eng: _Engine, src: _Source, experiment: str) -> None:
-    """Register the requests (``abkit_req``), the labels with their copy (``abkit_labels``, when copied) and
-    the per-prediction rows (``abkit_rows``) of ``src``; materialized when they must be deduplicated."""
+def _prepared(eng: _E, src: _Source, experiment: str) -> _E:
+    """``eng`` with the requests (``abkit_req``), the labels with their copy (``abkit_labels``, when copied)
+    and the per-prediction rows (``abkit_rows``) of ``src`` registered; materialized when they must be
+    deduplicated."""
     if src.copied:
         preds, labels = _copied_requests_sql(eng.dialect)
         eng.view("abkit_req", preds)
@@ -528,6 +536,7 @@ def _prepare(eng: _Engine, src: _Source, experiment: str) -> None:
     else:
         eng.materialize("abkit_req", _requests_sql(experiment, eng.dialect))
     eng.view("abkit_rows", _rows_sql(src.unique, eng.dialect))
+    return eng
 
 
 def _arm_pass(eng: _Engine, arm: str, *, specs: list[Metric], probs: list[float], copied: bool,
@@ -549,9 +558,8 @@ def _in_parallel(job: Any, src: _Source, experiment: str, arms: list[str]) -> li
     workers = max(1, min(len(arms), cores))
 
     def run(share: list[str]) -> list[Any]:
-        eng = _DuckDB(src, threads=max(1, cores // workers))
+        eng = _prepared(_DuckDB(src, threads=max(1, cores // workers)), src, experiment)
         try:
-            _prepare(eng, src, experiment)
             return [job(eng, arm) for arm in share]
         finally:
             eng.con.close()
@@ -563,14 +571,27 @@ def _in_parallel(job: Any, src: _Source, experiment: str, arms: list[str]) -> li
     return [by_arm[arm] for arm in arms]
 
 
-def _unknown_variants(eng: _Engine, variants: list[str], hists: Sequence[_Histogram | None]) -> tuple[str, ...]:
-    """Variants in the log that ``variants`` does not list: looked up only when the arms' histograms do not
-    hold every request (the count alone comes from file metadata)."""
-    known = sum(int(h.cumulative[-1]) for h in hists if h is not None)
-    if int(eng.sql("SELECT COUNT(*) FROM abkit_rows")[0][0]) == known:
-        return ()
-    listed = ", ".join(_str(v) for v in variants)
-    return tuple(sorted(str(r[0]) for r in eng.sql(f"SELECT DISTINCT variant FROM abkit_rows WHERE variant NOT IN ({listed})")))
+def _variants(src: _Source, experiment: str, eng: _Engine | None = None) -> set[str]:
+    """The variants in the log: for a unique source of clustered files from the row-group statistics (each
+    row group holds one arm), else queried (on ``eng`` or a new engine)."""
+    if src.unique:
+        found = {v for f in globmod.glob(str(src.predictions / "*" / "*.parquet")) for v in _row_group_variants(f)}
+        if None not in found:
+            return {str(v) for v in found}
+    eng = eng if eng is not None else _prepared(_DuckDB(src), src, experiment)
+    return {str(r[0]) for r in eng.sql("SELECT DISTINCT variant FROM abkit_rows")}
+
+
+def _row_group_variants(path: str) -> list[str | None]:
+    """Per row group of a Parquet file its one variant, None where the statistics do not show a single one."""
+    meta = pq.ParquetFile(path).metadata
+    col = meta.schema.names.index("variant")
+    out: list[str | None] = []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(col).statistics
+        single = stats is not None and stats.has_min_max and stats.min == stats.max
+        out.append(stats.min if single else None)
+    return out
 
 
 def _iso_day(number: int | None) -> str | None:

@@ -197,6 +197,16 @@ def test_arms_analysed_side_by_side_match_one_connection(unique_log: Path, monke
     np.testing.assert_array_equal(only.stats["accuracy"].m_ss, parallel.stats["accuracy"].m_ss[:1])
 
 
+def test_unknown_variants_of_files_written_before_clustering(random_log: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("abkit.log._clustered", lambda table: [table])  # both arms in one row group
+    root = _relog(random_log, tmp_path / "log", labels_first=0)
+    assert _source(root, "mtest").unique
+    s = collect(root, "mtest", ["control"])  # found by a query: the row groups do not tell
+    assert s.unknown_variants == ("challenger",)
+    _assert_same_stats(collect(root, "mtest", list(EXP.variant_names)), collect(random_log, "mtest", list(EXP.variant_names)))
+
+
 def test_quantiles_match_numpy_and_intervals_bracket(random_log: Path) -> None:
     s = collect(random_log, "mtest", list(EXP.variant_names))
     p = PredictionLog(random_log).read_predictions("mtest").to_pandas()
