@@ -12,14 +12,16 @@ One definition of the metrics (``METRICS``: a numerator and a denominator per pr
    appended after its prediction), there is no join at all: predictions and labels are aggregated
    separately (step 3). Otherwise the requests are deduplicated on the strings and
    materialized once;
-2. latency quantiles with clustered rank intervals (``abkit.stats.quantiles``): latency is kept in whole
-   microseconds, so one pass gives each arm's exact histogram (distinct values and counts, far fewer than
-   the rows) and with it every quantile: the estimates first, whose thresholds the per-user pass counts
-   requests against, then the quantiles at the interval's probabilities;
-3. per-user sums, one aggregation per arm (``WHERE variant = …``, the arm's thresholds as constants; on a
-   log written by ``abkit.log`` each arm is its own row group, so the engine reads only that arm), and per
-   side when labels carry their copy: no moment term mixes label and prediction variables, so the labels
-   are aggregated on their own. Then per arm the sums, squares and cross-products of the per-user sums;
+2. then each arm on its own (``WHERE variant = …``; on a log written by ``abkit.log`` each arm is its own
+   row group, so the engine reads only that arm), as an independent job: with DuckDB on a unique log the
+   arms run side by side, spread over one connection per core (each with its share of the threads). First the latency quantiles with
+   clustered rank intervals (``abkit.stats.quantiles``): latency is kept in whole microseconds, so one pass
+   gives the arm's exact histogram (distinct values and counts, far fewer than the rows) and with it every
+   quantile: the estimates first, whose thresholds the per-user pass counts requests against (constants
+   in its SQL), then the quantiles at the interval's probabilities;
+3. per-user sums, and per side when labels carry their copy: no moment term mixes label and prediction
+   variables, so the labels are aggregated on their own. Then the sums, squares and cross-products of the
+   per-user sums;
 4. with the daily view, per (user, day) sums instead, and a window over each user's days turns them into
    increments of the per-user sums, squares and cross-products, so the daily totals *accumulate* exactly
    into the per-arm ``ArmStats`` at every cut-off day (the sequential view); the last day is the whole test.
@@ -474,8 +476,9 @@ def collect(
 ) -> LogStats:
     """Reduce the log at ``log_root`` for ``experiment`` to per-arm (and per-day cumulative) statistics.
 
-    ``engine="spark"`` uses ``spark`` (or a new local session); ``con`` reuses a DuckDB connection;
-    ``daily=False`` skips the cumulative per-day statistics (the sequential view), the costliest step.
+    ``engine="spark"`` uses ``spark`` (or a new local session); ``con`` reuses a DuckDB connection (the arms
+    then run one after another on it); ``daily=False`` skips the cumulative per-day statistics (the
+    sequential view), the costliest step.
     """
     root = Path(log_root)
     if engine not in ENGINES:
