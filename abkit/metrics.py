@@ -14,11 +14,11 @@ One definition of the metrics (``METRICS``: a numerator and a denominator per pr
    materialized once;
 2. then each arm on its own (``WHERE variant = …``; on a log written by ``abkit.log`` each arm is its own
    row group, so the engine reads only that arm), as an independent job: with DuckDB on a unique log the
-   arms run side by side, spread over one connection per core (each with its share of the threads). First the latency quantiles with
-   clustered rank intervals (``abkit.stats.quantiles``): latency is kept in whole microseconds, so one pass
-   gives the arm's exact histogram (distinct values and counts, far fewer than the rows) and with it every
-   quantile: the estimates first, whose thresholds the per-user pass counts requests against (constants
-   in its SQL), then the quantiles at the interval's probabilities;
+   arms run side by side, spread over one connection per core (each with its share of the threads).
+   First the latency quantiles with clustered rank intervals (``abkit.stats.quantiles``): latency is kept
+   in whole microseconds, so one pass gives the arm's exact histogram (distinct values and counts, far
+   fewer than the rows) and with it every quantile: the estimates first, whose thresholds the per-user
+   pass counts requests against (constants in its SQL), then the quantiles at the interval's probabilities;
 3. per-user sums, and per side when labels carry their copy: no moment term mixes label and prediction
    variables, so the labels are aggregated on their own. Then the sums, squares and cross-products of the
    per-user sums;
@@ -37,8 +37,8 @@ import functools
 import glob as globmod
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -382,9 +382,6 @@ def _moment_terms(metrics: Sequence[Metric], n_quantiles: int = 0) -> list[tuple
     return list(terms.values())
 
 
-Thresholds = Mapping[str, Sequence[int]]  # variant -> latency threshold (µs) per quantile
-
-
 class _Side(NamedTuple):
     """Requests (``abkit_req``) or, when labels carry their prediction's copy, the labels (``abkit_labels``),
     aggregated per user on their own: no moment term mixes the two sides."""
@@ -445,15 +442,14 @@ def _arm_sql(side: _Side, arm: str, thresholds: Sequence[int] | None, columns: S
             f"{', '.join(f'{own.get(c, 0)} AS {c}' for c in columns)} FROM {source}")
 
 
-def _stats_sql(metrics: Sequence[Metric], dialect: _Dialect, variants: Sequence[str], thresholds: Thresholds,
+def _stats_sql(metrics: Sequence[Metric], dialect: _Dialect, arm: str, thresholds: Sequence[int] | None,
                n_q: int, copied: bool, daily: bool) -> str:
-    """Per (arm, day) rows of ``_columns``: one aggregation per arm and side, each with its own ``n_q`` latency
-    thresholds as constants (an arm without thresholds has no predictions), which lets the engine skip the
-    other arms' row groups of a clustered log."""
+    """Per (arm, day) rows of ``_columns`` for one arm, one aggregation per side, with the arm's ``n_q``
+    latency thresholds (µs) as constants (None: the arm has no predictions); on a clustered log the engine
+    reads only the arm's row groups."""
     columns = _columns(metrics, n_q)
-    parts = [_arm_sql(side, v, thresholds.get(v), columns, dialect, daily)
-             for v in variants for side in _sides(metrics, n_q, copied)]
-    return "\nUNION ALL\n".join(parts)
+    return "\nUNION ALL\n".join(_arm_sql(side, arm, thresholds, columns, dialect, daily)
+                                  for side in _sides(metrics, n_q, copied))
 
 
 def _columns(metrics: Sequence[Metric], n_quantiles: int) -> list[str]:
@@ -547,10 +543,8 @@ def _arm_pass(eng: _Engine, arm: str, *, specs: list[Metric], probs: list[float]
     """One arm on its own: its latency histogram, then its statistics rows, counting requests against its own
     quantile thresholds (latencies are whole µs: "at or below q̂" is "at or below floor(q̂)")."""
     hist = _latency_histogram(eng, arm)
-    thresholds = {}
-    if hist is not None and probs:
-        thresholds[arm] = [math.floor(q) for q in _quantile_values([hist], probs)[:, 0]]
-    return hist, eng.sql(_stats_sql(specs, eng.dialect, [arm], thresholds, len(probs), copied, daily))
+    thresholds = [math.floor(q) for q in _quantile_values([hist], probs)[:, 0]] if hist is not None else None
+    return hist, eng.sql(_stats_sql(specs, eng.dialect, arm, thresholds, len(probs), copied, daily))
 
 
 def _in_parallel(job: Any, src: _Source, experiment: str, arms: list[str]) -> list[Any]:
