@@ -222,10 +222,10 @@ _E = TypeVar("_E", bound=_Engine)
 class _DuckDB(_Engine):
     dialect = _DUCKDB
 
-    def __init__(self, src: _Source, con: Any = None, threads: int | None = None) -> None:
+    def __init__(self, src: _Source, con: Any = None, config: dict[str, Any] | None = None) -> None:
         import duckdb
 
-        self.con = con if con is not None else duckdb.connect(config={} if threads is None else {"threads": threads})
+        self.con = con if con is not None else duckdb.connect(config=config or {})
         self.made: dict[str, str] = {}  # temp views and tables this engine created, by name
         self.con.execute("SET TimeZone = 'UTC'")
         try:
@@ -553,9 +553,13 @@ def _in_parallel(job: Any, src: _Source, experiment: str, arms: list[str]) -> li
     by side waste less than one multi-threaded query after another."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = max(1, min(len(arms), cores))
+    config: dict[str, Any] = {"threads": max(1, cores // workers)}  # each connection its share of the cores
+    if hasattr(os, "sysconf"):  # and of DuckDB's default memory limit, 80 % of the RAM
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        config["memory_limit"] = f"{int(0.8 * ram / workers)}B"
 
     def run(share: list[str]) -> list[Any]:
-        eng = _prepared(_DuckDB(src, threads=max(1, cores // workers)), src, experiment)
+        eng = _prepared(_DuckDB(src, config=config), src, experiment)
         try:
             return [job(eng, arm) for arm in share]
         finally:
