@@ -172,16 +172,18 @@ def _source(root: Path, experiment: str) -> _Source:
 
 def _all_copied(label_files: Sequence[str]) -> bool:
     """Whether every label row holds its prediction's copy (``unit_key`` never null), from file statistics."""
-    for f in label_files:
-        meta = pq.ParquetFile(f).metadata
-        col = meta.schema.names.index("unit_key") if "unit_key" in meta.schema.names else None
-        if col is None:
-            return False
-        for g in range(meta.num_row_groups):
-            stats = meta.row_group(g).column(col).statistics
-            if stats is None or not stats.has_null_count or stats.null_count:
-                return False
-    return True
+    return all(s is not None and s.has_null_count and not s.null_count
+               for f in label_files for s in _row_group_stats(f, "unit_key"))
+
+
+def _row_group_stats(path: str, column: str) -> list[Any]:
+    """Per row group of a Parquet file the statistics of ``column`` (None where absent; [None] when the file
+    lacks the column)."""
+    meta = pq.ParquetFile(path).metadata
+    if column not in meta.schema.names:
+        return [None]
+    col = meta.schema.names.index(column)
+    return [meta.row_group(g).column(col).statistics for g in range(meta.num_row_groups)]
 
 
 class _Engine:
@@ -576,23 +578,15 @@ def _variants(src: _Source, experiment: str, eng: _Engine | None = None) -> set[
     """The variants in the log: for a unique source of clustered files from the row-group statistics (each
     row group holds one arm), else queried (on ``eng`` or a new engine)."""
     if src.unique:
-        found = {v for f in globmod.glob(str(src.predictions / "*" / "*.parquet")) for v in _row_group_variants(f)}
-        if None not in found:
-            return {str(v) for v in found}
-    eng = eng if eng is not None else _prepared(_DuckDB(src), src, experiment)
-    return {str(r[0]) for r in eng.sql("SELECT DISTINCT variant FROM abkit_rows")}
-
-
-def _row_group_variants(path: str) -> list[str | None]:
-    """Per row group of a Parquet file its one variant, None where the statistics do not show a single one."""
-    meta = pq.ParquetFile(path).metadata
-    col = meta.schema.names.index("variant")
-    out: list[str | None] = []
-    for g in range(meta.num_row_groups):
-        stats = meta.row_group(g).column(col).statistics
-        single = stats is not None and stats.has_min_max and stats.min == stats.max
-        out.append(stats.min if single else None)
-    return out
+        stats = [s for f in globmod.glob(str(src.predictions / "*" / "*.parquet")) for s in _row_group_stats(f, "variant")]
+        if all(s is not None and s.has_min_max and s.min == s.max for s in stats):
+            return {str(s.min) for s in stats}
+    own = _prepared(_DuckDB(src), src, experiment) if eng is None else eng
+    try:
+        return {str(r[0]) for r in own.sql("SELECT DISTINCT variant FROM abkit_rows")}
+    finally:
+        if eng is None:
+            own.con.close()
 
 
 def _iso_day(number: int | None) -> str | None:
