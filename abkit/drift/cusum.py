@@ -17,7 +17,7 @@ of an excursion is exp(−S_N)), so large ERTs cost no more than small ones. Aft
 ...     if det.update(correct).drift_detected:
 ...         print(f"Change detected at index {i}")
 ...         break
-Change detected at index 1051
+Change detected at index 1041
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ predictions (their correctness is a sum of independent Bernoulli(c) draws).
 >>> det = EstimatedAccuracyDrift(alpha=0.01).fit((conf, rng.random(2000) < conf))
 >>> r = det.calculate((rng.uniform(0.5, 0.8, 500), None))
 >>> r.alarm, round(r.details["estimated_accuracy"], 2)
-(True, 0.65)
+(True, 0.66)
 """
 
 from __future__ import annotations
