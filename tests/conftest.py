@@ -31,3 +31,16 @@ def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium that opens generated pages and records errors, requests and scripts (tests/browser.py)."""
+    from browser import Browser, unavailable
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(f"cannot open pages in a browser: {reason}")
+    chromium = Browser()
+    yield chromium
+    chromium.close()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from abkit.metrics.registry import METRICS, Metric, MetricError, Variable, check_metric, names, register
+from abkit.metrics.registry import (
+    METRICS, Metric, MetricError, Variable, check_metric, get_metric, names, register, register_variable,
+)
 
 __all__ = ["METRICS", "QUANTILES", "LogStats", "Metric", "MetricError", "QuantileStats", "Variable",
-           "check_metric", "collect", "names", "register", "spark_session"]
+           "check_metric", "collect", "get_metric", "names", "register", "register_variable", "spark_session"]
 
 _LAZY = {"QUANTILES", "LogStats", "QuantileStats", "collect", "spark_session"}
 

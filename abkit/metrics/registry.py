@@ -14,7 +14,7 @@ variables a metric names exist.
 
 >>> check_metric("accuracy").higher_is_better, check_metric("latency_ms").unit
 (True, 'ms')
->>> check_metric("acc")
+>>> get_metric("acc")
 Traceback (most recent call last):
 ...
 abkit.metrics.registry.MetricError: metric 'acc' is unknown; use one of ['accuracy', 'confidence', 'latency_ms']
@@ -27,7 +27,7 @@ from typing import Literal
 
 from abkit.errors import AbkitError
 
-__all__ = ["METRICS", "REDUCTIONS", "VARIABLES", "Metric", "MetricError", "Variable", "check_metric", "names",
+__all__ = ["METRICS", "REDUCTIONS", "VARIABLES", "Metric", "MetricError", "Variable", "check_metric", "get_metric", "names",
            "register", "register_variable"]
 
 REDUCTIONS = ("ratio",)
@@ -64,6 +64,23 @@ class Metric:
     description: str
     unit: str = ""
     reduce: str = "ratio"  # one of REDUCTIONS
+    label: str = ""  # a name for people (reports); empty: derived from ``name``
+    informational: bool = False  # a diagnostic: reports show it without a good or bad side
+
+    @property
+    def direction(self) -> str:
+        """``"higher"`` or ``"lower"``: which way is better; ``"neutral"`` for an informational metric."""
+        return "neutral" if self.informational else "higher" if self.higher_is_better else "lower"
+
+    @property
+    def title(self) -> str:
+        """``label``, or the name in words ("latency_ms" -> "Latency ms")."""
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    @property
+    def needs_labels(self) -> bool:
+        """Whether the metric is computed from labels (then only labelled requests carry it)."""
+        return any(VARIABLES[v].side == "labels" for v in (self.numerator, self.denominator) if v in VARIABLES)
 
 
 VARIABLES: dict[str, Variable] = {}
@@ -98,11 +115,14 @@ def names() -> list[str]:
     return list(METRICS)
 
 
-def check_metric(name: str) -> Metric:
-    """The metric called ``name`` or an error listing the known ones."""
+def get_metric(name: str) -> Metric:
+    """The metric called ``name`` or a ``MetricError`` listing the known ones."""
     if name not in METRICS:
         raise MetricError(f"metric {name!r} is unknown; use one of {sorted(METRICS)}")
     return METRICS[name]
+
+
+check_metric = get_metric  # the name the analysis has always used
 
 
 for _v in (
@@ -114,8 +134,10 @@ for _v in (
 ):
     register_variable(_v)
 for _m in (
-    Metric("accuracy", "correct", "labelled", True, "share of labelled predictions that are correct", "share"),
-    Metric("confidence", "confidence", "n", True, "mean confidence per prediction", "probability"),
-    Metric("latency_ms", "latency_ms", "n", False, "mean latency per prediction (ms)", "ms"),
+    Metric("accuracy", "correct", "labelled", True, "share of labelled predictions that are correct", "share",
+           label="Accuracy"),
+    Metric("confidence", "confidence", "n", True, "mean confidence per prediction", "probability",
+           label="Mean confidence", informational=True),
+    Metric("latency_ms", "latency_ms", "n", False, "mean latency per prediction (ms)", "ms", label="Mean latency"),
 ):
     register(_m)
