@@ -36,10 +36,10 @@ from abkit import assign as _assign
 from abkit.assign import Filter
 from abkit.display import SettingsReprMixin
 from abkit.errors import AbkitError
+from abkit.metrics import registry as _metrics
 from abkit.names import is_name
 
 __all__ = [
-    "METRICS",
     "STATISTICS",
     "WEIGHT_TOLERANCE",
     "Experiment",
@@ -49,7 +49,6 @@ __all__ = [
     "parse_split",
 ]
 
-METRICS = ("accuracy", "confidence", "latency_ms")
 STATISTICS = ("mean", "p50", "p95", "p99")
 WEIGHT_TOLERANCE = 1e-6
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # for RE2 (Arrow) only; Python checks use is_name
@@ -100,24 +99,34 @@ class Variant:
 
 @dataclass(frozen=True)
 class Guardrail:
-    """A metric the challenger must not make worse by more than ``margin`` (absolute, metric units)."""
+    """A metric the challenger must not make worse by more than ``margin`` (absolute, metric units).
+
+    The direction comes from the metric registry: ``higher_is_better`` may be left out (None) and is filled
+    in from it; a value that contradicts the registry is an error (no default can invert a guardrail).
+    """
 
     metric: str
     statistic: str = "mean"
     margin: float = 0.0
-    higher_is_better: bool = True
+    higher_is_better: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise _fail("guardrails[].metric", self.metric, f"choose one of {list(METRICS)}.")
+        if self.metric not in _metrics.METRICS:
+            raise _fail("guardrails[].metric", self.metric, f"choose one of {_metrics.names()}.")
         if self.statistic not in STATISTICS:
             raise _fail("guardrails[].statistic", self.statistic, f"choose one of {list(STATISTICS)}.")
         margin = _check_number("guardrails[].margin", self.margin)
         if margin < 0:
             raise _fail("guardrails[].margin", self.margin, "a non-inferiority margin is >= 0.")
         object.__setattr__(self, "margin", margin)
-        if not isinstance(self.higher_is_better, (bool, np.bool_)):
-            raise _fail("guardrails[].higher_is_better", self.higher_is_better, "give true or false.")
+        known = _metrics.METRICS[self.metric].higher_is_better  # the registry: the one source of directions
+        if self.higher_is_better is None:
+            object.__setattr__(self, "higher_is_better", known)
+        elif not isinstance(self.higher_is_better, (bool, np.bool_)):
+            raise _fail("guardrails[].higher_is_better", self.higher_is_better, "give true or false, or leave it out.")
+        elif bool(self.higher_is_better) != known:
+            raise _fail("guardrails[].higher_is_better", self.higher_is_better,
+                        f"metric {self.metric!r} has higher_is_better={known} in the metric registry; leave it out.")
         object.__setattr__(self, "higher_is_better", bool(self.higher_is_better))
 
 
@@ -194,8 +203,8 @@ class Experiment(SettingsReprMixin):
         if self.duration_days <= 0:
             raise _fail("duration_days", self.duration_days, "give a whole number of days > 0.")
         object.__setattr__(self, "duration_days", int(self.duration_days))
-        if self.primary_metric not in METRICS:
-            raise _fail("primary_metric", self.primary_metric, f"choose one of {list(METRICS)}.")
+        if self.primary_metric not in _metrics.METRICS:
+            raise _fail("primary_metric", self.primary_metric, f"choose one of {_metrics.names()}.")
         guardrails = tuple(
             g if isinstance(g, Guardrail) else Guardrail(**g) if isinstance(g, Mapping) else g
             for g in _as_tuple(self.guardrails, "guardrails")

@@ -627,7 +627,8 @@ def evaluate_variants(models: Mapping[str, Classifier], data: Any, *, by: str = 
         metrics[variant] = _scores(pred == truth, conf)
         correct = pd.Series(pred == truth, index=data.index)
         per_group = correct.groupby(data[by]).mean() if by in data else pd.Series(dtype=float)
-        table[variant] = pd.concat([per_group, pd.Series({"all": correct.mean()})])
+        overall = pd.Series({"all": correct.mean()})
+        table[variant] = overall if list(per_group.index) == ["all"] else pd.concat([per_group, overall])
     return pd.DataFrame(table).rename_axis(by), metrics
 
 

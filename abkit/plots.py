@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from abkit.scorecard import statistic_label
+
 _STYLE = {"ci": "#0969da", "seq": "#8250df", "zero": "#57606a", "good": "#1a7f37", "bad": "#cf222e"}
 
 
@@ -41,8 +43,8 @@ def lift_plot(result: Any, *, relative: bool = True) -> Any:
                         label="always-valid CI" if k == 0 else None)
         ax.axvline(0, color=_STYLE["zero"], lw=1, ls="--")
         ax.set_yticks(y, [e["variant"] for e in rows])
-        ax.set_title(m)
-        ax.set_xlabel("lift vs control (%)" if relative else "difference vs control")
+        ax.set_title(statistic_label(m, "mean"))
+        ax.set_xlabel("change vs control (%)" if relative else "difference vs control")
         ax.set_ylim(-0.7, len(rows) - 0.3)
     if metrics:
         axes[0].legend(fontsize=7, loc="best")
@@ -105,4 +107,95 @@ def latency_quantiles_plot(result: Any) -> Any:
     ax.set_xticks(np.arange(len(names)) + width * (len(variants) - 1) / 2, [n.replace("latency_", "") for n in names])
     ax.set_ylabel("latency (ms)")
     ax.legend(fontsize=8)
+    return fig
+
+
+def _arm_colours(variants: Any) -> dict[str, str]:
+    palette = ("#57606a", "#0969da", "#bf8700", "#8250df", "#1a7f37")
+    return {v: palette[i % len(palette)] for i, v in enumerate(variants)}
+
+
+def traffic_plot(result: Any) -> Any:
+    """New users per day per arm (from the cumulative daily counts): the split and SRM at a glance."""
+    st = result.stats
+    fig, axes = _fig(1, 9.0, 2.8)
+    ax = axes[0]
+    days = list(st.days)
+    colours = _arm_colours(result.variants)
+    if days:
+        cum = np.asarray(st.daily_units, dtype=float)
+        new = np.diff(np.vstack([np.zeros((1, cum.shape[1])), cum]), axis=0)
+        x = np.arange(len(days))
+        width = 0.8 / max(len(result.variants), 1)
+        for i, v in enumerate(result.variants):
+            ax.bar(x + (i - (len(result.variants) - 1) / 2) * width, new[:, i], width, label=v, color=colours[v])
+        step = max(1, len(days) // 14)
+        ax.set_xticks(x[::step], [d[5:] for d in days[::step]], fontsize=8)
+        ax.legend(fontsize=8)
+    ax.set_ylabel("new users")
+    ax.set_title(f"Traffic per day and arm — SRM {result.srm.status} (p = {result.srm.p_value:.2f})"
+                 if np.isfinite(result.srm.p_value) else "Traffic per day and arm")
+    return fig
+
+
+def latency_distribution_plot(summary: Any) -> Any:
+    """Latency quantile curve per arm (the ECDF): where each arm's requests fall, tail included."""
+    fig, axes = _fig(1, 6.0, 3.0)
+    ax = axes[0]
+    lat = summary.latency
+    variants = list(dict.fromkeys(lat["variant"]))
+    colours = _arm_colours(variants)
+    for v in variants:
+        rows = lat[lat["variant"] == v]
+        ax.plot(rows["latency_ms"], 100 * rows["prob"], color=colours[v], label=v)
+    ax.axhline(95, color=_STYLE["zero"], lw=1, ls=":")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("requests at or below (%)")
+    ax.set_title("Latency distribution per arm")
+    if variants:
+        ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def reliability_plot(summary: Any) -> Any:
+    """Reliability diagram per model: accuracy of labelled predictions against their stated confidence."""
+    rel = summary.reliability
+    variants = list(dict.fromkeys(rel["variant"])) or ["(no labels yet)"]
+    fig, axes = _fig(len(variants), 3.6, 3.4)
+    for ax, v in zip(axes, variants):
+        rows = rel[rel["variant"] == v]
+        ax.plot([0, 1], [0, 1], color=_STYLE["zero"], lw=1, ls="--", label="perfectly calibrated")
+        ax.scatter(rows["confidence"], rows["accuracy"], s=np.clip(rows["n"], 8, 200), color=_STYLE["ci"],
+                   label="labelled predictions (size: count)")
+        ax.plot(rows["confidence"], rows["accuracy"], color=_STYLE["ci"], lw=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("stated confidence")
+        ax.set_title(v)
+    axes[0].set_ylabel("observed accuracy")
+    axes[0].legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def confusion_plot(confusion: Any) -> Any:
+    """Confusion matrix per arm (rows: true label, columns: predicted), shares of each true label."""
+    variants = list(dict.fromkeys(confusion["variant"])) or ["(no labels yet)"]
+    labels = sorted(set(confusion["label"]) | set(confusion["predicted_label"]))
+    fig, axes = _fig(len(variants), 3.6, 3.2)
+    for ax, v in zip(axes, variants):
+        rows = confusion[confusion["variant"] == v]
+        m = np.zeros((len(labels), len(labels)))
+        for r in rows.itertuples():
+            m[labels.index(r.label), labels.index(r.predicted_label)] += r.n
+        share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                ax.text(j, i, f"{100 * share[i, j]:.0f} %\n({int(m[i, j]):,})", ha="center", va="center",
+                        fontsize=8, color="white" if share[i, j] > 0.6 else "black")
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_title(v)
+    axes[0].set_ylabel("true label")
     return fig

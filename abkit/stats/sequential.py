@@ -1,6 +1,9 @@
 """Peeking-safe inference: the asymptotic confidence sequence of GrowthBook/Eppo (Howard et al. 2021),
 the mixture SPRT p-value made monotone over looks, and group-sequential alpha-spending boundaries.
 
+A look without a usable standard error (zero or undefined variance) is "insufficient data" in every method
+here, as in the fixed-horizon and Bayesian tests: NaN interval and p-value, never a zero-width interval.
+
 >>> r = confidence_sequence(-0.074074074, 0.050657, 220, tuning=600)
 >>> round(float(r.p_value), 3)
 0.892
@@ -18,9 +21,10 @@ from scipy import optimize
 from scipy import stats as sps
 
 from abkit.errors import AbkitError
+from abkit.stats._common import usable_se
 from abkit.stats.config import check_alpha, resolve
 
-SPENDING_KINDS = ("obrien-fleming", "pocock")
+SPENDING_KINDS = ("obrien-fleming", "pocock", "power")
 
 
 class SequentialResult(NamedTuple):
@@ -55,13 +59,18 @@ def confidence_sequence(
         nr2 = nn * rho * rho + 1.0
         half = s * np.sqrt(nn) * np.sqrt(2.0 * nr2 * np.log(np.sqrt(nr2) / a) / (nn * rho) ** 2)
         p = np.minimum(1.0, np.sqrt(nr2) * np.exp(-rho * rho * (est * est * nn / (s * s)) / (2.0 * nr2)))
-    return SequentialResult(est, est - half, est + half, half, p, f"confidence sequence (N={resolve('sequential_tuning', tuning):g})")
+        ok = usable_se(s) & np.isfinite(nn) & (nn > 0)
+    half, p = np.where(ok, half, np.nan), np.where(ok, p, np.nan)
+    return SequentialResult(est, est - half, est + half, half, p,
+                            f"confidence sequence (N={resolve('sequential_tuning', tuning):g})")
 
 
 def msprt_p_values(estimates: object, se: object, *, tau2: float) -> np.ndarray:
     """Mixture-SPRT p-values over looks (last axis = looks), made monotone by a running minimum.
 
     ``Λ = sqrt(V/(V+τ²)) · exp(τ² θ̂² / (2V(V+τ²)))`` with V = se²; p = min(1, 1/Λ) (Johari et al. 2017).
+    A look with zero or undefined se is insufficient data: NaN until the first usable look, after which
+    the running minimum carries over it.
     """
     if tau2 <= 0:
         raise AbkitError(f"tau2={tau2!r} must be > 0 (the variance of the effect mixing distribution)")
@@ -70,12 +79,16 @@ def msprt_p_values(estimates: object, se: object, *, tau2: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         log_lam = 0.5 * np.log(v / (v + tau2)) + tau2 * est * est / (2.0 * v * (v + tau2))
         p = np.minimum(1.0, np.exp(-log_lam))
-    p = np.where(np.isnan(p), 1.0, p)
-    return np.minimum.accumulate(p, axis=-1)
+    p = np.where(usable_se(s) & np.isfinite(est), p, np.nan)
+    return np.fmin.accumulate(p, axis=-1) if p.ndim else p  # one look (a scalar): nothing to accumulate
 
 
-def spending(t: object, alpha: float | None = None, kind: str = "obrien-fleming") -> np.ndarray:
-    """Lan–DeMets alpha-spending function α(t) (two-sided) at information fractions ``t``."""
+def spending(t: object, alpha: float | None = None, kind: str = "obrien-fleming", rho: float = 2.0) -> np.ndarray:
+    """Lan–DeMets alpha-spending function α(t) (two-sided) at information fractions ``t``.
+
+    ``kind="power"`` is the power family α·t^ρ (Kim & DeMets 1987; spotify-confidence uses ρ = 2): ρ = 1
+    spends evenly (close to Pocock), ρ = 3 close to O'Brien–Fleming.
+    """
     a = check_alpha(alpha)
     tt = np.clip(np.asarray(t, dtype=np.float64), 0.0, 1.0)
     with np.errstate(divide="ignore"):
@@ -84,34 +97,45 @@ def spending(t: object, alpha: float | None = None, kind: str = "obrien-fleming"
             return np.where(tt > 0, 4.0 * sps.norm.sf(sps.norm.isf(a / 4) / np.sqrt(np.where(tt > 0, tt, 1.0))), 0.0)
         if kind == "pocock":
             return a * np.log1p((np.e - 1.0) * tt)
+        if kind == "power":
+            if not (np.isfinite(rho) and rho > 0):
+                raise AbkitError(f"rho={rho!r} must be > 0 (power-family spending α·t^ρ; 2 is common)")
+            return a * tt**rho
     raise AbkitError(f"kind={kind!r} is unknown; use one of {SPENDING_KINDS}")
 
 
 class GroupSequentialBounds(NamedTuple):
-    """Two-sided symmetric boundaries for planned looks."""
+    """Boundaries for planned looks: two-sided symmetric (``sides=2``) or upper only (``sides=1``)."""
 
     fractions: np.ndarray  # information fractions of the looks (increasing, last = 1)
-    z: np.ndarray  # reject at look k when |Z_k| >= z[k]
+    z: np.ndarray  # reject at look k when |Z_k| >= z[k] (sides=2) or Z_k >= z[k] (sides=1)
     alpha_spent: np.ndarray  # cumulative α spent up to each look
-    nominal_p: np.ndarray  # two-sided nominal p-value threshold at each look
+    nominal_p: np.ndarray  # nominal p-value threshold at each look (two-sided for sides=2, one-sided for sides=1)
     kind: str
 
 
 def group_sequential_bounds(
-    fractions: object, alpha: float | None = None, kind: str = "obrien-fleming", grid: int = 1201
+    fractions: object, alpha: float | None = None, kind: str = "obrien-fleming", grid: int = 1201, *,
+    rho: float = 2.0, sides: int = 2,
 ) -> GroupSequentialBounds:
-    """Boundaries by Lan–DeMets spending (O'Brien–Fleming or Pocock type), computed by numerical
-    integration of the score process (Armitage–McPherson–Rowe recursion) on a grid."""
+    """Boundaries by Lan–DeMets spending (O'Brien–Fleming, Pocock or power-family type), computed by numerical
+    integration of the score process (Armitage–McPherson–Rowe recursion) on a grid.
+
+    ``sides=1`` spends all of α on the upper boundary (a one-sided test, e.g. non-inferiority); the lower
+    side of the continuation region is then open (truncated at Z = −12, never reached).
+    """
     a = check_alpha(alpha)
+    if sides not in (1, 2):
+        raise AbkitError(f"sides={sides!r} must be 1 (one-sided) or 2 (two-sided)")
     t = np.asarray(fractions, dtype=np.float64)
     if t.ndim != 1 or t.size == 0 or np.any(np.diff(t) <= 0) or t[0] <= 0 or t[-1] > 1 + 1e-12:
         raise AbkitError(f"fractions={t.tolist()} must increase strictly within (0, 1]")
-    cum = spending(t, a, kind)
+    cum = spending(t, a, kind, rho)
     inc = np.diff(np.concatenate([[0.0], cum]))
     z = np.empty_like(t)
-    z[0] = sps.norm.isf(inc[0] / 2.0)
+    z[0] = sps.norm.isf(inc[0] / sides)
     # density of the score S_1 = Z_1·sqrt(t_1) on the continuation region (|Z| > 12 is never reached)
-    nodes, dens, weights = _grid(min(z[0], 12.0) * np.sqrt(t[0]), grid)
+    nodes, weights = _grid(min(z[0], 12.0) * np.sqrt(t[0]), grid, two_sided=sides == 2, t=t[0])
     dens = sps.norm.pdf(nodes, scale=np.sqrt(t[0]))
     for k in range(1, t.size):
         dt = t[k] - t[k - 1]
@@ -119,25 +143,26 @@ def group_sequential_bounds(
         w = dens * weights
 
         def cross(b: float) -> float:
-            return float(np.sum(w * (sps.norm.sf((b - nodes) / sd) + sps.norm.cdf((-b - nodes) / sd))))
+            lower = sps.norm.cdf((-b - nodes) / sd) if sides == 2 else 0.0
+            return float(np.sum(w * (sps.norm.sf((b - nodes) / sd) + lower)))
 
         hi = 12.0 * np.sqrt(t[k])
         if cross(hi) >= inc[k]:
             z[k] = 12.0
         else:
-            z[k] = optimize.brentq(lambda bb: cross(bb) - inc[k], 1e-6, hi, xtol=1e-12) / np.sqrt(t[k])
+            z[k] = optimize.brentq(lambda bb: cross(bb) - inc[k], 1e-6 if sides == 2 else -hi, hi, xtol=1e-12) / np.sqrt(t[k])
         b = z[k] * np.sqrt(t[k])
-        new_nodes, _, new_weights = _grid(b, grid)
+        new_nodes, new_weights = _grid(b, grid, two_sided=sides == 2, t=t[k])
         dens = (sps.norm.pdf((new_nodes[:, None] - nodes[None, :]) / sd) / sd) @ w
         nodes, weights = new_nodes, new_weights
-    return GroupSequentialBounds(t, z, cum, 2.0 * sps.norm.sf(z), kind)
+    return GroupSequentialBounds(t, z, cum, sides * sps.norm.sf(z), kind)
 
 
-def _grid(bound: float, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Simpson nodes and weights on [−bound, bound]."""
+def _grid(bound: float, size: int, *, two_sided: bool = True, t: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Simpson nodes and weights on [−bound, bound] (two-sided) or [−12·sqrt(t), bound] (one-sided)."""
     size = size + (size + 1) % 2  # odd number of nodes
-    nodes = np.linspace(-bound, bound, size)
+    nodes = np.linspace(-bound if two_sided else -12.0 * np.sqrt(t), bound, size)
     h = nodes[1] - nodes[0]
     w = np.ones(size)
     w[1:-1:2], w[2:-1:2] = 4.0, 2.0
-    return nodes, np.empty(0), w * h / 3.0
+    return nodes, w * h / 3.0
