@@ -81,6 +81,9 @@ class SimulationConfig(SettingsReprMixin):
     drift_day: int | None = None  # first day (0-based) of the drift; None = no drift
     drift_ramp_days: float = 0.0  # days over which the mix moves linearly to mix_after
     batch_size: int = 256  # texts per model call
+    pre_period_days: int = 0  # days before the test when the champion serves every user (CUPED covariate); 0 = none
+    user_affinity: float = 0.0  # share of a user's requests drawn from the user's own pool of texts (persistent users)
+    user_pool_size: int = 20  # texts in each user's own pool (with user_affinity > 0)
     progress: bool = True  # show tqdm progress bars
 
     def __post_init__(self) -> None:
@@ -101,6 +104,10 @@ class SimulationConfig(SettingsReprMixin):
             ("drift_day", self.drift_day, self.drift_day is None or self.drift_day >= 0, "None or >= 0"),
             ("drift_ramp_days", self.drift_ramp_days, self.drift_ramp_days >= 0, ">= 0"),
             ("batch_size", self.batch_size, self.batch_size >= 1, ">= 1"),
+            ("pre_period_days", self.pre_period_days,
+             isinstance(self.pre_period_days, (int, np.integer)) and self.pre_period_days >= 0, "an integer >= 0"),
+            ("user_affinity", self.user_affinity, 0 <= self.user_affinity <= 1, "in [0, 1]"),
+            ("user_pool_size", self.user_pool_size, self.user_pool_size >= 1, ">= 1"),
         ]
         for name, value, ok, rule in checks:
             if not ok:
@@ -201,8 +208,9 @@ def _daily_cycle_seconds(n: int, config: SimulationConfig, rng: np.random.Genera
     return (picks + rng.random(n)) * 60.0
 
 
-def _schedule(config: SimulationConfig, n_days: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(user index, time in µs since start) of every request, in time order.
+def _schedule(config: SimulationConfig, n_days: int,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user index, time in µs since start) of every request, in time order, and each user's return rate.
 
     A user first arrives at a uniform time in the window (one request), then returns as a Poisson
     process whose rate is the user's own lognormal activity until the test ends.
@@ -221,7 +229,7 @@ def _schedule(config: SimulationConfig, n_days: int, rng: np.random.Generator) -
     seconds = _daily_cycle_seconds(len(user), config, rng)
     t_us = day * _US_PER_DAY + np.floor(seconds * 1e6).astype(np.int64)
     order = np.lexsort((user, t_us))
-    return user[order], t_us[order]
+    return user[order], t_us[order], rate
 
 
 def _pick_rows(corpus: pd.DataFrame, config: SimulationConfig, t_days: np.ndarray,
@@ -305,8 +313,13 @@ def simulate(
     prefix = f"{int(rng.integers(16**6)):06x}"
     unit_ids = np.array([f"u-{prefix}-{i:07d}" for i in range(config.n_users)], dtype=object)
     arms = np.asarray(experiment.assign(unit_ids))
-    user, t_us = _schedule(config, n_days, rng)
+    user, t_us, rate = _schedule(config, n_days, rng)
     rows = _pick_rows(corpus, config, t_us / _US_PER_DAY, rng)
+    # users' own pools and the pre-period draw from a child generator: without them the log is unchanged
+    aux = rng.spawn(1)[0] if (config.user_affinity > 0 or config.pre_period_days > 0) else None
+    pools = aux.integers(0, len(corpus), size=(config.n_users, config.user_pool_size)) if aux is not None else None
+    if config.user_affinity > 0:
+        rows = _with_affinity(rows, user, pools, config.user_affinity, aux)
     arm = arms[user]
     inside = arm >= 0
     user, t_us, rows, arm = user[inside], t_us[inside], rows[inside], arm[inside]
@@ -352,12 +365,70 @@ def simulate(
             writer.append(predictions[days == d].reset_index(drop=True))
     if len(labels):
         log.append_labels(labels)
+    if config.pre_period_days > 0:
+        _write_pre_period(experiment, models[experiment.variant_names[0]], corpus, log, unit_ids, rate, pools,
+                          config, start, aux, if_exists)
 
     correct = predicted == truth[rows]
     return _summarise(predictions, labels, correct, config, start, n_days,
                       excluded=int((~inside).sum()),
                       mix=corpus[config.mix_column].to_numpy()[rows] if config.mix_column in corpus else None,
                       variant_names=tuple(experiment.variant_names))
+
+
+def _with_affinity(rows: np.ndarray, user: np.ndarray, pools: np.ndarray, affinity: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Each request, with probability ``affinity``, serves a text from its user's own pool instead (the
+    pools ignore the traffic mix): users keep their habits, so their metrics correlate across periods."""
+    own = rng.random(len(rows)) < affinity
+    pick = pools[user[own], rng.integers(0, pools.shape[1], size=int(own.sum()))]
+    out = rows.copy()
+    out[own] = pick
+    return out
+
+
+def _write_pre_period(experiment: Any, champion: Classifier, corpus: pd.DataFrame, log: Any, unit_ids: np.ndarray,
+                      rate: np.ndarray, pools: np.ndarray, config: SimulationConfig, start: pd.Timestamp,
+                      rng: np.random.Generator, if_exists: str) -> None:
+    """The pre-period: the champion serves every user for ``pre_period_days`` before the test, at each user's
+    own rate (one request at least), logged as experiment ``pre_period_key(key)`` with the control's name."""
+    from abkit.cuped import pre_period_key
+
+    key = pre_period_key(experiment.key)
+    _prepare_root(Path(log.root), key, if_exists)
+    days = config.pre_period_days
+    counts = 1 + np.minimum(rng.poisson(rate * days), config.max_requests_per_user - 1)
+    user = np.repeat(np.arange(len(unit_ids)), counts)
+    t_us = (rng.random(len(user)) * days * _US_PER_DAY).astype(np.int64)
+    order = np.lexsort((user, t_us))
+    user, t_us = user[order], t_us[order]
+    rows = rng.integers(0, len(corpus), size=len(user))
+    if config.user_affinity > 0:
+        rows = _with_affinity(rows, user, pools, config.user_affinity, rng)
+    texts = corpus["text"].astype(str).to_numpy(dtype=object)
+    truth = corpus["label"].astype(str).to_numpy(dtype=object)
+    predicted, confidence = _predict_rows(champion, texts, rows, config.batch_size, "predict pre-period",
+                                          config.progress)
+    first = start - pd.Timedelta(days=days)
+    control = experiment.variant_names[0]
+    request_id = np.array([f"p-{key}-{i:08d}" for i in range(len(user))], dtype=object)
+    frame = pd.DataFrame({
+        "experiment": key, "variant": control, "unit_id": unit_ids[user], "request_id": request_id,
+        "ts": first + pd.to_timedelta(t_us, unit="us"), "text": texts[rows], "predicted_label": predicted,
+        "confidence": confidence, "latency_ms": _cost_profile(champion, texts, rng).sample(len(user), rng),
+        "model_name": champion.name, "model_version": champion.version,
+    })
+    labelled = rng.random(len(user)) < config.label_rate
+    delay = (rng.exponential(config.label_delay_days, size=len(user)) * _US_PER_DAY).astype(np.int64) \
+        if config.label_delay_days > 0 else np.zeros(len(user), dtype=np.int64)
+    labelled &= t_us + delay < days * _US_PER_DAY  # a label arrives before the test starts
+    with log.writer(key, [control]) as writer:
+        writer.append(frame)
+    if labelled.any():
+        log.append_labels(pd.DataFrame({
+            "experiment": key, "request_id": request_id[labelled], "label": truth[rows[labelled]],
+            "labelled_at": first + pd.to_timedelta(t_us[labelled] + delay[labelled], unit="us"),
+        }))
 
 
 def _summarise(pred: pd.DataFrame, labels: pd.DataFrame, correct: np.ndarray, config: SimulationConfig,
