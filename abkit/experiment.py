@@ -36,9 +36,9 @@ from abkit import assign as _assign
 from abkit.assign import Filter
 from abkit.display import SettingsReprMixin
 from abkit.errors import AbkitError
+from abkit.metrics import registry as _metrics
 
 __all__ = [
-    "METRICS",
     "STATISTICS",
     "WEIGHT_TOLERANCE",
     "Experiment",
@@ -48,7 +48,6 @@ __all__ = [
     "parse_split",
 ]
 
-METRICS = ("accuracy", "confidence", "latency_ms")
 STATISTICS = ("mean", "p50", "p95", "p99")
 WEIGHT_TOLERANCE = 1e-6
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -105,17 +104,15 @@ class Guardrail:
     higher_is_better: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise _fail("guardrails[].metric", self.metric, f"choose one of {list(METRICS)}.")
+        if self.metric not in _metrics.METRICS:
+            raise _fail("guardrails[].metric", self.metric, f"choose one of {_metrics.names()}.")
         if self.statistic not in STATISTICS:
             raise _fail("guardrails[].statistic", self.statistic, f"choose one of {list(STATISTICS)}.")
         margin = _check_number("guardrails[].margin", self.margin)
         if margin < 0:
             raise _fail("guardrails[].margin", self.margin, "a non-inferiority margin is >= 0.")
         object.__setattr__(self, "margin", margin)
-        from abkit.metrics import METRICS as REGISTRY  # the metric registry: the one source of directions
-
-        known = REGISTRY[self.metric].higher_is_better
+        known = _metrics.METRICS[self.metric].higher_is_better  # the registry: the one source of directions
         if self.higher_is_better is None:
             object.__setattr__(self, "higher_is_better", known)
         elif not isinstance(self.higher_is_better, (bool, np.bool_)):
@@ -202,8 +199,8 @@ class Experiment(SettingsReprMixin):
         if self.duration_days <= 0:
             raise _fail("duration_days", self.duration_days, "give a whole number of days > 0.")
         object.__setattr__(self, "duration_days", int(self.duration_days))
-        if self.primary_metric not in METRICS:
-            raise _fail("primary_metric", self.primary_metric, f"choose one of {list(METRICS)}.")
+        if self.primary_metric not in _metrics.METRICS:
+            raise _fail("primary_metric", self.primary_metric, f"choose one of {_metrics.names()}.")
         guardrails = tuple(
             g if isinstance(g, Guardrail) else Guardrail(**g) if isinstance(g, Mapping) else g
             for g in _as_tuple(self.guardrails, "guardrails")
