@@ -12,7 +12,7 @@ from abkit.errors import AbkitError, NotebookFailed
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``abkit`` command (subcommands run, calibrate, download-data)."""
+    """The argument parser of the ``abkit`` command (subcommands run, params, calibrate, download-data)."""
     parser = argparse.ArgumentParser(prog="abkit", description="A/B tests of text classifiers, from notebooks.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks", default="notebooks", metavar="DIR", help="notebook folder")
     run.add_argument("--output-dir", default="outputs", metavar="DIR", help="where runs are written")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    par = sub.add_parser("params", help="list every notebook parameter: type, default, allowed values, help")
+    par.add_argument("notebook", nargs="*", metavar="NOTEBOOK", help="only these notebooks (e.g. 00_setup or setup)")
+    par.add_argument("--notebooks", default="notebooks", metavar="DIR", help="notebook folder")
 
     cal = sub.add_parser("calibrate", help="simulate many A/A and A/B tests; report error rates")
     cal.add_argument("--sims", type=int, default=2000, help="number of simulated experiments")
@@ -50,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``abkit`` command; returns the process exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return {"run": _run, "calibrate": _calibrate, "download-data": _download}[args.command](args)
+        commands = {"run": _run, "params": _params, "calibrate": _calibrate, "download-data": _download}
+        return commands[args.command](args)
     except NotebookFailed as exc:
         print(f"abkit: {exc}\nThe partial report is in the run folder; open its index.html to see where it broke.",
               file=sys.stderr)
@@ -73,6 +78,16 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_pipeline(merged, run_name=run_name, notebooks=chosen, specs=specs,
                            output_root=args.output_dir, progress=not args.no_progress)
     print(f"abkit: run {run_name} finished; open {Path(summary.run_dir) / 'index.html'}")
+    return 0
+
+
+def _params(args: argparse.Namespace) -> int:
+    from abkit import params as P
+    from abkit.report import discover_notebooks, select_notebooks
+
+    chosen = select_notebooks(discover_notebooks(args.notebooks), args.notebook)
+    print("\n\n".join(P.describe(P.notebook_parameters(path), path.stem) for path in chosen))
+    print("\nSet them in a params file (name: value) or with -p name=value; run_dir is set by abkit run.")
     return 0
 
 

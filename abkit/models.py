@@ -388,14 +388,29 @@ def _finetune(encoder: MiniLMEncoder, texts: list[str], y: np.ndarray, rng: np.r
         encoder.finetuned = True
 
 
+def use_models_path(folder: str | Path = "") -> Path:
+    """Make modules in ``folder`` (default: the current, i.e. project, folder) importable for
+    ``"module:factory"`` models and for loading models pickled from them; returns the absolute folder."""
+    import sys
+
+    path = Path(folder or ".").expanduser().resolve()
+    if not path.is_dir():
+        raise ModelError(f"models_path={str(folder)!r} is not a folder ({str(path)!r} does not exist); give the "
+                         "folder that holds your model module, relative to the project folder.")
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+    importlib.invalidate_caches()
+    return path
+
+
 def _import_factory(path: str) -> Any:
     module_name, _, attr = path.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ModelError(
-            f"model factory {path!r} cannot be imported ({exc}); give 'package.module:function' "
-            "importable from the kernel's sys.path."
+            f"model factory {path!r} cannot be imported ({exc}); give 'module:function' with the module in "
+            "the project folder or in the folder named by the models_path parameter."
         ) from exc
     if not callable(factory):
         raise ModelError(f"model factory {path!r} is not callable; point to a function or class.")

@@ -13,6 +13,7 @@ written ``name: value`` (papermill cannot parse a ``=`` inside the comment).
 from __future__ import annotations
 
 import ast
+import json
 import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -89,7 +90,7 @@ class ParamSpec:
         ok = {
             "int": isinstance(value, int) and not isinstance(value, bool),
             "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-            "str": isinstance(value, str),
+            "str": isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)),
             "bool": isinstance(value, bool),
         }[self.type]
         if not ok:
@@ -98,6 +99,8 @@ class ParamSpec:
                 f"it must be {self.allowed()} ({self.help or 'see ' + self.notebook}). "
                 f"Example: -p {self.name}={self.default!r}."
             )
+        if self.type == "str":
+            return str(value)  # a whole number given for a text parameter (a column position) reads as its digits
         return float(value) if self.type == "float" else value
 
 
@@ -255,3 +258,22 @@ _NoDatesLoader.yaml_implicit_resolvers = {
     key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+def describe(specs: Mapping[str, ParamSpec], notebook: str = "") -> str:
+    """Every parameter as text for ``abkit params``: name, type, default, allowed range or choices, help."""
+
+    def allowed(s: ParamSpec) -> str:
+        if s.choices:
+            return " | ".join(s.choices)
+        low = f"≥ {s.minimum:g}" if s.minimum is not None else (f"> {s.greater_than:g}" if s.greater_than is not None else "")
+        high = f"≤ {s.maximum:g}" if s.maximum is not None else (f"< {s.less_than:g}" if s.less_than is not None else "")
+        return ", ".join(x for x in (low, high) if x) or "any"
+
+    rows = [(s.name, s.type, json.dumps(s.default, ensure_ascii=False), allowed(s), s.help) for s in specs.values()]
+    widths = [max([len(r[i]) for r in rows] + [len(h)]) for i, h in enumerate(("name", "type", "default", "allowed"))]
+    lines = [f"{notebook}:" if notebook else ""] if notebook else []
+    head = ("name", "type", "default", "allowed", "help")
+    for r in [head, *rows]:
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+    return "\n".join(lines)

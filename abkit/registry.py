@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from abkit.display import DictsReprMixin
-from abkit.durable import ensure_dir, fsync_dir
+from abkit.log.durable import ensure_dir, fsync_dir
 from abkit.errors import AbkitError
 
 __all__ = ["ALIASES", "HistoryRecord", "HistoryTable", "ModelRegistry", "ModelVersion", "RegistryError"]

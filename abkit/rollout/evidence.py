@@ -38,15 +38,16 @@ def evidence_from_analysis(result: Any, time: Any, *, alarms: Iterable[Any] = ()
                            champion_alarms: Iterable[Any] = ()) -> Evidence:
     """Evidence from an ``AnalysisResult`` whose first variant is the reference and second the tested model.
 
-    ``units`` are labelled predictions per arm (the gate's minimum sample); comparisons are tested −
-    reference with their always-valid intervals; SRM is the analysis' check against the phase's weights.
+    ``units``: users carrying the primary metric per arm (labelled users for accuracy: the gate's minimum
+    sample); comparisons are tested − reference with their always-valid intervals; SRM is the analysis'
+    check against the phase's weights.
     """
     variants = tuple(result.variants)
     if len(variants) != 2:
         raise RolloutError(f"a rollout phase compares two arms, the analysis has {list(variants)}")
     tested = variants[1]
-    labelled = result.stats.labelled
-    return Evidence(time, {"reference": float(labelled[0]), "tested": float(labelled[1])},
+    carrying = result.stats.stats[result.primary_metric].n  # users with a non-zero denominator, per arm
+    return Evidence(time, {"reference": float(carrying[0]), "tested": float(carrying[1])},
                     tuple(c for c in result.comparisons if c.variant == tested), result.srm,
                     alarm_texts(alarms, tested), alarm_texts(champion_alarms))
 

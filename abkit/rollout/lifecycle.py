@@ -7,8 +7,8 @@ written to the prediction log, analysed by ``abkit.analysis.analyze`` per phase 
 experiment key, checked for SRM against that phase's weights), turned into gates by the pure policy, and
 recorded in the registry.
 
-The champion's own traffic is watched by a labelled-accuracy monitor (a two-proportion test of the recent
-window against the champion's reference window at a small α); an alarm with no previous champion to go back
+The champion's own traffic is watched by a labelled-accuracy monitor (``abkit.drift.BernoulliCUSUM``, its
+false-alarm rate set by the expected run length); an alarm with no previous champion to go back
 to asks for a retrain: the next candidate in ``LifecycleConfig.candidates`` is registered and ramped.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -70,8 +69,8 @@ class LifecycleConfig:
     shift_day: float | None = 6.0  # from this day the second domain takes ``shift_share`` of traffic
     shift_share: float = 0.7
     reference_days: int = 4  # the champion's first days as its monitoring reference
-    monitor_days: int = 2  # recent window the monitor compares with the reference
-    monitor_alpha: float = 1e-4
+    monitor_ert: float = 1e6  # expected labelled predictions between false alarms of the accuracy monitor
+    monitor_shift: float = 0.1  # accuracy drop the monitor is tuned to detect
     key: str = "lifecycle"
 
 
@@ -251,40 +250,45 @@ def _write(log: Any, key: str, names: tuple[str, str], arm: np.ndarray, mask: np
 
 
 class _Monitor:
-    """Labelled accuracy of the champion on its own traffic: recent window vs its reference window."""
+    """The champion's labelled accuracy on its own traffic: ``abkit.drift.BernoulliCUSUM`` fitted on the
+    champion's first ``reference_days``, fed every later labelled prediction; an alarm stays open until
+    another version becomes champion."""
 
     def __init__(self, cfg: LifecycleConfig) -> None:
         self.cfg = cfg
-        self.daily: dict[str, dict[int, tuple[int, int]]] = {}
         self.since: dict[str, int] = {}
+        self.reference: dict[str, list[np.ndarray]] = {}
+        self.detector: dict[str, Any] = {}
+        self.open: dict[str, str] = {}
 
     def reset(self, version: str, day: int) -> None:
         self.since[version] = day
-        self.daily[version] = {}
+        self.reference[version] = []
+        self.detector.pop(version, None)
+        self.open.pop(version, None)
 
     def add(self, version: str, day: int, mask: np.ndarray, correct: np.ndarray, labelled: np.ndarray) -> None:
-        m = mask & labelled
-        self.since.setdefault(version, day)
-        self.daily.setdefault(version, {})[day] = (int(correct[m].sum()), int(m.sum()))
+        from abkit.drift.cusum import BernoulliCUSUM
+
+        flags = correct[mask & labelled]
+        start = self.since.setdefault(version, day)
+        if day < start + self.cfg.reference_days:
+            self.reference.setdefault(version, []).append(flags)
+            return
+        if version not in self.detector:
+            ref = np.concatenate(self.reference.get(version, [np.zeros(0, bool)]))
+            if ref.size < 30:
+                return
+            self.detector[version] = BernoulliCUSUM(ert=self.cfg.monitor_ert, shift=self.cfg.monitor_shift,
+                                                    random_state=0).fit(ref)
+        det = self.detector[version]
+        for x in flags.tolist():
+            if det.update(x).drift_detected and version not in self.open:
+                self.open[version] = (f"accuracy of {version} dropped below its reference {det.p0_:.3f} (Bernoulli "
+                                      f"CUSUM, ERT {self.cfg.monitor_ert:g} labelled predictions, day {day})")
 
     def alarms(self, version: str, day: int) -> tuple[str, ...]:
-        from scipy import stats as sps  # type: ignore[import-untyped]
-
-        cfg, start = self.cfg, self.since.get(version, 0)
-        days = self.daily.get(version, {})
-        ref = [days[d] for d in range(start, start + cfg.reference_days) if d in days]
-        cur = [days[d] for d in range(day - cfg.monitor_days + 1, day + 1) if d in days and d >= start + cfg.reference_days]
-        if len(ref) < cfg.reference_days or len(cur) < cfg.monitor_days:
-            return ()
-        (k1, n1), (k2, n2) = (tuple(map(sum, zip(*w))) for w in (ref, cur))
-        p = (k1 + k2) / (n1 + n2)
-        se = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2)) if 0 < p < 1 else float("nan")
-        z = (k1 / n1 - k2 / n2) / se if se > 0 else float("nan")
-        if math.isfinite(z) and sps.norm.sf(z) < cfg.monitor_alpha:
-            why = (f"accuracy of {version} fell from {k1 / n1:.3f} (reference) to {k2 / n2:.3f} over the last "
-                   f"{cfg.monitor_days} days (one-sided z = {z:.1f}, α = {cfg.monitor_alpha:g})")
-            return (why,)
-        return ()
+        return (self.open[version],) if version in self.open else ()
 
 
 def story(*, days: int = 26, users_per_day: int = 3000, shift_day: float = 6.0, regression_day: float = 17.0,
