@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -11,7 +12,12 @@ import pytest
 from abkit.assign import AssignError, assign_many, ramp_ranges
 from abkit.rollout import RolloutPolicy
 from abkit.rollout.evidence import alarm_texts
-from abkit.rollout.lifecycle import LifecycleConfig, ModelBehaviour, run_lifecycle, story
+from abkit.rollout.lifecycle import (
+    LifecycleConfig,
+    ModelBehaviour,
+    run_lifecycle,
+    story,
+)
 from abkit.rollout.report import decision_table, results_json, timeline_plot, verdict
 
 POLICY = RolloutPolicy(stages=(0.1, 0.25, 0.5, 1.0), min_units=300, primary_margin=0.02, stage_deadline_days=6,
@@ -28,7 +34,7 @@ def test_ramp_moves_no_user_who_already_saw_a_variant(shares: tuple[float, ...])
         assert np.mean(a == 1) == pytest.approx(s, abs=0.01)  # the challenger's share of traffic
         control = min(s, 1 - top)
         assert np.mean(a == 0) == pytest.approx(control, abs=0.01)
-    for before, after in zip(arms, arms[1:]):
+    for before, after in itertools.pairwise(arms):
         seen = before >= 0
         assert np.array_equal(after[seen], before[seen])  # nobody in a variant is reassigned
         assert (after >= 0).sum() > seen.sum()
