@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from abkit.errors import AbkitError
@@ -169,7 +169,10 @@ _field_values = {
 @given(st.fixed_dictionaries({}, optional=_field_values), st.sampled_from(["dicts", "frame"]))
 def test_a_record_is_accepted_exactly_or_refused_naming_the_field(change, shape):
     record = _record(0) | change
-    records = [record] if shape == "dicts" else pd.DataFrame([record])
+    try:
+        records = [record] if shape == "dicts" else pd.DataFrame([record])
+    except UnicodeEncodeError:  # pandas 3 itself cannot hold a lone surrogate in a string column
+        assume(False)
     try:
         cols, verdict = validate_predictions(records, "exp", VARIANTS, T0)
     except AbkitError as exc:  # a structural error: it must name the column at fault
