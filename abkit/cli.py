@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--seed", type=int, default=0, help="seed of the simulation")
     cal.add_argument("--looks", type=int, default=20, help="interim looks for the sequential checks")
     cal.add_argument("--alpha", type=float, default=0.05, help="significance level")
+    cal.add_argument("--decision-sims", type=int, default=40, metavar="N",
+                     help="experiments per setting run through the log writer, the SQL reduction and decide "
+                          "(A/A, A/B and sparse labels; about 0.5 s each; 0 skips)")
     cal.add_argument("--json", action="store_true", help="print one JSON object")
 
     data = sub.add_parser("download-data", help="download the UCI sentiment sentences and verify them")
@@ -72,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     known = P.known_parameters(every)
     merged = P.validate(P.merge_params(args.params, args.param), known)
     chosen = select_notebooks(every, args.only)
+    P.check_together(P.effective_values(merged, [specs[path.stem] for path in chosen]))
     summary = run_pipeline(merged, run_name=run_name, notebooks=chosen, specs=specs,
                            output_root=args.output_dir, progress=not args.no_progress, params_files=args.params)
     print(f"abkit: run {run_name} finished; open {Path(summary.run_dir) / 'index.html'}")
@@ -89,11 +93,15 @@ def _params(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from abkit.calibrate import calibrate
+    from abkit.calibrate import calibrate, calibrate_decisions
 
     if args.sims < 1:
         raise AbkitError(f"--sims {args.sims} must be a positive number of simulations, e.g. --sims 10000.")
+    if args.decision_sims < 0:
+        raise AbkitError(f"--decision-sims {args.decision_sims} must be >= 0 (0 skips the real-path experiments).")
     result = calibrate(args.sims, seed=args.seed, looks=args.looks, alpha=args.alpha)
+    if args.decision_sims:
+        result |= calibrate_decisions(args.decision_sims, seed=args.seed, alpha=args.alpha)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:

@@ -49,6 +49,7 @@ import joblib
 import numpy as np
 
 from abkit.errors import AbkitError
+from abkit.names import check_name
 
 METADATA_FILE = "abkit_model.json"
 BUILTIN_KINDS = ("tfidf_logreg", "minilm_logreg")
@@ -648,12 +649,17 @@ def evaluate_variants(models: Mapping[str, Classifier], data: Any, *, by: str = 
 
 def save_variants(models: Mapping[str, Classifier], directory: str | Path,
                   metrics: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Path]:
-    """Save each variant's model to ``<directory>/<variant>/`` (with that variant's metrics)."""
+    """Save each variant's model to ``<directory>/<variant>/`` (with that variant's metrics).
+
+    Variant names must follow ``abkit.names`` (they name folders), so nothing is written outside ``directory``.
+    """
+    for variant in models:
+        check_name(variant, "variant name", "challenger")
     return {v: save_model(m, Path(directory) / v, metrics=(metrics or {}).get(v)) for v, m in models.items()}
 
 
 def load_variants(directory: str | Path, variants: Sequence[str]) -> dict[str, Classifier]:
     """Load ``<directory>/<variant>/`` for each variant and check that their label sets agree."""
-    models = {v: load_model(Path(directory) / v) for v in variants}
+    models = {v: load_model(Path(directory) / check_name(v, "variant name", "challenger")) for v in variants}
     check_label_sets(models)
     return models

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -11,7 +12,13 @@ import pytest
 from abkit.assign import AssignError, assign_many, ramp_ranges
 from abkit.rollout import RolloutPolicy
 from abkit.rollout.evidence import alarm_texts
-from abkit.rollout.lifecycle import LifecycleConfig, ModelBehaviour, run_lifecycle, story
+from abkit.rollout.lifecycle import (
+    LifecycleConfig,
+    ModelBehaviour,
+    run_lifecycle,
+    story,
+)
+from abkit.rollout.report import decision_table, results_json, timeline_plot, verdict
 
 POLICY = RolloutPolicy(stages=(0.1, 0.25, 0.5, 1.0), min_units=300, primary_margin=0.02, stage_deadline_days=6,
                        watch_days=6, guardrails=({"metric": "latency_ms", "statistic": "p95", "margin": 10.0},))
@@ -27,7 +34,7 @@ def test_ramp_moves_no_user_who_already_saw_a_variant(shares: tuple[float, ...])
         assert np.mean(a == 1) == pytest.approx(s, abs=0.01)  # the challenger's share of traffic
         control = min(s, 1 - top)
         assert np.mean(a == 0) == pytest.approx(control, abs=0.01)
-    for before, after in zip(arms, arms[1:]):
+    for before, after in itertools.pairwise(arms):
         seen = before >= 0
         assert np.array_equal(after[seen], before[seen])  # nobody in a variant is reassigned
         assert (after >= 0).sum() > seen.sum()
@@ -98,3 +105,17 @@ def test_the_story_promotes_then_rolls_back_a_degraded_champion(tmp_path: Path) 
     assert all(row["status"] in ("committed", "done") for row in table)
     decisions = json.loads(json.dumps(r.decision_dicts(), allow_nan=False))
     assert {"time", "action", "from_version", "to_version", "gate_results", "reasons"} <= set(decisions[0])
+    # what notebook 40_rollout shows
+    summary = verdict({"main": r})
+    assert summary.lines[0] == "main: v2 promoted, then rolled back to v1"
+    assert "<b>main: v2 promoted" in summary._repr_html_()
+    table = decision_table(r).to_dicts()
+    assert [row["action"] for row in table] == [a for a in acts if a != "hold"]
+    out = json.loads(json.dumps(results_json({"main": r}, POLICY, summary), allow_nan=False))
+    assert len(out["decisions"]) == len(acts) and out["aliases"]["main"]["champion"] == "v1"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = timeline_plot(r)
+    labels = [t.get_text() for t in ax.texts]
+    assert "promote v2" in labels and "rollback v1" in labels and "start v2" in labels

@@ -128,13 +128,22 @@ def _experiment(key: str, names: tuple[str, str], weights: tuple[float, float], 
                       seed=cfg.key, start=start, duration_days=max(cfg.days - day, 1))
 
 
-def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path, *, seed: int) -> LifecycleResult:
-    """Simulate ``cfg.days`` days; returns every decision and the traffic timeline. ``root`` must be empty."""
+def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path, *, seed: int,
+                  replace: bool = False) -> LifecycleResult:
+    """Simulate ``cfg.days`` days; returns every decision and the traffic timeline.
+
+    ``root`` must be empty, or (``replace=True``) a folder of an earlier lifecycle run, which is removed.
+    """
+    import shutil
+
     from abkit.log import PredictionLog
 
     root = Path(root)
     if root.exists() and any(root.iterdir()):
-        raise RolloutError(f"lifecycle root {str(root)!r} is not empty; give a new folder")
+        if not replace or {p.name for p in root.iterdir()} - {"log", "registry"}:
+            raise RolloutError(f"lifecycle root {str(root)!r} is not empty; give a new folder "
+                               "(or replace=True for the folder of an earlier lifecycle run)")
+        shutil.rmtree(root)
     rng = np.random.default_rng(seed)
     world = _World(cfg, rng)
     log = PredictionLog(root / "log")
