@@ -263,7 +263,8 @@ def top_reason(recommendation: Mapping[str, Any]) -> str:
 
 def _axis_limit(rows: Sequence[ScoreRow]) -> float:
     """A round half-width (1, 2 or 5 × 10^k) for the shared axis that holds every interval."""
-    ext = max([abs(x) for r in rows for x in (r.low, r.high, r.relative) if x is not None] or [0.01])
+    ext = max([abs(x) for r in rows for x in (r.low, r.high, r.relative) if x is not None and math.isfinite(x)]
+              + [0.001])
     k = math.floor(math.log10(ext))
     for m in (1, 2, 5, 10):
         if m * 10 ** k >= ext:

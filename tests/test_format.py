@@ -151,3 +151,12 @@ def test_run_index_lists_scenario_decision_reason_and_lift(tmp_path):
     assert page.count(">aa<") == 2 and "Keep the control" in page and "Continue the test" in page
     assert "+4 %<br>(−1 % to +9 %)" in page  # the always-valid relative interval, rounded to its width
     assert not E_NUMBER.search(page)
+
+
+def test_scorecard_axis_survives_zero_and_missing_intervals():
+    res = _results()
+    for e in res["effects"]:
+        e.update(estimate=0.0, ci_low=0.0, ci_high=0.0, seq_ci_low=0.0, seq_ci_high=0.0, relative=0.0,
+                 relative_ci_low=0.0, relative_ci_high=0.0)
+    assert "<span>−0.10 %</span><span>0</span><span>+0.10 %</span>" in Scorecard(res).to_html()  # smallest axis
+    assert "No metric rows yet" in Scorecard({**res, "effects": []}).to_html()
