@@ -51,7 +51,6 @@ __all__ = [
 
 STATISTICS = ("mean", "p50", "p95", "p99")
 WEIGHT_TOLERANCE = 1e-6
-_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # for RE2 (Arrow) only; Python checks use is_name
 _NAME_FIX = ("give 1-128 letters, digits, '.', '_' or '-' starting with a letter or digit, nothing else (no "
              "'..', spaces, newlines or path separators: it names a folder), e.g. {example!r}.")
 
