@@ -259,7 +259,15 @@ def monitor_frame(frame: pd.DataFrame, *, start: pd.Timestamp, variants: Sequenc
                   config: MonitorConfig | None = None, seed: int | None = 0, encoder: Encoder | None = None
                   ) -> MonitoringReport:
     """Monitor a log already read into a frame (columns of ``windows.COLUMNS``) from ``start``."""
-    config = config or MonitorConfig()
+    from threadpoolctl import threadpool_limits
+
+    # Every product in a pass is small: one BLAS thread is faster, and does not stall on a busy machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _monitor_frame(frame, start, variants, config or MonitorConfig(), seed, encoder)
+
+
+def _monitor_frame(frame: pd.DataFrame, start: pd.Timestamp, variants: Sequence[str], config: MonitorConfig,
+                   seed: int | None, encoder: Encoder | None) -> MonitoringReport:
     rng = np.random.default_rng(seed)
     reference, windows = split_windows(frame["ts"], start, config.reference_days, config.window_size)
     text_signals = [s for s in TEXT_SIGNALS if s in config.signals]
