@@ -154,14 +154,17 @@ def test_bad_configuration_is_refused():
         MonitorConfig(correction="holm")
 
 
-def test_monitor_run_reads_a_run_folder_and_honours_until(tmp_path):
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """A run folder (experiment.json and an abkit log with late labels) holding 8 days without drift."""
     from abkit.experiment import Experiment
     from abkit.log import PredictionLog
 
+    folder = tmp_path_factory.mktemp("run")
     frame = make_frame(days=8, per_day=200, seed=7)
     exp = Experiment.from_params(key="drift-test", variant_names="champion,challenger", start="2024-06-03")
-    exp.save(tmp_path / "experiment.json")
-    log = PredictionLog(tmp_path / "log")
+    exp.save(folder / "experiment.json")
+    log = PredictionLog(folder / "log")
     preds = frame.assign(experiment=exp.key, unit_id=[f"u{i % 97}" for i in range(len(frame))],
                          request_id=[f"r{i}" for i in range(len(frame))], latency_ms=5.0)
     with log.writer(exp.key, ["champion", "challenger"]) as w:
@@ -169,15 +172,39 @@ def test_monitor_run_reads_a_run_folder_and_honours_until(tmp_path):
                         "confidence", "latency_ms", "model_name", "model_version"]])
     labelled = preds[preds["label"].notna()]
     log.append_labels(labelled[["experiment", "request_id", "label", "labelled_at"]])
+    return folder
+
+
+def test_monitor_run_reads_a_run_folder_and_honours_until(run_folder):
     config = MonitorConfig(embed_sample=0)
-    full = monitor_run(tmp_path, config, seed=1)
+    full = monitor_run(run_folder, config, seed=1)
     assert full.windows == ("2024-06-06", "2024-06-07", "2024-06-08", "2024-06-09", "2024-06-10")
-    cut = monitor_run(tmp_path, config, seed=1, until="2024-06-08")
+    cut = monitor_run(run_folder, config, seed=1, until="2024-06-08")
     assert cut.windows == ("2024-06-06", "2024-06-07")
     last = [r for r in cut.checks if r.window == "2024-06-07" and r.signal == "label_prior"][0]
-    assert last.alarm is None and "labels are" not in last.reasons[0]  # labels arrive a day late: too few yet
+    assert last.alarm is None and last.n_current == 0  # labels arrive a day late: none had arrived by the cut
+    full_last = [r for r in full.checks if r.window == "2024-06-07" and r.signal == "label_prior"][0]
+    assert full_last.alarm is False and full_last.n_current > 50
     assert full.alarms == ()
     json.dumps(full.to_json())
+
+
+def test_spark_and_duckdb_give_the_same_windows(run_folder):
+    import shutil
+
+    pytest.importorskip("pyspark", reason="pyspark is not installed")
+    if shutil.which("java") is None:
+        pytest.skip("Java is not installed; Spark needs a JVM")
+    from abkit.drift.windows import read_monitoring_frame
+    from abkit.engine import spark_session
+
+    spark = spark_session("abkit-drift-tests")
+    try:
+        by_spark = read_monitoring_frame(run_folder / "log", "drift-test", engine="spark", spark=spark)
+    finally:
+        spark.stop()
+    by_duckdb = read_monitoring_frame(run_folder / "log", "drift-test")
+    pd.testing.assert_frame_equal(by_spark, by_duckdb, check_dtype=False)
 
 
 # ----------------------------------------------------------------------------------------------- real data

@@ -405,14 +405,15 @@ def _alarm(result: DriftResult, frame: pd.DataFrame, windows: Sequence[Window], 
 
 
 def monitor_run(run_dir: str | Path, config: MonitorConfig | None = None, *, seed: int | None = 0,
-                until: str | None = None, encoder: Encoder | None = None) -> MonitoringReport:
-    """Monitor the run in ``run_dir`` (its ``experiment.json`` and ``log/``): reference = the first
-    ``reference_days`` from the experiment's start, then every window after it."""
+                until: str | None = None, encoder: Encoder | None = None, engine: str = "duckdb",
+                spark: Any = None) -> MonitoringReport:
+    """Monitor the run in ``run_dir`` (its ``experiment.json`` and ``log/``, read through ``engine``):
+    reference = the first ``reference_days`` from the experiment's start, then every window after it."""
     from abkit.experiment import Experiment
 
     run = Path(run_dir)
     experiment = Experiment.load(run / "experiment.json")
-    frame = read_monitoring_frame(run / "log", experiment.key, until)
+    frame = read_monitoring_frame(run / "log", experiment.key, until, engine=engine, spark=spark)
     start = pd.Timestamp(experiment.start, tz="UTC") if experiment.start else frame["ts"].min().floor("D")
     return monitor_frame(frame, start=start, variants=list(experiment.variant_names), config=config, seed=seed,
                          encoder=encoder)
