@@ -111,6 +111,8 @@ def test_the_story_promotes_then_rolls_back_a_degraded_champion(tmp_path: Path) 
     assert "<b>main: v2 promoted" in summary._repr_html_()
     table = decision_table(r).to_dicts()
     assert [row["action"] for row in table] == [a for a in acts if a != "hold"]
+    testing = [d.action for d in r.decisions if d.action != "hold" or d.phase in ("canary", "watch")]
+    assert [row["action"] for row in decision_table(r, include_holds=True).to_dicts()] == testing
     out = json.loads(json.dumps(results_json({"main": r}, POLICY, summary), allow_nan=False))
     assert len(out["decisions"]) == len(acts) and out["aliases"]["main"]["champion"] == "v1"
     import matplotlib
