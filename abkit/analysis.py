@@ -173,6 +173,7 @@ def analyze(
     prior_var: float | None = None,
     multiple: str = "holm",
     min_units: int | None = None,
+    min_labelled_units: int | None = None,
     min_effect: float | None = None,
     quantiles: Sequence[float] = QUANTILES,
     con: Any = None,
@@ -182,12 +183,13 @@ def analyze(
 
     ``inference`` ("sequential" | "fixed") is what the recommendation uses; both are reported.
     ``min_effect`` (absolute, in the primary metric's units) enables futility stops and sizes "continue".
+    ``min_units`` / ``min_labelled_units``: the minimum evidence per arm (users / units carrying the primary
+    metric, e.g. labelled users); None takes them from ``abkit.stats.config``.
     ``daily=False`` skips the per-day sequential view (the costliest SQL step on large logs).
     """
     exp = _load_experiment(experiment)
     a = check_alpha(alpha)
     tuning = float(resolve("sequential_tuning", sequential_tuning))
-    min_n = int(resolve("min_units", min_units))
     variants = list(exp.variant_names)
     st = collect(log_root, exp.key, variants, quantiles=quantiles, alpha=a, engine=engine, spark=spark, con=con, daily=daily)
     srm = srm_test(st.units, exp.weights)
@@ -206,6 +208,7 @@ def analyze(
         rel = ttest(c, t, alpha=a, relative=True, relative_ci="delta")
         seq = confidence_sequence(res.estimate, res.se, c.n + t.n, tuning=tuning, alpha=a)
         bay = bayes_test(c, t, prior_mean=prior_mean, prior_var=prior_var, inverse=not metric.higher_is_better, alpha=a)
+        ranked = name == exp.primary_metric or any(g.metric == name for g in exp.guardrails)  # else a diagnostic
         method = f"Σ per-user {metric.numerator} / Σ per-user {metric.denominator}, delta method clustered by user"
         for i, v in enumerate(variants):
             rows.append({"name": name, "variant": v, "estimate": mo.mean[i], "ci_low": lo[i], "ci_high": hi[i],
@@ -214,14 +217,17 @@ def analyze(
         for j, v in enumerate(variants[1:]):
             comps.append(Comparison(name, "mean", v, float(res.estimate[j]), float(res.ci_low[j]), float(res.ci_high[j]),
                                     float(res.p_value[j]), float(seq.ci_low[j]), float(seq.ci_high[j]), float(seq.p_value[j]),
-                                    float(res.se[j]), float(c.var), float(c.mean), float(c.n + t.n[j])))
+                                    float(res.se[j]), float(c.var), float(c.mean), float(c.n + t.n[j]),
+                                    n_control=float(c.n), n_treatment=float(t.n[j])))
             effects.append({
                 "metric": name, "statistic": "mean", "variant": v, "control": c.mean, "treatment": t.mean[j],
                 "estimate": res.estimate[j], "ci_low": res.ci_low[j], "ci_high": res.ci_high[j], "p_value": res.p_value[j],
                 "relative": rel.estimate[j], "relative_ci_low": rel.ci_low[j], "relative_ci_high": rel.ci_high[j],
                 "seq_ci_low": seq.ci_low[j], "seq_ci_high": seq.ci_high[j], "seq_p_value": seq.p_value[j],
-                "chance_to_win": bay.chance_to_win[j], "risk_control": bay.risk_control[j],
-                "risk_treatment": bay.risk_treatment[j],
+                # a diagnostic metric (neither primary nor guardrail) gets no chance to win: no win is claimed on it
+                "chance_to_win": bay.chance_to_win[j] if ranked else None,
+                "risk_control": bay.risk_control[j] if ranked else None,
+                "risk_treatment": bay.risk_treatment[j] if ranked else None, "n_control": c.n, "n_treatment": t.n[j],
                 "method": f"{res.method}; relative: delta method; sequential: {seq.method}; Bayesian: {bay.method}",
             })
         if st.days:
@@ -249,7 +255,8 @@ def analyze(
             comps.append(Comparison("latency_ms", stat, v, float(qd.estimate[j]), float(qd.ci_low[j]), float(qd.ci_high[j]),
                                     float(qd.p_value[j]), float(qseq.ci_low[j]), float(qseq.ci_high[j]),
                                     float(qseq.p_value[j]), float(qd.se[j]), float("nan"), float(q.estimate[0]),
-                                    float(st.units[0] + st.units[j + 1])))
+                                    float(st.units[0] + st.units[j + 1]), n_control=float(st.units[0]),
+                                    n_treatment=float(st.units[j + 1])))
             effects.append({"metric": "latency_ms", "statistic": stat, "variant": v, "control": q.estimate[0],
                             "treatment": q.estimate[j + 1], "estimate": qd.estimate[j], "ci_low": qd.ci_low[j],
                             "ci_high": qd.ci_high[j], "p_value": qd.p_value[j], "seq_ci_low": qseq.ci_low[j],
@@ -262,7 +269,7 @@ def analyze(
     higher = {m: spec.higher_is_better for m, spec in METRICS.items()}
     end = dt.date.fromisoformat(exp.start) + dt.timedelta(days=exp.duration_days)
     duration_over = st.last_day is not None and dt.date.fromisoformat(st.last_day) >= end - dt.timedelta(days=1)
-    per_day = float(st.units.sum()) / max(st.n_days, 1)
+    per_day = float(st.stats[exp.primary_metric].n.sum()) / max(st.n_days, 1)  # units carrying the primary metric
     if st.unknown_variants:
         rec = Recommendation("invalid", None, (f"the log holds variants {list(st.unknown_variants)} that experiment "
                                                f"{exp.key!r} does not define {variants}",), "data check")
@@ -271,7 +278,8 @@ def analyze(
     else:
         rec = decide(comps, srm, primary_metric=exp.primary_metric, higher_is_better=higher, guardrails=exp.guardrails,
                      units=dict(zip(variants, st.units.tolist())), alpha=a, multiple=multiple, inference=inference,
-                     min_units=min_n, min_effect=min_effect, units_per_day=per_day, duration_over=duration_over)
+                     min_units=min_units, min_labelled_units=min_labelled_units, min_effect=min_effect,
+                     units_per_day=per_day, duration_over=duration_over)
     for e in effects:
         if e["metric"] == exp.primary_metric and e["statistic"] == "mean":
             e["p_adjusted"] = rec.p_adjusted.get(e["variant"])

@@ -93,12 +93,16 @@ class Variant:
 
 @dataclass(frozen=True)
 class Guardrail:
-    """A metric the challenger must not make worse by more than ``margin`` (absolute, metric units)."""
+    """A metric the challenger must not make worse by more than ``margin`` (absolute, metric units).
+
+    The direction comes from the metric registry: ``higher_is_better`` may be left out (None) and is filled
+    in from it; a value that contradicts the registry is an error (no default can invert a guardrail).
+    """
 
     metric: str
     statistic: str = "mean"
     margin: float = 0.0
-    higher_is_better: bool = True
+    higher_is_better: bool | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -109,8 +113,16 @@ class Guardrail:
         if margin < 0:
             raise _fail("guardrails[].margin", self.margin, "a non-inferiority margin is >= 0.")
         object.__setattr__(self, "margin", margin)
-        if not isinstance(self.higher_is_better, (bool, np.bool_)):
-            raise _fail("guardrails[].higher_is_better", self.higher_is_better, "give true or false.")
+        from abkit.metrics import METRICS as REGISTRY  # the metric registry: the one source of directions
+
+        known = REGISTRY[self.metric].higher_is_better
+        if self.higher_is_better is None:
+            object.__setattr__(self, "higher_is_better", known)
+        elif not isinstance(self.higher_is_better, (bool, np.bool_)):
+            raise _fail("guardrails[].higher_is_better", self.higher_is_better, "give true or false, or leave it out.")
+        elif bool(self.higher_is_better) != known:
+            raise _fail("guardrails[].higher_is_better", self.higher_is_better,
+                        f"metric {self.metric!r} has higher_is_better={known} in the metric registry; leave it out.")
         object.__setattr__(self, "higher_is_better", bool(self.higher_is_better))
 
 

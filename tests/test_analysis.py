@@ -63,11 +63,28 @@ def test_srm_makes_the_recommendation_invalid(tmp_path: Path) -> None:
     assert j["recommendation"]["decision"] == "invalid"
 
 
-def test_too_little_data_is_invalid_without_nan(tmp_path: Path) -> None:
+def test_too_little_data_is_continue_without_nan(tmp_path: Path) -> None:
     write_log(tmp_path / "log", EXP, n_users=30, seed=4)
     j = analyze(tmp_path / "log", EXP).to_json()
-    assert j["recommendation"]["decision"] == "invalid" and "too little data" in j["recommendation"]["reasons"][0]
+    rec = j["recommendation"]
+    assert rec["decision"] == "continue" and "too little evidence: users per arm" in rec["reasons"][0]
+    assert rec["samples_needed"] > 0
     assert _all_finite(j)
+
+
+def test_five_labels_never_ship(tmp_path: Path) -> None:
+    """Issue 11, repro 1: 2 against 3 labels with accuracy 0.1 against 0.9 shipped (zero-width interval)."""
+    write_log(tmp_path / "log", EXP, n_users=2000, label_rate=0.0006, accuracy={"control": .1, "challenger": .9}, seed=3)
+    r = analyze(tmp_path / "log", EXP)
+    assert r.recommendation.decision == "continue"
+    eff = next(e for e in r.effects.to_dicts() if e["metric"] == "accuracy")
+    assert math.isnan(eff["seq_p_value"]) and math.isnan(eff["p_value"]) and math.isnan(eff["chance_to_win"])
+
+
+def test_mean_confidence_is_a_diagnostic_without_chance_to_win(winner_log: Path) -> None:
+    effects = {e["metric"]: e for e in analyze(winner_log, EXP).to_json()["effects"] if e["statistic"] == "mean"}
+    assert effects["confidence"]["chance_to_win"] is None and effects["confidence"]["risk_control"] is None
+    assert 0.99 < effects["accuracy"]["chance_to_win"] <= 1.0
 
 
 def test_unknown_variant_in_log_is_invalid(tmp_path: Path) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats as sps
 
 from abkit.errors import AbkitError
 from abkit.stats import (
-    ArmStats, Moments, adjust, beta_chance_to_beat, bayes_test, check_weights, confidence_sequence, config_context,
-    group_sequential_bounds, mcnemar_exact, moments_from_sums, msprt_p_values, paired_difference,
-    proportions_exact, proportions_ztest, quantile_rank_interval, srm_test, ttest,
+    ArmStats, Moments, adjust, beta_chance_to_beat, bayes_test, bh_threshold, check_weights, confidence_sequence,
+    config_context, group_sequential_bounds, mcnemar_exact, moments_from_sums, msprt_p_values, paired_difference,
+    power, proportions_exact, proportions_ztest, quantile_rank_interval, sample_size, srm_test, ttest,
 )
 from abkit.stats.config import UnknownOptionError, get_config
 
@@ -236,3 +238,58 @@ def test_srm_practical_guard_and_many_arms() -> None:
     assert srm_test([2000, 4000, 4000], [0.2, 0.4, 0.4]).status == "ok"
     guard = srm_test([600, 400], [0.5, 0.5], alpha=1e-12, min_units=1000)
     assert guard.status == "mismatch" and "deviate" in guard.reason
+
+
+def test_zero_variance_is_one_insufficient_result_in_every_method() -> None:
+    """Issue 11, repro 1: a zero-width confidence sequence gave p = 0 (ship), the fixed test NaN, mSPRT 1."""
+    assert np.isnan(confidence_sequence(0.1, 0.0, 200).p_value)
+    assert np.isnan(confidence_sequence(0.1, 0.0, 200).ci_low)
+    c, t = Moments(0.1, 0.0, 2.0), Moments(0.9, 0.0, 3.0)  # 2 against 3 labels, each arm all alike
+    fixed = ttest(c, t)
+    assert np.isnan(fixed.p_value) and np.isnan(fixed.ci_low) and fixed.estimate == pytest.approx(0.8)
+    assert np.isnan(msprt_p_values([0.8, 0.8], [0.0, 0.0], tau2=0.01)).all()
+    # a usable look after an insufficient one: NaN first, then the ordinary p-value, monotone afterwards
+    p = msprt_p_values([0.8, 0.3, 0.0], [0.0, 0.1, 0.2], tau2=0.01)
+    assert np.isnan(p[0]) and p[1] < 1 and p[2] == p[1]
+    bay = bayes_test(c, t)  # was: chance to win 1.0
+    assert np.isnan(bay.chance_to_win) and np.isnan(bay.risk_treatment)
+    one_user = ttest(Moments(0.5, 0.25, 1.0), Moments(0.6, 0.24, 500.0))
+    assert np.isnan(one_user.p_value)
+    # one arm without variance is not enough either: both arms need an estimable variance
+    assert np.isnan(ttest(Moments(1.0, 0.0, 50.0), Moments(0.9, 0.09, 50.0)).p_value)
+
+
+def test_bh_threshold_is_zero_when_nothing_is_rejected() -> None:
+    """Issue 11: ``bh_threshold`` returned α/m when no p-value passed, so p = α/m looked rejected."""
+    assert bh_threshold([0.3, 0.5, 0.9]) == 0.0
+    assert adjust([0.3, 0.5, 0.9], "bh").reject.sum() == 0
+    assert bh_threshold([0.001, 0.5, 0.9]) == pytest.approx(0.05 / 3)
+
+
+@pytest.mark.parametrize(("diff", "p_control", "n_control", "ratio"),
+                         [(0.02, 0.10, 2000, 1.0), (0.02, 0.10, 2000, 0.5), (-0.05, 0.5, 300, 2.0), (0.01, 0.9, 5000, 1.0)])
+def test_binomial_power_matches_statsmodels(diff: float, p_control: float, n_control: int, ratio: float) -> None:
+    """Pooled variance under H0, each arm's own under H1 (statsmodels ``power_proportions_2indep``, whose
+    ``nobs1`` is the treatment arm and ``ratio`` = control / treatment units)."""
+    from statsmodels.stats.proportion import power_proportions_2indep
+
+    ref = power_proportions_2indep(diff, p_control, n_control, ratio=ratio, alpha=0.05).power
+    n_t, n_c = n_control, n_control * ratio
+    ours = power(diff, mean=p_control, n_total=n_t + n_c, weights=[n_c / (n_t + n_c), n_t / (n_t + n_c)],
+                 relative=False, binomial=True)
+    assert ours == pytest.approx(ref, rel=1e-9)
+
+
+def test_binomial_sample_size_matches_statsmodels_and_closed_form() -> None:
+    from statsmodels.stats.proportion import samplesize_proportions_2indep_onetail
+
+    per_arm = samplesize_proportions_2indep_onetail(0.02, 0.10, 0.8, ratio=1, alpha=0.05, alternative="two-sided")
+    assert sample_size(0.02, mean=0.10, relative=False, binomial=True) == math.ceil(2 * per_arm)
+    # closed form: n/arm = (z_{α/2}·sqrt(2p̄q̄) + z_β·sqrt(p1q1 + p2q2))² / Δ², ignoring the far tail
+    za, zb, p1, p2 = sps.norm.isf(0.025), sps.norm.isf(0.2), 0.10, 0.12
+    pbar = (p1 + p2) / 2
+    closed = (za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / 0.02**2
+    assert 2 * per_arm == pytest.approx(2 * closed, rel=1e-3)
+    # the old convention (control's p(1 − p) for both arms) asks for fewer units than the test needs
+    assert sample_size(0.02, mean=0.10, var=0.09, relative=False) < sample_size(0.02, mean=0.10, relative=False,
+                                                                                 binomial=True)

@@ -42,3 +42,24 @@ def interval(est: np.ndarray, half: np.ndarray, alternative: str) -> tuple[np.nd
 def critical(alpha: float, df: np.ndarray | None, alternative: str) -> np.ndarray:
     """Critical value: z/t quantile at 1 − α/2 (two-sided) or 1 − α (one-sided)."""
     return quantile(1.0 - (alpha / 2.0 if alternative == "two-sided" else alpha), df)
+
+
+INSUFFICIENT = "insufficient data"  # the one name every method gives a comparison without estimable variance
+
+
+def estimable(var_c: np.ndarray, n_c: np.ndarray, var_t: np.ndarray, n_t: np.ndarray) -> np.ndarray:
+    """True where both arms have at least two units and a finite, positive per-unit variance.
+
+    Elsewhere (one user, an empty arm, zero or undefined variance) every method reports the same
+    "insufficient data" result: estimate kept, interval, p-value and chance to win NaN.
+    """
+    with np.errstate(invalid="ignore"):
+        ok = [(np.asarray(n) >= 2) & np.isfinite(v) & (np.asarray(v) > 0) for v, n in ((var_c, n_c), (var_t, n_t))]
+    return np.asarray(ok[0] & ok[1] & np.isfinite(n_c) & np.isfinite(n_t))
+
+
+def usable_se(se: np.ndarray) -> np.ndarray:
+    """True where a standard error is finite and positive (else the comparison has insufficient data)."""
+    s = np.asarray(se, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(s) & (s > 0)

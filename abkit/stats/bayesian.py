@@ -1,6 +1,9 @@
 """Bayesian comparisons: normal posterior of the (relative) effect with an optional Gaussian prior,
 chance to beat control and expected loss; exact Beta–Binomial chance to beat by numerical integration.
 
+Zero or undefined variance (an arm with one unit, all outcomes equal) is "insufficient data" as in the
+other methods: the posterior summary is NaN, never a chance to win of 1.
+
 >>> from abkit.stats.aggregates import proportion_moments
 >>> r = bayes_test(proportion_moments(49, 100), proportion_moments(51, 100))
 >>> round(float(r.chance_to_win), 5), round(float(r.risk_control), 4)
@@ -18,6 +21,7 @@ from scipy import integrate
 from scipy import stats as sps
 
 from abkit.errors import AbkitError
+from abkit.stats._common import estimable, usable_se
 from abkit.stats.aggregates import Moments
 from abkit.stats.config import check_alpha, resolve
 from abkit.stats.frequentist import relative_variance
@@ -64,6 +68,8 @@ def normal_posterior(
         down = -est * phi0 + s * pdf0  # E[max(−X, 0)]
     ctw, r_c, r_t = (phi0, down, up) if inverse else (1.0 - phi0, up, down)
     prior = "flat prior" if pv is None else f"N({pm:g}, {pv:g}) prior"
+    ok = usable_se(se) & np.isfinite(np.asarray(estimate, dtype=np.float64))
+    est, s, ctw, r_c, r_t = (np.where(ok, x, np.nan) for x in (est, s, ctw, r_c, r_t))
     return BayesResult(est, est - z * s, est + z * s, s, ctw, r_c, r_t, f"normal posterior, {prior}")
 
 
@@ -82,6 +88,7 @@ def bayes_test(
         else:
             est = t.mean - c.mean
             se = np.sqrt(c.var / c.n + t.var / t.n)
+    se = np.where(estimable(c.var, c.n, t.var, t.n), se, np.nan)
     r = normal_posterior(est, se, prior_mean=prior_mean, prior_var=prior_var, inverse=inverse, alpha=alpha)
     return r._replace(method=r.method + (", relative" if relative else ", absolute"))
 

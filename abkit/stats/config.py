@@ -1,4 +1,5 @@
-"""Statistical defaults in one ``ContextVar``: alpha, alternative, SRM alpha, sequential tuning, prior.
+"""Statistical defaults in one ``ContextVar``: alpha, alternative, SRM alpha, sequential tuning, prior and
+the minimum evidence for a verdict.
 
 >>> from abkit.stats.config import config_context, get_config
 >>> get_config("alpha")
@@ -25,7 +26,8 @@ _DEFAULTS: dict[str, Any] = {
     "prior_mean": 0.0,  # Gaussian prior of the (relative) effect; None variance = flat prior
     "prior_var": None,
     "relative_ci": "delta",  # "delta" | "log"
-    "min_units": 100,  # fewer randomization units per arm ⇒ "too little data"
+    "min_units": 100,  # fewer randomization units (users) per arm ⇒ no verdict yet ("continue")
+    "min_labelled_units": 30,  # fewer units carrying the tested metric per arm (labelled users) ⇒ "continue"
 }
 _CONFIG: ContextVar[dict[str, Any]] = ContextVar("abkit_stats_config", default=_DEFAULTS)
 

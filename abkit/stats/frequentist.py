@@ -4,6 +4,10 @@ CUPED, and proportions (pooled/unpooled z with/without continuity correction, ex
 All functions are vectorized: every field of the inputs may be an array (arms × metrics) and the result
 holds arrays of the broadcast shape.
 
+Insufficient data (an arm with fewer than two units, zero or undefined variance): the estimate is kept and
+the standard error, statistic, interval and p-value are NaN — the same result as the sequential and
+Bayesian methods give on that input, never p = 0 from a zero-width interval.
+
 >>> from abkit.stats.aggregates import moments_from_sums
 >>> a = moments_from_sums(3407, 1396.87, 52377.9767)
 >>> b = moments_from_sums(3461, 2422.7, 134698.29)
@@ -20,7 +24,7 @@ import numpy as np
 from scipy import stats as sps
 
 from abkit.errors import AbkitError
-from abkit.stats._common import critical, interval, p_value
+from abkit.stats._common import INSUFFICIENT, critical, estimable, interval, p_value, usable_se
 from abkit.stats.aggregates import CupedStats, Moments
 from abkit.stats.config import check_alpha, check_alternative, resolve
 
@@ -40,6 +44,21 @@ class TestResult(NamedTuple):
     p_value: np.ndarray  # p-value for the alternative
     df: np.ndarray  # degrees of freedom (inf for z)
     method: str  # human-readable method name
+
+
+def _withhold(result: TestResult, ok: np.ndarray) -> TestResult:
+    """NaN standard error, statistic, interval and p-value where ``ok`` is False (insufficient data)."""
+    ok = np.asarray(ok) & usable_se(result.se)
+    if np.all(ok):
+        return result
+    nan = np.nan
+
+    def cut(x: np.ndarray) -> np.ndarray:
+        return np.where(ok, x, nan)
+
+    return result._replace(se=cut(result.se), statistic=cut(result.statistic), ci_low=cut(result.ci_low),
+                           ci_high=cut(result.ci_high), p_value=cut(result.p_value),
+                           method=result.method + f"; NaN = {INSUFFICIENT}")
 
 
 def welch_df(control: Moments, treatment: Moments) -> np.ndarray:
@@ -118,7 +137,8 @@ def ttest(
         p = p_value(stat, df, alt)
     dist = ("Student t" if equal_var else "Welch t") if use_t else "z"
     scale = f"relative ({rel_method})" if relative else "absolute"
-    return TestResult(c.mean, t.mean, est, low, high, se, stat, p, df, f"{dist}, {scale}")
+    res = TestResult(c.mean, t.mean, est, low, high, se, stat, p, df, f"{dist}, {scale}")
+    return _withhold(res, estimable(c.var, c.n, t.var, t.n))
 
 
 def cuped_adjust(control: CupedStats, treatment: CupedStats) -> tuple[Moments, Moments, np.ndarray]:
@@ -173,8 +193,9 @@ def cuped_ttest(
         stat = est / se
         low, high = interval(est, critical(a, df, alt) * se, alt)
         p = p_value(stat, df, alt)
-    return TestResult(c_adj.mean, t_adj.mean, est, low, high, se, stat, p, df,
-                      f"{'Welch t' if use_t else 'z'}, relative (delta), CUPED")
+    res = TestResult(c_adj.mean, t_adj.mean, est, low, high, se, stat, p, df,
+                     f"{'Welch t' if use_t else 'z'}, relative (delta), CUPED")
+    return _withhold(res, estimable(c_adj.var, c_adj.n, t_adj.var, t_adj.n))
 
 
 def proportions_ztest(
@@ -232,7 +253,7 @@ def proportions_ztest(
     name = f"z ({'pooled' if pooled else 'unpooled'}{', continuity-corrected' if correction else ''})"
     name += ", relative (log)" if relative else ", absolute"
     inf = np.full_like(diff, np.inf)
-    return TestResult(pc, pt, est, low, high, se, stat, p, inf, name)
+    return _withhold(TestResult(pc, pt, est, low, high, se, stat, p, inf, name), usable_se(se_test))
 
 
 EXACT_METHODS = ("fisher", "barnard", "boschloo")

@@ -63,11 +63,14 @@ def adjust(p_values: object, method: str = "holm", *, alpha: float | None = None
 
 
 def bh_threshold(p_values: object, *, alpha: float | None = None, arbitrary_dependence: bool = False) -> float:
-    """The BH (or BY) rejection threshold kα/m (kα/(m·Σ1/i)), k = the largest rank with p_(k) <= kα/m."""
+    """The BH (or BY) rejection threshold kα/m (kα/(m·Σ1/i)), k = the largest rank with p_(k) <= kα/m;
+    0.0 when nothing is rejected."""
     a = check_alpha(alpha)
     ps = np.sort(np.asarray(p_values, dtype=np.float64))
     m = ps.size
     c = np.sum(1.0 / np.arange(1, m + 1)) if arbitrary_dependence else 1.0
     ok = np.nonzero(ps <= np.arange(1, m + 1) * a / (m * c))[0]
-    k = (ok[-1] + 1) if ok.size else 1
+    if not ok.size:
+        return 0.0
+    k = ok[-1] + 1
     return float(k * a / (m * c))

@@ -1,6 +1,9 @@
 """Peeking-safe inference: the asymptotic confidence sequence of GrowthBook/Eppo (Howard et al. 2021),
 the mixture SPRT p-value made monotone over looks, and group-sequential alpha-spending boundaries.
 
+A look without a usable standard error (zero or undefined variance) is "insufficient data" in every method
+here, as in the fixed-horizon and Bayesian tests: NaN interval and p-value, never a zero-width interval.
+
 >>> r = confidence_sequence(-0.074074074, 0.050657, 220, tuning=600)
 >>> round(float(r.p_value), 3)
 0.892
@@ -18,6 +21,7 @@ from scipy import optimize
 from scipy import stats as sps
 
 from abkit.errors import AbkitError
+from abkit.stats._common import usable_se
 from abkit.stats.config import check_alpha, resolve
 
 SPENDING_KINDS = ("obrien-fleming", "pocock", "power")
@@ -55,13 +59,18 @@ def confidence_sequence(
         nr2 = nn * rho * rho + 1.0
         half = s * np.sqrt(nn) * np.sqrt(2.0 * nr2 * np.log(np.sqrt(nr2) / a) / (nn * rho) ** 2)
         p = np.minimum(1.0, np.sqrt(nr2) * np.exp(-rho * rho * (est * est * nn / (s * s)) / (2.0 * nr2)))
-    return SequentialResult(est, est - half, est + half, half, p, f"confidence sequence (N={resolve('sequential_tuning', tuning):g})")
+        ok = usable_se(s) & np.isfinite(nn) & (nn > 0)
+    half, p = np.where(ok, half, np.nan), np.where(ok, p, np.nan)
+    return SequentialResult(est, est - half, est + half, half, p,
+                            f"confidence sequence (N={resolve('sequential_tuning', tuning):g})")
 
 
 def msprt_p_values(estimates: object, se: object, *, tau2: float) -> np.ndarray:
     """Mixture-SPRT p-values over looks (last axis = looks), made monotone by a running minimum.
 
     ``Λ = sqrt(V/(V+τ²)) · exp(τ² θ̂² / (2V(V+τ²)))`` with V = se²; p = min(1, 1/Λ) (Johari et al. 2017).
+    A look with zero or undefined se is insufficient data: NaN until the first usable look, after which
+    the running minimum carries over it.
     """
     if tau2 <= 0:
         raise AbkitError(f"tau2={tau2!r} must be > 0 (the variance of the effect mixing distribution)")
@@ -70,8 +79,8 @@ def msprt_p_values(estimates: object, se: object, *, tau2: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         log_lam = 0.5 * np.log(v / (v + tau2)) + tau2 * est * est / (2.0 * v * (v + tau2))
         p = np.minimum(1.0, np.exp(-log_lam))
-    p = np.where(np.isnan(p), 1.0, p)
-    return np.minimum.accumulate(p, axis=-1)
+    p = np.where(usable_se(s) & np.isfinite(est), p, np.nan)
+    return np.fmin.accumulate(p, axis=-1) if p.ndim else p  # one look (a scalar): nothing to accumulate
 
 
 def spending(t: object, alpha: float | None = None, kind: str = "obrien-fleming", rho: float = 2.0) -> np.ndarray:
