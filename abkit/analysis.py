@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from abkit.decide import Comparison, Recommendation, decide
+from abkit.decide import Comparison, NonInferiorityPolicy, Recommendation, decide_policy
 from abkit.errors import AbkitError
 from abkit.metrics import METRICS, QUANTILES, LogStats, collect
 from abkit.stats.aggregates import Moments
@@ -178,6 +178,7 @@ def analyze(
     quantiles: Sequence[float] = QUANTILES,
     con: Any = None,
     daily: bool = True,
+    policy: NonInferiorityPolicy | None = None,
 ) -> AnalysisResult:
     """Analyze the log at ``log_root`` for ``experiment`` (an ``Experiment`` or a path to its JSON).
 
@@ -186,6 +187,8 @@ def analyze(
     ``min_units`` / ``min_labelled_units``: the minimum evidence per arm (users / units carrying the primary
     metric, e.g. labelled users); None takes them from ``abkit.stats.config``.
     ``daily=False`` skips the per-day sequential view (the costliest SQL step on large logs).
+    ``policy``: None ships a challenger shown better on the primary metric; a ``NonInferiorityPolicy`` also
+    ships one that is non-inferior on it and better on a named secondary metric.
     """
     exp = _load_experiment(experiment)
     a = check_alpha(alpha)
@@ -276,10 +279,11 @@ def analyze(
     elif not ok.all() and srm.status != "mismatch":
         rec = Recommendation("invalid", None, tuple(f"too little data: variant {v} has no users" for v, k in zip(variants, ok) if not k), "data check")
     else:
-        rec = decide(comps, srm, primary_metric=exp.primary_metric, higher_is_better=higher, guardrails=exp.guardrails,
-                     units=dict(zip(variants, st.units.tolist())), alpha=a, multiple=multiple, inference=inference,
-                     min_units=min_units, min_labelled_units=min_labelled_units, min_effect=min_effect,
-                     units_per_day=per_day, duration_over=duration_over)
+        rec = decide_policy(comps, srm, policy=policy, sequential_tuning=tuning, primary_metric=exp.primary_metric,
+                            higher_is_better=higher, guardrails=exp.guardrails,
+                            units=dict(zip(variants, st.units.tolist())), alpha=a, multiple=multiple,
+                            inference=inference, min_units=min_units, min_labelled_units=min_labelled_units,
+                            min_effect=min_effect, units_per_day=per_day, duration_over=duration_over)
     for e in effects:
         if e["metric"] == exp.primary_metric and e["statistic"] == "mean":
             e["p_adjusted"] = rec.p_adjusted.get(e["variant"])
