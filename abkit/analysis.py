@@ -32,7 +32,8 @@ import numpy as np
 
 from abkit.decide import Comparison, NonInferiorityPolicy, Recommendation, decide_policy
 from abkit.errors import AbkitError
-from abkit.metrics import METRICS, QUANTILES, LogStats, collect
+from abkit.metrics.compute import QUANTILES, LogStats, collect
+from abkit.metrics.registry import METRICS
 from abkit.stats.aggregates import Moments
 from abkit.stats.bayesian import bayes_test
 from abkit.stats.config import check_alpha, get_config, resolve
@@ -129,7 +130,7 @@ class AnalysisResult(DictsReprMixin):
     def check(self) -> AnalysisResult:
         """Raise ``AbkitError`` if the analysis itself is broken (not for an "invalid" recommendation)."""
         names = {r["name"] for r in self.metrics.to_dicts()}
-        missing = {"accuracy", "confidence", "latency_ms", "predictions"} - names
+        missing = {*METRICS, "predictions"} - names
         if missing:
             raise AbkitError(f"analysis is missing metrics {sorted(missing)}; the log or the metric SQL is broken")
         if self.recommendation.decision == "invalid" and not self.recommendation.reasons:

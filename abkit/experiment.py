@@ -36,9 +36,10 @@ from abkit import assign as _assign
 from abkit.assign import Filter
 from abkit.display import SettingsReprMixin
 from abkit.errors import AbkitError
+from abkit.metrics import registry as _metrics
+from abkit.names import is_name
 
 __all__ = [
-    "METRICS",
     "STATISTICS",
     "WEIGHT_TOLERANCE",
     "Experiment",
@@ -48,19 +49,24 @@ __all__ = [
     "parse_split",
 ]
 
-METRICS = ("accuracy", "confidence", "latency_ms")
 STATISTICS = ("mean", "p50", "p95", "p99")
 WEIGHT_TOLERANCE = 1e-6
-_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # for RE2 (Arrow) only; Python checks use is_name
+_NAME_FIX = ("give 1-128 letters, digits, '.', '_' or '-' starting with a letter or digit, nothing else (no "
+             "'..', spaces, newlines or path separators: it names a folder), e.g. {example!r}.")
 _DEFAULT_START = "2025-01-01"
 
 
 class ExperimentError(AbkitError):
     """An experiment definition is invalid; the message names the field, the value and the fix."""
 
+    field: str = ""  # the experiment field at fault, e.g. "split" or "variants[].weight"
+
 
 def _fail(field_name: str, value: Any, fix: str) -> ExperimentError:
-    return ExperimentError(f"experiment field {field_name!r} is {value!r}; {fix}")
+    error = ExperimentError(f"experiment field {field_name!r} is {value!r}; {fix}")
+    error.field = field_name
+    return error
 
 
 def _check_number(field_name: str, value: Any) -> float:
@@ -81,8 +87,8 @@ class Variant:
     model: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip() or self.name != self.name.strip():
-            raise _fail("variants[].name", self.name, "give a non-empty name without surrounding spaces.")
+        if not is_name(self.name):
+            raise _fail("variants[].name", self.name, _NAME_FIX.format(example="challenger"))
         weight = _check_number(f"variants[{self.name}].weight", self.weight)
         if weight <= 0:
             raise _fail(f"variants[{self.name}].weight", self.weight, "weights must be > 0 (drop the variant instead).")
@@ -105,17 +111,15 @@ class Guardrail:
     higher_is_better: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise _fail("guardrails[].metric", self.metric, f"choose one of {list(METRICS)}.")
+        if self.metric not in _metrics.METRICS:
+            raise _fail("guardrails[].metric", self.metric, f"choose one of {_metrics.names()}.")
         if self.statistic not in STATISTICS:
             raise _fail("guardrails[].statistic", self.statistic, f"choose one of {list(STATISTICS)}.")
         margin = _check_number("guardrails[].margin", self.margin)
         if margin < 0:
             raise _fail("guardrails[].margin", self.margin, "a non-inferiority margin is >= 0.")
         object.__setattr__(self, "margin", margin)
-        from abkit.metrics import METRICS as REGISTRY  # the metric registry: the one source of directions
-
-        known = REGISTRY[self.metric].higher_is_better
+        known = _metrics.METRICS[self.metric].higher_is_better  # the registry: the one source of directions
         if self.higher_is_better is None:
             object.__setattr__(self, "higher_is_better", known)
         elif not isinstance(self.higher_is_better, (bool, np.bool_)):
@@ -163,11 +167,8 @@ class Experiment(SettingsReprMixin):
     filters: tuple[Filter, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if not isinstance(self.key, str) or not _KEY_RE.match(self.key):
-            raise _fail(
-                "key", self.key, "give 1-128 letters, digits, '.', '_' or '-' starting with a letter or digit "
-                "(it names a log directory)."
-            )
+        if not is_name(self.key):
+            raise _fail("key", self.key, _NAME_FIX.format(example="sentiment-v2"))
         variants = tuple(
             v if isinstance(v, Variant) else Variant(**v) if isinstance(v, Mapping) else v
             for v in _as_tuple(self.variants, "variants")
@@ -202,8 +203,8 @@ class Experiment(SettingsReprMixin):
         if self.duration_days <= 0:
             raise _fail("duration_days", self.duration_days, "give a whole number of days > 0.")
         object.__setattr__(self, "duration_days", int(self.duration_days))
-        if self.primary_metric not in METRICS:
-            raise _fail("primary_metric", self.primary_metric, f"choose one of {list(METRICS)}.")
+        if self.primary_metric not in _metrics.METRICS:
+            raise _fail("primary_metric", self.primary_metric, f"choose one of {_metrics.names()}.")
         guardrails = tuple(
             g if isinstance(g, Guardrail) else Guardrail(**g) if isinstance(g, Mapping) else g
             for g in _as_tuple(self.guardrails, "guardrails")

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from abkit.keys import fnv1a64
+from abkit.log.keys import fnv1a64
 from abkit.log import (
     LABEL_SCHEMA,
     PREDICTION_SCHEMA,
@@ -352,8 +352,8 @@ def weak_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         values = ids.to_pylist() if hasattr(ids, "to_pylist") else list(ids)  # type: ignore[union-attr]
         return np.array([len(x) for x in values], dtype=np.int64)
 
-    monkeypatch.setattr("abkit.log.fnv1a64", by_length)
-    monkeypatch.setattr("abkit.logindex.fnv1a64", by_length)
+    monkeypatch.setattr("abkit.log.writer.fnv1a64", by_length)
+    monkeypatch.setattr("abkit.log.index.fnv1a64", by_length)
 
 
 def test_a_key_shared_by_two_ids_ends_the_uniqueness_marks(tmp_path: Path, weak_keys: None) -> None:

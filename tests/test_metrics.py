@@ -15,7 +15,8 @@ import pytest
 from abkit.calibrate import write_log
 from abkit.experiment import Experiment
 from abkit.log import PREDICTION_SCHEMA, PredictionLog, all_unique
-from abkit.metrics import METRICS, LogStats, MetricError, _source, collect
+from abkit.log.layout import log_source as _source
+from abkit.metrics import METRICS, LogStats, MetricError, collect
 
 EXP = Experiment.from_params(key="mtest", start="2024-03-01", duration_days=4)
 UTC = dt.timezone.utc
@@ -180,7 +181,7 @@ def test_a_log_of_unique_files_skips_deduplication_with_the_same_result(random_l
 def test_arms_analysed_side_by_side_match_one_connection(unique_log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import duckdb
 
-    import abkit.metrics as m
+    import abkit.metrics.compute as m
 
     calls: list[list[str]] = []
     spread = m._in_parallel
@@ -199,7 +200,7 @@ def test_arms_analysed_side_by_side_match_one_connection(unique_log: Path, monke
 
 def test_unknown_variants_of_files_written_before_clustering(random_log: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("abkit.log._clustered", lambda table: [table])  # both arms in one row group
+    monkeypatch.setattr("abkit.log.layout.clustered", lambda table: [table])  # both arms in one row group
     root = _relog(random_log, tmp_path / "log", labels_first=0)
     assert _source(root, "mtest").unique
     s = collect(root, "mtest", ["control"])  # found by a query: the row groups do not tell
@@ -301,8 +302,8 @@ def test_keys_shared_by_two_users_never_merge_them(tmp_path: Path, monkeypatch: 
         values = ids.to_pylist() if hasattr(ids, "to_pylist") else list(ids)  # type: ignore[union-attr]
         return np.array([len(x) for x in values], dtype=np.int64)
 
-    monkeypatch.setattr("abkit.log.fnv1a64", by_length)
-    monkeypatch.setattr("abkit.logindex.fnv1a64", by_length)
+    monkeypatch.setattr("abkit.log.writer.fnv1a64", by_length)
+    monkeypatch.setattr("abkit.log.index.fnv1a64", by_length)
     t0 = dt.datetime(2024, 3, 1, 10, tzinfo=UTC)
     recs = [dict(variant="control", unit_id=u, request_id=r, ts=t0, text="t", predicted_label="pos", confidence=0.5,
                  latency_ms=10.0, model_name="m", model_version="1") for u, r in (("u1", "a"), ("u2", "bb"))]

@@ -1,7 +1,7 @@
 """What one experiment's committed log files hold, kept in memory and read from disk incrementally.
 
 The index is the writers' basis for storing each request exactly once and for marking files
-``.unique.parquet``. It maps every committed request key (``abkit.keys.fnv1a64``) to its request id, over
+``.unique.parquet``. It maps every committed request key (``abkit.log.keys.fnv1a64``) to its request id, over
 predictions and labels together, remembers which keys are predictions and which are labels, and maps every
 unit key to its unit id. Once two different ids share a key, ``collided`` stays true and no further file is
 marked unique: readers then fall back to deduplicating, joining and grouping on the strings (a writer's
@@ -23,18 +23,15 @@ import fcntl
 import glob as globmod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from abkit.durable import ensure_dir
-from abkit.keys import fnv1a64
-
-Kind = Literal["predictions", "labels"]
-FILE_GLOB = "part-*.parquet"
+from abkit.log.durable import ensure_dir
+from abkit.log.keys import fnv1a64
+from abkit.log.layout import FILE_GLOB, Kind, experiment_dir, lock_path
 
 
 def has_repeats(keys: Sequence[int] | np.ndarray) -> bool:
@@ -61,7 +58,8 @@ class LogIndex:
 
     def __init__(self, root: Path, experiment: str) -> None:
         self.experiment = experiment
-        self.dirs: dict[Kind, Path] = {kind: root / kind / f"experiment={experiment}" for kind in ("predictions", "labels")}
+        self.lock = lock_path(root, experiment)
+        self.dirs: dict[Kind, Path] = {kind: experiment_dir(root, kind, experiment) for kind in ("predictions", "labels")}
         self.files: set[str] = set()
         self.requests: dict[int, str] = {}  # request key -> request id
         self.request_ids: set[str] = set()
@@ -73,9 +71,8 @@ class LogIndex:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the experiment's exclusive lock (predictions and labels share it)."""
-        directory = self.dirs["predictions"]
-        ensure_dir(directory)
-        with open(directory / ".lock", "a+b") as f:
+        ensure_dir(self.lock.parent)
+        with open(self.lock, "a+b") as f:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
                 yield

@@ -1,11 +1,12 @@
 """Per-arm sufficient statistics of a prediction log, computed inside the engine that holds it.
 
-One definition of the metrics (``METRICS``: a numerator and a denominator per prediction, clustered by
-``unit_id``) is rendered to SQL for DuckDB (default) or Spark. The pipeline:
+The metrics of the registry (``abkit.metrics.registry``: a numerator and a denominator variable per
+prediction, clustered by ``unit_id``) are rendered to SQL and run through an engine (``abkit.engine``:
+DuckDB by default, or Spark). The pipeline:
 
 1. requests: predictions of the experiment, each ``request_id`` once (the first by ``ts``), left-joined
    with its first label (by ``labelled_at``); ``labelled`` and ``correct`` flags per prediction. When every
-   file of the log carries the writers' uniqueness guarantee (``abkit.log.all_unique``: each request id
+   file of the log carries the writers' uniqueness guarantee (``abkit.log.layout``: each request id
    stored once, and the ids' stored 64-bit keys one-to-one), this reads only the experiment's own folders
    and is a plain join on the integer ``request_key``, streamed into the next step, with users grouped by
    ``unit_key``. When, in addition, every label carries its prediction's copy (written when the label was
@@ -34,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import glob as globmod
 import math
 import os
 from collections.abc import Sequence
@@ -43,59 +43,39 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from abkit.errors import AbkitError
-from abkit.log import all_unique, sql_string as _str
+from abkit.engine import ENGINES, Dialect, DuckDBEngine, Engine, SparkEngine, spark_session
+from abkit.log.layout import LogSource, has_predictions, log_source
+from abkit.metrics.registry import VARIABLES, Metric, MetricError, check_metric
+from abkit.metrics.registry import names as metric_names
+from abkit.sql import sql_string
 from abkit.stats.aggregates import ArmStats
 from abkit.stats.config import check_alpha
 from abkit.stats.quantiles import quantile_rank_interval
 
-ENGINES = ("duckdb", "spark")
 QUANTILES = (0.5, 0.95, 0.99)
 
 
-class MetricError(AbkitError):
-    """An unknown metric, engine or variant, or a log that cannot be read."""
+_FIXED = {"latency_us": "latency_ms * 1000"}  # request columns kept as whole numbers, before rounding
 
 
-@dataclasses.dataclass(frozen=True)
-class Metric:
-    """A per-prediction ratio metric: Σ numerator / Σ denominator, clustered by user."""
-
-    name: str
-    numerator: str  # request-level column summed per user
-    denominator: str  # request-level column summed per user ("n" = one per prediction)
-    higher_is_better: bool
-    description: str
+def _fixed(dialect: Dialect, column: str) -> str:
+    """The fixed-point integer of ``column`` (a variable's ``fixed`` or ``_FIXED``), rounded half to even in
+    every engine. Per-user sums are then exact integers, so every sum, square and cross-product is exact:
+    results do not depend on the engine's summation order, runs are bit-for-bit reproducible and DuckDB and
+    Spark agree exactly."""
+    var = VARIABLES.get(column)
+    return dialect.whole.format(x=var.fixed if var is not None and var.fixed else _FIXED[column])
 
 
-METRICS: dict[str, Metric] = {
-    "accuracy": Metric("accuracy", "correct", "labelled", True, "share of labelled predictions that are correct"),
-    "confidence": Metric("confidence", "confidence", "n", True, "mean confidence per prediction"),
-    "latency_ms": Metric("latency_ms", "latency_ms", "n", False, "mean latency per prediction (ms)"),
-}
-# Per-user sums of the request-level variables, as exact integers (fixed point: confidence to 1e-6, latency
-# to 1 µs), so every sum, square and cross-product is exact: results do not depend on the engine's summation
-# order, runs are bit-for-bit reproducible and DuckDB and Spark agree exactly. ``_SCALE`` converts back.
-# The fixed point rounds half to even (``_Dialect.whole``) in every engine.
-_USER_SUMS = {
-    "n": "COUNT(*)",
-    "labelled": "COUNT(label)",
-    "correct": "COUNT_IF(label = predicted_label)",
-    "confidence": "SUM({whole})",
-    "latency_ms": "SUM(latency_us)",
-}
-_FIXED = {"confidence": "confidence * 1000000", "latency_us": "latency_ms * 1000"}  # before rounding
-_LABEL_SIDE = frozenset({"labelled", "correct"})  # variables of the labels (the others: of the predictions)
-_SCALE = {"n": 1.0, "labelled": 1.0, "correct": 1.0, "confidence": 1e6, "latency_ms": 1e3}
+def _scale(name: str) -> float:
+    """What a variable's per-user sums are divided by to give its value (1 for the quantile indicators)."""
+    return VARIABLES[name].scale if name in VARIABLES else 1.0
 
 
-def check_metric(name: str) -> Metric:
-    """The metric called ``name`` or an error listing the known ones."""
-    if name not in METRICS:
-        raise MetricError(f"metric {name!r} is unknown; use one of {sorted(METRICS)}")
-    return METRICS[name]
+def _label_side(name: str) -> bool:
+    """Whether variable ``name`` is computed from the labels (the quantile indicators ``ind<j>`` are not)."""
+    return name in VARIABLES and VARIABLES[name].side == "labels"
 
 
 class QuantileStats(NamedTuple):
@@ -130,220 +110,42 @@ class LogStats:
     n_days: int = 0  # distinct dates in the log
 
 
-class _Dialect(NamedTuple):
-    name: str
-    wide: str  # exact integer type for squares and cross-products of per-user sums
-    user_key: str  # window partition key of a user (a 64-bit hash first makes the partitioning cheap)
-    day: str  # day number (days since 1970-01-01 UTC) of the timestamp ``ts``; cheaper than a DATE cast
-    whole: str  # ``{x}`` rounded half to even to a BIGINT
-
-    def fixed(self, column: str) -> str:
-        """The fixed-point integer of ``column`` (``_FIXED``)."""
-        return self.whole.format(x=_FIXED[column])
-
-
-_DUCKDB = _Dialect("duckdb", "HUGEINT", "hash(unit), unit", "epoch_us(ts) // 86400000000", "CAST({x} AS BIGINT)")
-_SPARK = _Dialect("spark", "DECIMAL(38, 0)", "xxhash64(unit), unit", "unix_micros(ts) div 86400000000",
-                  "CAST(bround({x}, 0) AS BIGINT)")
-
-
-class _Source(NamedTuple):
-    """What an engine reads: the prediction and label folders, and whether they hold only unique files
-    of one experiment (then with 64-bit keys, and the experiment's rows only)."""
-
-    predictions: Path
-    labels: Path
-    unique: bool
-    days: tuple[str, ...] = ()  # unique: the experiment's date partitions, i.e. the days of its predictions
-    copied: bool = False  # unique, and every label carries its prediction's copy: labels need no join
-
-
-def _source(root: Path, experiment: str) -> _Source:
-    """The experiment's own folders when every file of the log is unique (and it has predictions), else the
-    whole log, to be deduplicated and filtered by experiment."""
-    files = [f for kind in ("predictions", "labels") for f in globmod.glob(str(root / kind / "**" / "*.parquet"), recursive=True)]
-    own = [root / kind / f"experiment={experiment}" for kind in ("predictions", "labels")]
-    dated = sorted({Path(f).parent.name for f in globmod.glob(str(own[0] / "date=*" / "*.parquet"))})
-    if all_unique(files) and dated:
-        labels = globmod.glob(str(own[1] / "*" / "*.parquet"))
-        return _Source(own[0], own[1], True, tuple(d.removeprefix("date=") for d in dated), _all_copied(labels))
-    return _Source(root / "predictions", root / "labels", False)
-
-
-def _all_copied(label_files: Sequence[str]) -> bool:
-    """Whether every label row holds its prediction's copy (``unit_key`` never null), from file statistics."""
-    return all(s is not None and s.has_null_count and not s.null_count
-               for f in label_files for s in _row_group_stats(f, "unit_key"))
-
-
-def _row_group_stats(path: str, column: str) -> list[Any]:
-    """Per row group of a Parquet file the statistics of ``column`` (None where absent; [None] when the file
-    lacks the column)."""
-    meta = pq.ParquetFile(path).metadata
-    if column not in meta.schema.names:
-        return [None]
-    col = meta.schema.names.index(column)
-    return [meta.row_group(g).column(col).statistics for g in range(meta.num_row_groups)]
-
-
-class _Engine:
-    """Runs SQL and returns rows as tuples; ``prepare`` registers the log as views ``abkit_pred``/``abkit_lab``."""
-
-    dialect: _Dialect
-
-    def sql(self, query: str) -> list[tuple[Any, ...]]:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def materialize(self, name: str, query: str) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def view(self, name: str, query: str) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def arrays(self, query: str) -> dict[str, np.ndarray]:  # pragma: no cover - interface
-        """The result as one numpy array per column."""
-        raise NotImplementedError
-
-    def drop(self, name: str) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-_PRED_COLS = "experiment, variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
-_LAB_COLS = "experiment, request_id, label, labelled_at"
-_PRED_KEYS, _LAB_KEYS = ", unit_key, request_key", ", request_key"  # read only from files with keys (unique logs)
-_LAB_COPY = ", variant, unit_key, predicted_label, prediction_day"  # a label's copy of its prediction
-_NO_LABELS = ("SELECT CAST(NULL AS STRING) AS experiment, CAST(NULL AS STRING) AS request_id, CAST(NULL AS STRING) AS label, "
-              "CAST(NULL AS TIMESTAMP) AS labelled_at, CAST(NULL AS BIGINT) AS request_key, CAST(NULL AS STRING) AS variant, "
-              "CAST(NULL AS BIGINT) AS unit_key, CAST(NULL AS STRING) AS predicted_label, "
-              "CAST(NULL AS BIGINT) AS prediction_day WHERE false")  # the label view of a log without labels
-
-
-_E = TypeVar("_E", bound=_Engine)
-
-
-class _DuckDB(_Engine):
-    dialect = _DUCKDB
-
-    def __init__(self, src: _Source, con: Any = None, config: dict[str, Any] | None = None) -> None:
-        import duckdb
-
-        self.con = con if con is not None else duckdb.connect(config=config or {})
-        self.made: dict[str, str] = {}  # temp views and tables this engine created, by name
-        self.con.execute("SET TimeZone = 'UTC'")
-        try:
-            self.con.execute("SET enable_progress_bar = false")
-        except duckdb.Error:  # inside Jupyter DuckDB refuses the setting without ipywidgets; it is only cosmetic
-            pass
-        pred, lab = src.predictions / "**" / "*.parquet", src.labels / "**" / "*.parquet"
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW abkit_pred AS SELECT {_PRED_COLS}{_PRED_KEYS if src.unique else ''} "
-            f"FROM read_parquet({_str(str(pred))}, hive_partitioning = false)"
-        )
-        if globmod.glob(str(lab), recursive=True):
-            cols = _LAB_COLS + (_LAB_KEYS if src.unique else "") + (_LAB_COPY if src.copied else "")
-            q = f"SELECT {cols} FROM read_parquet({_str(str(lab))}, hive_partitioning = false)"
-        else:
-            q = _NO_LABELS
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW abkit_lab AS {q}")
-
-    def sql(self, query: str) -> list[tuple[Any, ...]]:
-        return self.con.execute(query).fetchall()
-
-    def arrays(self, query: str) -> dict[str, np.ndarray]:
-        return self.con.sql(query).fetchnumpy()
-
-    def materialize(self, name: str, query: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
-        self.made[name] = "TABLE"
-
-    def view(self, name: str, query: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {query}")
-        self.made[name] = "VIEW"
-
-    def drop(self, name: str) -> None:
-        kind = self.made.pop(name, None)
-        if kind is not None:
-            self.con.execute(f"DROP {kind} IF EXISTS {name}")
-
-
-class _Spark(_Engine):
-    dialect = _SPARK
-
-    def __init__(self, src: _Source, spark: Any) -> None:
-        self.spark = spark
-        pred = spark.read.option("recursiveFileLookup", "true").parquet(str(src.predictions))
-        pred.selectExpr(*(_PRED_COLS + (_PRED_KEYS if src.unique else "")).split(", ")).createOrReplaceTempView("abkit_pred")
-        if globmod.glob(str(src.labels / "**" / "*.parquet"), recursive=True):
-            lab = spark.read.option("recursiveFileLookup", "true").parquet(str(src.labels))
-            cols = _LAB_COLS + (_LAB_KEYS if src.unique else "") + (_LAB_COPY if src.copied else "")
-            lab.selectExpr(*cols.split(", ")).createOrReplaceTempView("abkit_lab")
-        else:
-            spark.sql(_NO_LABELS).createOrReplaceTempView("abkit_lab")
-
-    def sql(self, query: str) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self.spark.sql(query).collect()]
-
-    def arrays(self, query: str) -> dict[str, np.ndarray]:
-        df = self.spark.sql(query)
-        rows = df.collect()
-        return {n: np.array([r[i] for r in rows]) for i, n in enumerate(df.columns)}
-
-    def materialize(self, name: str, query: str) -> None:
-        df = self.spark.sql(query).cache()
-        df.createOrReplaceTempView(name)
-
-    def view(self, name: str, query: str) -> None:
-        self.spark.sql(query).createOrReplaceTempView(name)
-
-    def drop(self, name: str) -> None:
-        self.spark.catalog.dropTempView(name)
-
-
-def spark_session(app_name: str = "abkit", master: str = "local[2]") -> Any:
-    """A local Spark session in UTC (needs ``pyspark`` and Java)."""
-    from pyspark.sql import SparkSession
-
-    return (SparkSession.builder.master(master).appName(app_name)
-            .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", "4").getOrCreate())
-
-
 _REQ_COLS = "variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
 # one row per request: ``unit`` identifies the user (its id, or its 64-bit key in a unique log)
 _OUT_COLS = "variant, {unit} AS unit, {day} AS day, {latency_us} AS latency_us, confidence, predicted_label, label"
 
 
-def _unique_requests_sql(dialect: _Dialect) -> str:
+def _unique_requests_sql(dialect: Dialect) -> str:
     """Predictions with their label when the writer guaranteed each request id once and the ids' 64-bit
     keys one-to-one, reading only the experiment's own files (see module docs): a join and grouping on
     integers."""
     return f"""
-SELECT {_OUT_COLS.format(unit="unit_key", day=dialect.day, latency_us=dialect.fixed("latency_us"))}
+SELECT {_OUT_COLS.format(unit="unit_key", day=dialect.day, latency_us=_fixed(dialect, "latency_us"))}
 FROM (SELECT variant, unit_key, request_key, ts, predicted_label, confidence, latency_ms FROM abkit_pred) p
 LEFT JOIN (SELECT request_key, label FROM abkit_lab) l USING (request_key)"""
 
 
-def _copied_requests_sql(dialect: _Dialect) -> tuple[str, str]:
+def _copied_requests_sql(dialect: Dialect) -> tuple[str, str]:
     """When every label carries its prediction's copy: the predictions alone (``abkit_req``) and the labels
     as their predictions' rows (``abkit_labels``), so per-user label counts need no join."""
-    preds = (f"SELECT variant, unit_key AS unit, {dialect.day} AS day, {dialect.fixed('latency_us')} AS latency_us, confidence, "
+    preds = (f"SELECT variant, unit_key AS unit, {dialect.day} AS day, {_fixed(dialect, 'latency_us')} AS latency_us, confidence, "
              "predicted_label, CAST(NULL AS STRING) AS label FROM abkit_pred")
     labels = "SELECT variant, unit_key AS unit, prediction_day AS day, predicted_label, label FROM abkit_lab"
     return preds, labels
 
 
-def _rows_sql(unique: bool, dialect: _Dialect) -> str:
+def _rows_sql(unique: bool, dialect: Dialect) -> str:
     """Per prediction: arm, latency (µs) and day number (the input of the quantiles and the date range)."""
     if not unique:
         return "SELECT variant, latency_us, day FROM abkit_req"
-    return f"SELECT variant, {dialect.fixed('latency_us')} AS latency_us, {dialect.day} AS day FROM abkit_pred"
+    return f"SELECT variant, {_fixed(dialect, 'latency_us')} AS latency_us, {dialect.day} AS day FROM abkit_pred"
 
 
-def _requests_sql(key: str, dialect: _Dialect) -> str:
+def _requests_sql(key: str, dialect: Dialect) -> str:
     """Deduplicated predictions with their first label. Only request ids stored more than once go through
     the (costly) window; the rest pass through an anti-join. Sources are inlined (not shared CTEs) so that
     each reference scans only the columns it needs instead of materializing the log."""
-    k = _str(key)
+    k = sql_string(key)
     cols = _REQ_COLS
     p = f"(SELECT {cols} FROM abkit_pred WHERE experiment = {k})"
     l0 = f"(SELECT request_id, label, labelled_at FROM abkit_lab WHERE experiment = {k})"
@@ -365,7 +167,7 @@ l AS (
     FROM {l0} l2 WHERE request_id IN (SELECT request_id FROM ldup)) lw WHERE rn = 1),
 j AS (SELECT pd.variant, pd.unit_id, pd.ts, pd.predicted_label, pd.confidence, pd.latency_ms, l.label
       FROM pd LEFT JOIN l ON pd.request_id = l.request_id)
-SELECT {_OUT_COLS.format(unit="unit_id", day=dialect.day, latency_us=dialect.fixed("latency_us"))} FROM j"""
+SELECT {_OUT_COLS.format(unit="unit_id", day=dialect.day, latency_us=_fixed(dialect, "latency_us"))} FROM j"""
 
 
 def _variables(metrics: Sequence[Metric], n_quantiles: int) -> list[str]:
@@ -398,32 +200,32 @@ def _sides(metrics: Sequence[Metric], n_quantiles: int, copied: bool) -> list[_S
     variables, terms = _variables(metrics, n_quantiles), _moment_terms(metrics, n_quantiles)
     if not copied:
         return [_Side("abkit_req", variables, terms, True)]
-    if any((a in _LABEL_SIDE) != (b in _LABEL_SIDE) for _, a, b in terms):  # pragma: no cover - METRICS guard
+    if any(_label_side(a) != _label_side(b) for _, a, b in terms):  # pragma: no cover - METRICS guard
         raise MetricError("a metric mixes label and prediction variables; it needs the joined requests")
-    return [_Side("abkit_req", [v for v in variables if v not in _LABEL_SIDE],
-                  [t for t in terms if t[1] not in _LABEL_SIDE], True),
-            _Side("abkit_labels", [v for v in variables if v in _LABEL_SIDE],
-                  [t for t in terms if t[1] in _LABEL_SIDE], False)]
+    return [_Side("abkit_req", [v for v in variables if not _label_side(v)],
+                  [t for t in terms if not _label_side(t[1])], True),
+            _Side("abkit_labels", [v for v in variables if _label_side(v)],
+                  [t for t in terms if _label_side(t[1])], False)]
 
 
-def _user_sums(variables: Sequence[str], thresholds: Sequence[int] | None, dialect: _Dialect) -> str:
+def _user_sums(variables: Sequence[str], thresholds: Sequence[int] | None, dialect: Dialect) -> str:
     """Aggregates of one user's requests in one arm: the metric variables, then ``ind<j>``, the requests at
     or below the arm's latency threshold j (none without one: the arm has no predictions)."""
-    sums = [f"{_USER_SUMS[v].format(whole=dialect.fixed(v) if v in _FIXED else '')} AS {v}"
+    sums = [f"{VARIABLES[v].per_user.format(whole=_fixed(dialect, v) if VARIABLES[v].fixed else '')} AS {v}"
             for v in variables if not v.startswith("ind")]
     sums += [f"COUNT_IF(latency_us <= {int(thresholds[int(v[3:])])}) AS {v}" if thresholds else f"0 AS {v}"
              for v in variables if v.startswith("ind")]
     return ", ".join(sums)
 
 
-def _arm_sql(side: _Side, arm: str, thresholds: Sequence[int] | None, columns: Sequence[str], dialect: _Dialect,
+def _arm_sql(side: _Side, arm: str, thresholds: Sequence[int] | None, columns: Sequence[str], dialect: Dialect,
              daily: bool) -> str:
     """One arm's ``columns`` (``s_<variable>``, ``ss_<term>``, ``new_units``) from one side; the columns of
     the other side are 0. ``daily``: per day, increments of the per-user cumulative sums (a window over each
     user's days), so the daily totals accumulate exactly into the statistics at every cut-off day;
     otherwise one row (day -1) over the whole log."""
     w = dialect.wide
-    where = f"FROM {side.source} WHERE variant = {_str(arm)}"
+    where = f"FROM {side.source} WHERE variant = {sql_string(arm)}"
     if daily:
         def product(a: str, b: str) -> str:
             return f"CAST(c_{a} AS {w}) * CAST(c_{b} AS {w}) - CAST(c_{a} - {a} AS {w}) * CAST(c_{b} - {b} AS {w})"
@@ -440,11 +242,11 @@ def _arm_sql(side: _Side, arm: str, thresholds: Sequence[int] | None, columns: S
     own = {f"s_{v}": f"SUM({v})" for v in side.variables}
     own.update({f"ss_{alias}": f"SUM({product(a, b)})" for alias, a, b in side.terms})
     own["new_units"] = units if side.counts_users else "0"
-    return (f"SELECT {_str(arm)} AS variant, {day} AS day, "
+    return (f"SELECT {sql_string(arm)} AS variant, {day} AS day, "
             f"{', '.join(f'{own.get(c, 0)} AS {c}' for c in columns)} FROM {source}")
 
 
-def _stats_sql(metrics: Sequence[Metric], dialect: _Dialect, arm: str, thresholds: Sequence[int] | None,
+def _stats_sql(metrics: Sequence[Metric], dialect: Dialect, arm: str, thresholds: Sequence[int] | None,
                n_q: int, copied: bool, daily: bool) -> str:
     """Per (arm, day) rows of ``_columns`` for one arm, one aggregation per side, with the arm's ``n_q``
     latency thresholds (µs) as constants (None: the arm has no predictions); on a clustered log the engine
@@ -464,7 +266,7 @@ def collect(
     experiment: str,
     variants: Sequence[str],
     *,
-    metrics: Sequence[str] = tuple(METRICS),
+    metrics: Sequence[str] | None = None,
     quantiles: Sequence[float] = QUANTILES,
     alpha: float = 0.05,
     engine: str = "duckdb",
@@ -481,16 +283,16 @@ def collect(
     root = Path(log_root)
     if engine not in ENGINES:
         raise MetricError(f"engine={engine!r} is unknown; use one of {ENGINES}")
-    specs = [check_metric(m) for m in metrics]
+    specs = [check_metric(m) for m in (metric_names() if metrics is None else metrics)]
     a = check_alpha(alpha)
     for p in quantiles:
         if not 0.0 < p < 1.0:
             raise MetricError(f"quantile {p!r} must lie strictly between 0 and 1, e.g. 0.95")
-    if not globmod.glob(str(root / "predictions" / "**" / "*.parquet"), recursive=True):
+    if not has_predictions(root):
         raise MetricError(f"no prediction files under {root / 'predictions'}; check log_root (the PredictionLog root)")
     names = list(variants)
     probs = list(quantiles)
-    src = _source(root, experiment)
+    src = log_source(root, experiment)
     job = functools.partial(_arm_pass, specs=specs, probs=probs, copied=src.copied, daily=daily)
     duplicates = 0
     if engine == "duckdb" and con is None and src.unique and len(names) > 1:
@@ -499,14 +301,14 @@ def collect(
             done = _in_parallel(job, src, experiment, names)
             found = variants_in_log.result()
     else:
-        eng = _prepared(_DuckDB(src, con) if engine == "duckdb"
-                        else _Spark(src, spark if spark is not None else spark_session()), src, experiment)
+        eng = _prepared(DuckDBEngine(src, con) if engine == "duckdb"
+                        else SparkEngine(src, spark if spark is not None else spark_session()), src, experiment)
         try:
             done = [job(eng, v) for v in names]
             found = _variants(src, experiment, eng)
             if not src.unique:
                 raw, kept, lo, hi, n_days = eng.sql(
-                    f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {_str(experiment)}), "
+                    f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {sql_string(experiment)}), "
                     "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
                 duplicates, first, last = int(raw) - int(kept), _iso_day(lo), _iso_day(hi)
         finally:
@@ -524,7 +326,10 @@ def collect(
     return dataclasses.replace(st, quantiles=qs)
 
 
-def _prepared(eng: _E, src: _Source, experiment: str) -> _E:
+_E = TypeVar("_E", bound=Engine)
+
+
+def _prepared(eng: _E, src: LogSource, experiment: str) -> _E:
     """``eng`` with the requests (``abkit_req``), the labels with their copy (``abkit_labels``, when copied)
     and the per-prediction rows (``abkit_rows``) of ``src`` registered; materialized when they must be
     deduplicated."""
@@ -540,7 +345,7 @@ def _prepared(eng: _E, src: _Source, experiment: str) -> _E:
     return eng
 
 
-def _arm_pass(eng: _Engine, arm: str, *, specs: list[Metric], probs: list[float], copied: bool,
+def _arm_pass(eng: Engine, arm: str, *, specs: list[Metric], probs: list[float], copied: bool,
               daily: bool) -> tuple[_Histogram | None, list[tuple[Any, ...]]]:
     """One arm on its own: its latency histogram, then its statistics rows, counting requests against its own
     quantile thresholds (latencies are whole µs: "at or below q̂" is "at or below floor(q̂)")."""
@@ -549,7 +354,7 @@ def _arm_pass(eng: _Engine, arm: str, *, specs: list[Metric], probs: list[float]
     return hist, eng.sql(_stats_sql(specs, eng.dialect, arm, thresholds, len(probs), copied, daily))
 
 
-def _in_parallel(job: Any, src: _Source, experiment: str, arms: list[str]) -> list[Any]:
+def _in_parallel(job: Any, src: LogSource, experiment: str, arms: list[str]) -> list[Any]:
     """``job(engine, arm)`` for every arm, the arms spread over one DuckDB connection per core. The arms
     are independent (and, in a clustered log, each its own row groups): single-threaded aggregations side
     by side waste less than one multi-threaded query after another."""
@@ -561,11 +366,11 @@ def _in_parallel(job: Any, src: _Source, experiment: str, arms: list[str]) -> li
         config["memory_limit"] = f"{int(0.8 * ram / workers)}B"
 
     def run(share: list[str]) -> list[Any]:
-        eng = _prepared(_DuckDB(src, config=config), src, experiment)
+        eng = _prepared(DuckDBEngine(src, config=config), src, experiment)
         try:
             return [job(eng, arm) for arm in share]
         finally:
-            eng.con.close()
+            eng.close()
 
     shares = [arms[w::workers] for w in range(workers)]
     with ThreadPoolExecutor(workers) as pool:
@@ -574,19 +379,18 @@ def _in_parallel(job: Any, src: _Source, experiment: str, arms: list[str]) -> li
     return [by_arm[arm] for arm in arms]
 
 
-def _variants(src: _Source, experiment: str, eng: _Engine | None = None) -> set[str]:
+def _variants(src: LogSource, experiment: str, eng: Engine | None = None) -> set[str]:
     """The variants in the log: for a unique source of clustered files from the row-group statistics (each
     row group holds one arm), else queried (on ``eng`` or a new engine)."""
-    if src.unique:
-        stats = [s for f in globmod.glob(str(src.predictions / "*" / "*.parquet")) for s in _row_group_stats(f, "variant")]
-        if all(s is not None and s.has_min_max and s.min == s.max for s in stats):
-            return {str(s.min) for s in stats}
-    own = _prepared(_DuckDB(src), src, experiment) if eng is None else eng
+    known = src.variants()
+    if known is not None:
+        return known
+    own = _prepared(DuckDBEngine(src), src, experiment) if eng is None else eng
     try:
         return {str(r[0]) for r in own.sql("SELECT DISTINCT variant FROM abkit_rows")}
     finally:
         if eng is None:
-            own.con.close()
+            own.close()
 
 
 def _iso_day(number: int | None) -> str | None:
@@ -609,8 +413,8 @@ def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metr
         if r[0] in arm_ix:
             inc[:, day_ix[int(r[1])], arm_ix[r[0]]] += [0.0 if x is None else float(x) for x in r[2:]]
     cum = np.cumsum(inc, axis=1)
-    scale = {f"s_{v}": _SCALE.get(v, 1.0) for v in variables}
-    scale.update({f"ss_{alias}": _SCALE.get(a, 1.0) * _SCALE.get(b, 1.0) for alias, a, b in terms})
+    scale = {f"s_{v}": _scale(v) for v in variables}
+    scale.update({f"ss_{alias}": _scale(a) * _scale(b) for alias, a, b in terms})
     col = {k: c / scale.get(k, 1.0) for k, c in zip(names, cum)}
 
     def stats_of(num: str, den: str, sl: Any) -> ArmStats:
@@ -637,9 +441,9 @@ class _Histogram(NamedTuple):
     cumulative: np.ndarray
 
 
-def _latency_histogram(eng: _Engine, arm: str) -> _Histogram | None:
+def _latency_histogram(eng: Engine, arm: str) -> _Histogram | None:
     """The arm's exact histogram of latency in µs (None for an empty arm): one pass gives every quantile."""
-    cols = eng.arrays(f"SELECT latency_us, COUNT(*) AS n FROM abkit_rows WHERE variant = {_str(arm)} GROUP BY latency_us")
+    cols = eng.arrays(f"SELECT latency_us, COUNT(*) AS n FROM abkit_rows WHERE variant = {sql_string(arm)} GROUP BY latency_us")
     value, count = np.asarray(cols["latency_us"], dtype=np.int64), np.asarray(cols["n"], dtype=np.int64)
     if not len(value):
         return None
