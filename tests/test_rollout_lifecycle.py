@@ -119,3 +119,62 @@ def test_the_story_promotes_then_rolls_back_a_degraded_champion(tmp_path: Path) 
     ax = timeline_plot(r)
     labels = [t.get_text() for t in ax.texts]
     assert "promote v2" in labels and "rollback v1" in labels and "start v2" in labels
+
+
+def test_shadow_stage_pairs_the_same_requests_and_gates_the_canary(tmp_path: Path) -> None:
+    from scipy import stats as sps
+
+    from abkit.log import PredictionLog
+    from abkit.rollout.shadow import paired_evidence, shadow_keys
+
+    policy = RolloutPolicy(shadow=True, stages=(0.1, 0.25, 0.5, 1.0), min_units=300, primary_margin=0.02,
+                           stage_deadline_days=6, guardrails=({"metric": "latency_ms", "statistic": "p95", "margin": 10},))
+    worse = ModelBehaviour("v3", {"electronics": 0.84, "restaurants": 0.66}, 20.0)
+    cfg = LifecycleConfig(champion=V1, candidates=(worse,), start_with_challenger=True, shift_day=None, days=3,
+                          users_per_day=1500, n_users=6000, key="sh")
+    r = run_lifecycle(cfg, policy, tmp_path / "run", seed=5)
+    first = r.decisions[0]
+    assert (first.phase, first.action) == ("shadow", "abort")  # the paired test catches it before any user sees it
+    assert {g.name: g.status for g in first.gate_results}["primary accuracy (paired)"] == "fail"
+    assert all(t["version"] == "v1" for t in r.traffic)  # shadow serves nothing
+    # the log holds both predictions of every mirrored request; the paired numbers match a direct computation
+    log = PredictionLog(tmp_path / "run" / "log")
+    ref_key, tested_key = shadow_keys("sh-1-shadow")
+    ref = log.read_predictions(ref_key).to_pandas()
+    tested = log.read_predictions(tested_key).to_pandas()
+    assert len(ref) == len(tested) and set(ref.request_id) == set(tested.request_id)
+    labels = log.read_labels(ref_key).to_pandas()[["request_id", "label"]]
+    every = ref.merge(tested, on="request_id", suffixes=("_r", "_t"))
+    pairs = every.merge(labels, on="request_id")
+    cr, ct = pairs.predicted_label_r == pairs.label, pairs.predicted_label_t == pairs.label
+    b, c = int((cr & ~ct).sum()), int((~cr & ct).sum())
+    ev = paired_evidence(tmp_path / "run" / "log", "sh-1-shadow", first.time, policy)
+    acc = ev.find("accuracy")
+    assert acc.estimate == pytest.approx((ct.astype(int) - cr.astype(int)).mean(), rel=1e-12)
+    assert acc.p_value == pytest.approx(sps.binomtest(min(b, c), b + c, 0.5).pvalue, rel=1e-9)
+    assert ev.units["tested"] == pairs.unit_id_r.nunique()
+    lat = ev.find("latency_ms")
+    assert lat.estimate == pytest.approx((every.latency_ms_t - every.latency_ms_r).mean(), rel=1e-9)
+    assert ev.find("latency_ms", "p95").control_mean == pytest.approx(np.quantile(every.latency_ms_r, 0.95), rel=1e-9)
+
+
+def test_a_ramp_phase_is_an_experiment_with_its_own_ranges_and_weights() -> None:
+    from abkit.experiment import Experiment, ExperimentError, Variant
+
+    ids = [f"user-{i}" for i in range(5000)]
+    phases = [Experiment.ramp_phase(f"canary-{k}", "v1", "v2", s, 0.5, seed="rollout") for k, s in
+              enumerate((0.1, 0.25, 0.5))]
+    assert [p.weights.tolist() for p in phases] == [[0.5, 0.5]] * 3
+    arms = [p.assign(ids) for p in phases]
+    assert np.array_equal(arms[0], assign_many(ids, seed="rollout", ranges=ramp_ranges(0.1, 0.5)))
+    assert all(np.array_equal(b[a >= 0], a[a >= 0]) for a, b in itertools.pairwise(arms))
+    wide = Experiment.ramp_phase("canary-w", "v1", "v2", 0.75, 0.75, seed="rollout")
+    assert wide.weights.tolist() == pytest.approx([0.25, 0.75])  # a phase's own weights, checked by SRM
+    assert Experiment.from_dict(json.loads(json.dumps(wide.to_dict()))) == wide
+    assert "bucket_ranges" not in Experiment(key="x", variants=phases[0].variants).to_dict()  # old JSON unchanged
+    with pytest.raises(ExperimentError, match="must not overlap"):
+        Experiment(key="x", variants=(Variant("a", 0.5), Variant("b", 0.5)), bucket_ranges=((0.0, 0.5), (0.4, 0.9)))
+    with pytest.raises(ExperimentError, match="ranges' shares"):
+        Experiment(key="x", variants=(Variant("a", 0.5), Variant("b", 0.5)), bucket_ranges=((0.0, 0.1), (0.5, 0.9)))
+    with pytest.raises(ExperimentError, match="one per variant"):
+        Experiment(key="x", variants=(Variant("a", 0.5), Variant("b", 0.5)), bucket_ranges=((0.0, 0.5),))

@@ -112,6 +112,8 @@ class LogStats:
     moments: dict[str, Moments] = dataclasses.field(default_factory=dict)  # metric -> Moments over arms
     #   for metrics that are smooth functions of several ratios (macro-F1)
     confusion: tuple[tuple[str, str, str, int], ...] = ()  # (variant, label, predicted_label, count) of labelled requests
+    invalid_predictions: int = 0  # rows another tool wrote that the analysis cannot use, skipped
+    invalid_labels: int = 0  # label rows skipped for the same reason
 
 
 _REQ_COLS = "variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
@@ -301,7 +303,7 @@ def collect(
     names = list(variants)
     probs = list(quantiles)
     src = log_source(root, experiment)
-    duplicates = 0
+    duplicates = invalid_predictions = invalid_labels = 0
     confusion: list[tuple[str, str, str, int]] = []
     if engine == "duckdb" and con is None and src.unique and len(names) > 1:
         if positive_label or class_metrics:
@@ -327,6 +329,7 @@ def collect(
                     f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {sql_string(experiment)}), "
                     "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
                 duplicates, first, last = int(raw) - int(kept), _iso_day(lo), _iso_day(hi)
+                invalid_predictions, invalid_labels = eng.invalid_rows()
         finally:
             for name in ("abkit_rows", "abkit_labels", "abkit_req"):
                 eng.drop(name)
@@ -338,6 +341,7 @@ def collect(
     moments = {name: macro_moments(st.stats, pairs) for name, pairs in macros.items()}
     keep = {m.name for m in specs}
     st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days), moments=moments,
+                             invalid_predictions=invalid_predictions, invalid_labels=invalid_labels,
                              stats={k: v for k, v in st.stats.items() if k in keep},
                              daily={k: v for k, v in st.daily.items() if k in keep},
                              confusion=tuple(r for r in confusion if r[0] in set(names)))

@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from abkit.assign import hash_many, ramp_ranges
 from abkit.registry import ModelRegistry
 from abkit.rollout.evidence import gather
 from abkit.rollout.loop import Rollout
@@ -118,16 +117,6 @@ def _ts(cfg: LifecycleConfig, day: int, secs: np.ndarray) -> list[dt.datetime]:
     return [base + dt.timedelta(seconds=float(s)) for s in secs]
 
 
-def _experiment(key: str, names: tuple[str, str], weights: tuple[float, float], cfg: LifecycleConfig, day: int) -> Any:
-    from abkit.experiment import Experiment, Variant
-
-    total = weights[0] + weights[1]
-    w0 = round(weights[0] / total, 6)
-    start = (dt.date.fromisoformat(cfg.start) + dt.timedelta(days=day)).isoformat()
-    return Experiment(key=key, variants=(Variant(names[0], w0), Variant(names[1], round(1.0 - w0, 6))),
-                      seed=cfg.key, start=start, duration_days=max(cfg.days - day, 1))
-
-
 def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path, *, seed: int,
                   replace: bool = False) -> LifecycleResult:
     """Simulate ``cfg.days`` days; returns every decision and the traffic timeline.
@@ -174,13 +163,8 @@ def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path,
     for day in range(cfg.days):
         state = rollout.state()
         req = world.requests(day)
-        arm, served, phase, names, weights = _route(state, req["unit_id"], policy, cfg, max_share, phases, day)
-        correct = np.zeros(req["unit_id"].size, dtype=bool)
-        latency = np.zeros(req["unit_id"].size)
-        for version in np.unique(served):
-            m = served == version
-            correct[m] = req["u"][m] < models[version].accuracy_at(req["domain"][m], day)
-            latency[m] = models[version].latency_ms * np.exp(0.3 * req["lat"][m])
+        arm, served, phase = _route(state, req["unit_id"], policy, cfg, max_share, phases, day)
+        correct, latency = _predict(models, served, req, day)
         predicted = np.where(correct, req["label"], 1 - req["label"])
         ts = _ts(cfg, day, req["secs"])
         for version in np.unique(served):
@@ -190,12 +174,14 @@ def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path,
         monitor.add(state.champion, day, served == state.champion, correct, req["labelled"])
         in_test = arm >= 0
         if phase is not None and in_test.any():
-            _write(log, phase.key, names, arm, in_test, req, predicted, latency, ts, served, day)
+            key = phase.experiment.key
+            _write(log, key, phase.experiment.variant_names, arm, in_test, req, predicted, latency, ts, served, day, key)
         now = t0 + dt.timedelta(days=day + 1)
-        if phase is not None:
-            exp = _experiment(phase.key, names, weights, cfg, phase.start_day)
+        if state.phase == "shadow":
+            ev = _shadow_step(log, models, state, req, predicted, latency, ts, served, day, cfg, policy, phases, now)
+        elif phase is not None:
             watched = monitor.alarms(state.champion, day) if state.phase == "watch" else ()
-            ev = gather(log.root, exp, now, policy, alarms=watched)
+            ev = gather(log.root, phase.experiment, now, policy, alarms=watched)
         else:
             ev = Evidence(now, champion_alarms=monitor.alarms(state.champion, day))
         decision = rollout.step(ev)
@@ -209,50 +195,85 @@ def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path,
 
 
 class _Phase(NamedTuple):
-    key: str  # the phase's experiment key in the log
+    experiment: Any  # the phase's Experiment (its own key in the log, ranges and weights)
     start_day: int
 
 
 def _route(state: RolloutState, users: np.ndarray, policy: RolloutPolicy, cfg: LifecycleConfig, max_share: float,
-           phases: dict[tuple[Any, ...], _Phase], day: int
-           ) -> tuple[np.ndarray, np.ndarray, _Phase | None, tuple[str, str], tuple[float, float]]:
-    """Arm per request (-1 = outside the test), the version serving it, the phase, its arm names and weights."""
-    h = hash_many(cfg.key, users)
-    arm = np.full(users.size, -1)
+           phases: dict[tuple[Any, ...], _Phase], day: int) -> tuple[np.ndarray, np.ndarray, _Phase | None]:
+    """Arm per request (-1 = outside the test), the version serving it, and the phase (None: no split)."""
+    from abkit.experiment import Experiment, Variant
+
     served = np.full(users.size, state.champion, dtype=object)
-    names: tuple[Any, Any]
-    ident: tuple[Any, ...]
-    if state.phase == "canary":
-        ranges = ramp_ranges(policy.canary_shares[state.stage], max_share)
-        names = (state.champion, state.challenger)
-        ident = ("canary", state.champion, state.challenger, state.stage, state.since)
-    elif state.phase == "watch":
-        ranges = [(0.0, policy.watch_share), (policy.watch_share, 1.0)]
-        names = (state.previous_champion, state.champion)
-        ident = ("watch", state.champion, state.since)
-    else:
-        return arm, served, None, ("", ""), (0.0, 0.0)
-    for i, (lo, hi) in enumerate(ranges):
-        arm[(h >= lo) & (h < hi)] = i
-    served[arm == 0] = names[0]
-    served[arm == 1] = names[1]
+    if state.phase not in ("canary", "watch"):
+        return np.full(users.size, -1), served, None
+    ident = (state.phase, state.champion, state.challenger, state.stage, state.since)
     if ident not in phases:
-        suffix = f"canary{state.stage}" if state.phase == "canary" else "watch"
-        phases[ident] = _Phase(f"{cfg.key}-{len(phases) + 1}-{suffix}", day)
-    weights = (ranges[0][1] - ranges[0][0], ranges[1][1] - ranges[1][0])
-    return arm, served, phases[ident], (str(names[0]), str(names[1])), weights
+        key = f"{cfg.key}-{len(phases) + 1}-" + (f"canary{state.stage}" if state.phase == "canary" else "watch")
+        start = (dt.date.fromisoformat(cfg.start) + dt.timedelta(days=day)).isoformat()
+        common: dict[str, Any] = {"seed": cfg.key, "start": start, "duration_days": max(cfg.days - day, 1)}
+        if state.phase == "canary":
+            exp = Experiment.ramp_phase(key, state.champion, str(state.challenger),
+                                        policy.canary_shares[state.stage], max_share, **common)
+        else:  # the previous champion keeps a holdback at the bottom of the hash range
+            w = policy.watch_share
+            exp = Experiment(key=key, variants=(Variant(str(state.previous_champion), w), Variant(state.champion, 1 - w)),
+                             bucket_ranges=((0.0, w), (w, 1.0)), **common)
+        phases[ident] = _Phase(exp, day)
+    exp = phases[ident].experiment
+    arm = exp.assign(users)
+    for i, name in enumerate(exp.variant_names):
+        served[arm == i] = name
+    return arm, served, phases[ident]
 
 
-def _write(log: Any, key: str, names: tuple[str, str], arm: np.ndarray, mask: np.ndarray, req: Mapping[str, np.ndarray],
-           predicted: np.ndarray, latency: np.ndarray, ts: Sequence[dt.datetime], served: np.ndarray, day: int) -> None:
+def _predict(models: Mapping[str, ModelBehaviour], served: np.ndarray, req: Mapping[str, np.ndarray],
+             day: int) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated correctness and latency of each request from the model that answers it. The same uniform
+    draw decides every model's correctness on a request, so two models' errors are positively correlated."""
+    correct = np.zeros(served.size, dtype=bool)
+    latency = np.zeros(served.size)
+    for version in np.unique(served):
+        m = served == version
+        correct[m] = req["u"][m] < models[version].accuracy_at(req["domain"][m], day)
+        latency[m] = models[version].latency_ms * np.exp(0.3 * req["lat"][m])
+    return correct, latency
+
+
+def _shadow_step(log: Any, models: Mapping[str, ModelBehaviour], state: RolloutState, req: Mapping[str, np.ndarray],
+                 predicted: np.ndarray, latency: np.ndarray, ts: Sequence[dt.datetime], served: np.ndarray, day: int,
+                 cfg: LifecycleConfig, policy: RolloutPolicy, phases: dict[tuple[Any, ...], _Phase],
+                 now: dt.datetime) -> Evidence:
+    """Mirror every request to the challenger, log both predictions under the shadow keys, pair them."""
+    from abkit.rollout.shadow import paired_evidence, shadow_keys
+
+    ident = ("shadow", state.champion, state.challenger, state.stage, state.since)
+    if ident not in phases:
+        phases[ident] = _Phase(f"{cfg.key}-{len(phases) + 1}-shadow", day)
+    base = phases[ident].experiment  # the shadow phase's key (its two log keys derive from it)
+    mirrored = np.full(served.size, state.challenger, dtype=object)
+    correct_t, latency_t = _predict(models, mirrored, req, day)
+    predicted_t = np.where(correct_t, req["label"], 1 - req["label"])
+    ref_key, tested_key = shadow_keys(base)
+    everyone = np.ones(served.size, dtype=bool)
+    zero = np.zeros(served.size, dtype=int)
+    _write(log, ref_key, [state.champion], zero, everyone, req, predicted, latency, ts, served, day, base)
+    _write(log, tested_key, [str(state.challenger)], zero, everyone, req, predicted_t, latency_t, ts, mirrored, day, base)
+    return paired_evidence(log.root, base, now, policy)
+
+
+def _write(log: Any, key: str, names: Sequence[str], arm: np.ndarray, mask: np.ndarray, req: Mapping[str, np.ndarray],
+           predicted: np.ndarray, latency: np.ndarray, ts: Sequence[dt.datetime], served: np.ndarray, day: int,
+           rid: str) -> None:
+    """Predictions of the requests in ``mask`` under ``key`` (request ids ``<rid>-<day>-<i>``) and their labels."""
     idx = np.flatnonzero(mask)
-    rows = [{"variant": names[arm[i]], "unit_id": str(req["unit_id"][i]), "request_id": f"{key}-{day}-{i}",
+    rows = [{"variant": names[arm[i]], "unit_id": str(req["unit_id"][i]), "request_id": f"{rid}-{day}-{i}",
              "text": req["domain"][i], "predicted_label": _LABELS[predicted[i]], "confidence": float(req["conf"][i]),
              "latency_ms": float(latency[i]), "model_name": "simulated", "model_version": str(served[i]),
              "ts": ts[i]} for i in idx.tolist()]
     with log.writer(key, list(names)) as w:
         w.append(rows)
-    labels = [{"experiment": key, "request_id": f"{key}-{day}-{i}", "label": _LABELS[req["label"][i]],
+    labels = [{"experiment": key, "request_id": f"{rid}-{day}-{i}", "label": _LABELS[req["label"][i]],
                "labelled_at": ts[i] + dt.timedelta(minutes=5)} for i in idx.tolist() if req["labelled"][i]]
     if labels:
         log.append_labels(labels)
