@@ -203,7 +203,7 @@ _DECISION = {
 _STATUS_WORD = {"good": "better", "bad": "worse", "inconclusive": "inconclusive", "info": "informational",
                 "pending": "pending"}
 
-_E_NUMBER = re.compile(r"(p = )?([+-]?\d+(?:\.\d+)?[eE][+-]?\d+)")
+_E_NUMBER = re.compile(r"(p = )?(?<![0-9A-Za-z.])([+-]?\d+(?:\.\d+)?[eE][+-]?\d+)(?![0-9A-Za-z])")
 
 
 def plain_text(text: str) -> str:

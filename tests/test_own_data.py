@@ -156,7 +156,8 @@ def test_headerless_tsv_and_user_model_run_end_to_end(mail_run):
     assert sum(analysis["counts"]["users"]) > 150
 
 
-_REPR = re.compile(r"\d(?:\.\d+)?[eE][+-]?\d|\bNaN\b|\bnan\b|\bNone\b|\{'|\['|array\(|<(?:Figure|Axes|matplotlib)|"
+# numbers like 1.09e+04 or 7e-144 (not hex ids such as a commit "57e28ed"), NaN, None and Python reprs
+_REPR = re.compile(r"(?<![0-9A-Za-z])\d+(?:\.\d+)?[eE][+-]?\d+(?![0-9A-Za-z])|\bNaN\b|\bnan\b|\bNone\b|\{'|\['|array\(|<(?:Figure|Axes|matplotlib)|"
                    r"\b(?:ResultTable|Scorecard|DataFrame|Recommendation)\(|<IPython")
 
 
@@ -177,7 +178,7 @@ def _layout(browser, path: Path, width: int = 1280) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("notebook", ["00_setup", "20_analyze"])
+@pytest.mark.parametrize("notebook", ["00_setup", "10_simulate", "20_analyze"])
 def test_stakeholder_reports_read_well_in_a_browser(browser, mail_run, notebook):
     path = mail_run / f"{notebook}.stakeholder.html"
     page = _layout(browser, path)
