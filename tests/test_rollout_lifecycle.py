@@ -180,3 +180,18 @@ def test_a_ramp_phase_is_an_experiment_with_its_own_ranges_and_weights() -> None
         Experiment(key="x", variants=(Variant("a", 0.5), Variant("b", 0.5)), bucket_ranges=((0.0, 0.1), (0.5, 0.9)))
     with pytest.raises(ExperimentError, match="one per variant"):
         Experiment(key="x", variants=(Variant("a", 0.5), Variant("b", 0.5)), bucket_ranges=((0.0, 0.5),))
+
+
+def test_harm_right_after_promotion_is_caught_by_the_holdback_comparison(tmp_path: Path) -> None:
+    # v2 is better, then loses 25 points the day after its promotion: the monitor has no clean reference
+    # yet, so it is the always-valid comparison with v1's 10 % holdback that rolls it back
+    regressing = ModelBehaviour("v2", {"electronics": 0.95}, 21.0, regression_day=5, regression_drop=0.25)
+    cfg = LifecycleConfig(champion=V1, candidates=(regressing,), start_with_challenger=True, shift_day=None, days=8,
+                          users_per_day=3000, n_users=12_000, key="rg")
+    r = run_lifecycle(cfg, POLICY, tmp_path / "run", seed=3)
+    acts = r.actions()
+    assert acts.index("promote") < acts.index("rollback")
+    rollback = r.decisions[acts.index("rollback")]
+    assert rollback.phase == "watch" and rollback.reasons[0].startswith("after promotion: accuracy difference")
+    assert {g.name: g.status for g in rollback.gate_results}["primary accuracy no harm after promotion"] == "fail"
+    assert r.aliases == {"champion": "v1"}
