@@ -12,10 +12,12 @@ of false alarms is then at most H / windows_between_false_alarms.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -186,6 +188,22 @@ def _default_encoder() -> Encoder:
     return _shared_encoder(str(minilm_path()), 128, 64).encode
 
 
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread: on a shared, busy machine two threads wait on each other (measured 3x
+    slower than one under load); on an idle one a single thread costs ~1.5x. Restores the setting after."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class _Embeddings:
     """Embeds each distinct text once (MiniLM is the slow part of a pass)."""
 
@@ -195,7 +213,9 @@ class _Embeddings:
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         todo = sorted({t for t in texts if t not in self.cache})
         if todo:
-            for t, e in zip(todo, self.encoder(todo)):
+            with _one_torch_thread():
+                vectors = self.encoder(todo)
+            for t, e in zip(todo, vectors):
                 self.cache[t] = e
         return np.array([self.cache[t] for t in texts]) if len(texts) else np.empty((0, 0), np.float32)
 
