@@ -42,7 +42,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes; never fails on targets")
     args = parser.parse_args()
-    from abkit.drift import KSDrift, LabelDistributionDrift, MMDDrift, MonitorConfig, PSIDrift, monitor_frame
+    from abkit.drift import (
+        KSDrift,
+        LabelDistributionDrift,
+        MMDDrift,
+        MonitorConfig,
+        PSIDrift,
+        monitor_frame,
+    )
     from abkit.drift._distributions import bin_edges, binned_counts, js_distance
 
     n, n_emb = (100_000, 1_000) if args.quick else (1_000_000, 10_000)
@@ -69,8 +76,9 @@ def main() -> int:
                                             repeats=2), 3)
     figures["mmd_memory_note"] = "random Fourier features: (n + m) x 256 float32 features, no n x n kernel matrix"
 
-    from abkit.models import MiniLMEncoder, minilm_path
     from test_drift_monitor import START, make_frame
+
+    from abkit.models import MiniLMEncoder, minilm_path
 
     encoder = MiniLMEncoder(minilm_path())
     frame = make_frame(days=14, per_day=400 if args.quick else 2500, drift_day=7, seed=1)

@@ -14,11 +14,28 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from abkit.drift import (
-    Alarm, BernoulliCUSUM, DomainClassifierDrift, DriftError, EstimatedAccuracyDrift, KSDrift,
-    LabelDistributionDrift, MMDDrift, OOVDrift, PSIDrift, TextLengthDrift, WassersteinDrift,
+    Alarm,
+    BernoulliCUSUM,
+    DomainClassifierDrift,
+    DriftError,
+    EstimatedAccuracyDrift,
+    KSDrift,
+    LabelDistributionDrift,
+    MMDDrift,
+    OOVDrift,
+    PSIDrift,
+    TextLengthDrift,
+    WassersteinDrift,
 )
 from abkit.drift._distributions import (
-    bin_edges, binned_counts, category_counts, chi2_goodness_of_fit, chi2_two_sample, js_distance, psi, shares,
+    bin_edges,
+    binned_counts,
+    category_counts,
+    chi2_goodness_of_fit,
+    chi2_two_sample,
+    js_distance,
+    psi,
+    shares,
 )
 from abkit.drift.estimated_accuracy import expected_accuracy
 from abkit.drift.mmd import sigma_median

@@ -25,7 +25,8 @@ def binned_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.bincount(idx, minlength=len(edges) + 1).astype(float)
 
 
-def category_counts(reference: Sequence[object], current: Sequence[object]) -> tuple[list[str], np.ndarray, np.ndarray]:
+def category_counts(reference: Sequence[object] | np.ndarray, current: Sequence[object] | np.ndarray
+                    ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Categories of reference ∪ current and the counts of each side (hash-based, a million values in well
     under a second). Categories are named by their text; values with the same text (1 and "1") are merged."""
     import pandas as pd
