@@ -3,21 +3,26 @@
 Metrics, drift and rollout compute their statistics *inside* the engine that holds the log and take home only
 small results. They do it through this interface:
 
-1. ``source = abkit.log.layout.log_source(root, experiment)`` says what to read (the folders, and whether
-   every file is unique so that no deduplication is needed, see ``abkit.log.layout.LogSource``);
+1. ``source = abkit.log.layout.log_source(root, experiment)`` says what to read: the experiment's compacted
+   files and its appended files (``abkit.log.layout.LogSource``; ``source.unique`` when nothing needs
+   deduplicating);
 2. ``eng = open_engine(source, "duckdb")`` (or ``"spark", spark=session``) registers the log as views:
 
-   - ``abkit_pred_once``: the experiment's predictions, each request id once (``PREDICTION_SCHEMA``
-     columns without ``text``, plus ``unit_key``/``request_key`` on a unique source) — **use this one**;
+   - ``abkit_pred_once``: the experiment's predictions, each request id once (the ``PREDICTION_SCHEMA``
+     columns, plus ``unit_key``/``request_key`` on a unique source) — **use this one**;
    - ``abkit_lab_once``: the experiment's labels, each request id once (``experiment, request_id, label,
      labelled_at``);
-   - ``abkit_pred`` / ``abkit_lab``: the raw rows of the source's files (every experiment unless the source
-     is unique, duplicates possible): for reductions that deduplicate themselves, like ``abkit.metrics``;
+   - ``abkit_pred`` / ``abkit_lab``: every stored row of the experiment (copies included), for reductions
+     that deduplicate themselves, like ``abkit.metrics``; on a source that is not unique also the compacted
+     (``abkit_pred_c``), appended (``abkit_pred_d``) and counted appended rows (``abkit_pred_new``), and the
+     same for labels;
 
 3. ``eng.sql(q)`` (rows as tuples), ``eng.arrays(q)`` (one numpy array per column) or ``eng.arrow(q)`` (an
    Arrow table) run a reduction written in the common subset of DuckDB and Spark SQL; ``eng.dialect`` gives
    the few expressions that differ (exact wide integers, day numbers, rounding, hashing);
    ``eng.view``/``eng.materialize``/``eng.drop`` name intermediate results; ``eng.close()`` ends it.
+
+Views are lazy: a query reads only the columns and row groups it needs.
 
 >>> import tempfile, datetime as dt
 >>> from abkit.log import PredictionLog
