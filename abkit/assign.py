@@ -56,6 +56,7 @@ __all__ = [
     "in_namespace_many",
     "is_filtered_out",
     "is_filtered_out_many",
+    "ramp_ranges",
 ]
 
 FNV_OFFSET = 0x811C9DC5
@@ -166,6 +167,30 @@ def bucket_ranges(n_variants: int, coverage: float = 1.0, weights: Sequence[floa
         cumulative += float(w)
         ranges.append((start, start + coverage * float(w)))
     return ranges
+
+
+def ramp_ranges(share: float, max_share: float) -> list[Range]:
+    """Nested ``[control, challenger]`` ranges for a canary stage that gives the challenger ``share``.
+
+    The challenger holds ``[0, share)`` and the measured control an equal slice, as far as room allows,
+    starting at ``max_share`` (the largest share of the ramp): ``[max_share, max_share + min(share,
+    1 - max_share))``. Both ranges only grow as ``share`` grows, so raising the
+    share moves no user who already saw a variant; users outside both keep the champion outside the test.
+    With several stages the within-test weights change (10/10, 25/25, 25/50 ... of traffic), and each
+    stage's sample ratio is checked against its own weights.
+
+    >>> ramp_ranges(0.1, 0.5), ramp_ranges(0.5, 0.5)
+    ([(0.5, 0.6), (0.0, 0.1)], [(0.5, 1.0), (0.0, 0.5)])
+    >>> ramp_ranges(0.25, 0.75), ramp_ranges(0.75, 0.75)
+    ([(0.75, 1.0), (0.0, 0.25)], [(0.75, 1.0), (0.0, 0.75)])
+    """
+    share, max_share = float(share), float(max_share)
+    if not 0.0 < share <= max_share < 1.0:
+        raise AssignError(
+            f"ramp share={share!r} and max_share={max_share!r} need 0 < share <= max_share < 1 "
+            "(a share of 1 leaves no control: that step is the switch itself)"
+        )
+    return [(max_share, max_share + min(share, 1.0 - max_share)), (0.0, share)]
 
 
 def choose_variation(n: float | None, ranges: Sequence[Range]) -> int:

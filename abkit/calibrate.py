@@ -17,17 +17,20 @@ import dataclasses
 import datetime as dt
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from abkit.errors import AbkitError
-from abkit.stats.aggregates import ArmStats
-from abkit.stats.config import check_alpha
+from abkit.stats.aggregates import ArmStats, Moments
+from abkit.stats.config import check_alpha, resolve
 from abkit.stats.frequentist import ttest
 from abkit.stats.sequential import confidence_sequence
+
+
+SPARSE_LABELS = (3, 10, 30)  # labelled users per arm in the sparse-label calibration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +79,22 @@ def _assign(seed: str, sims: range, ids: np.ndarray) -> np.ndarray:
     return np.stack([assign_many(ids, seed=f"{seed}-{s}", ranges=ranges) for s in sims])
 
 
+def _labelled_users(rng: np.random.Generator, arm: np.ndarray, k: int) -> np.ndarray:
+    """Per (sim, user): True for exactly ``k`` random users of each arm (all of an arm's users if it has fewer);
+    ``arm`` −1 (not in the test) is never chosen."""
+    key = arm + rng.random(arm.shape)  # arms in order; within an arm, a random order
+    rank = np.empty_like(arm)
+    np.put_along_axis(rank, np.argsort(key, axis=-1), np.broadcast_to(np.arange(arm.shape[-1]), arm.shape), axis=-1)
+    for a in range(-1, int(arm.max(initial=-1))):  # rank within the arm: minus the users of the arms before it
+        rank -= np.where(arm > a, (arm == a).sum(axis=-1, keepdims=True), 0)
+    return (arm >= 0) & (rank < k)
+
+
 def _simulate(rng: np.random.Generator, model: UserModel, n_sims: int, looks: int, effect: float, seed_tag: str,
-              chunk: int = 1000) -> ArmStats:
-    """Cumulative ArmStats of accuracy with arrays of shape (sims, looks, 2)."""
+              chunk: int = 1000, labelled_per_arm: int | None = None) -> ArmStats:
+    """Cumulative ArmStats of accuracy with arrays of shape (sims, looks, 2) over the users that carry it
+    (labelled users), as the SQL reduction gives them. ``labelled_per_arm``: only that many users per arm get
+    labels (each at least one), for sparse-label calibration."""
     ids = np.array([f"user-{i}" for i in range(model.n_users)])
     fields = np.zeros((6, n_sims, 2, looks))
     for lo in range(0, n_sims, chunk):
@@ -86,22 +102,39 @@ def _simulate(rng: np.random.Generator, model: UserModel, n_sims: int, looks: in
         arm = _assign(seed_tag, range(lo, hi), ids)  # (s, users): hashed assignment
         s = hi - lo
         n_req = 1 + rng.poisson(model.requests_per_user - 1, size=arm.shape)
-        lab = rng.binomial(n_req, model.label_rate)
+        if labelled_per_arm is None:
+            lab = rng.binomial(n_req, model.label_rate)
+        else:
+            chosen = _labelled_users(rng, arm, labelled_per_arm)
+            lab = np.where(chosen, 1 + rng.binomial(n_req - 1, model.label_rate), 0)
         k = rng.binomial(lab, _user_skill(rng, model, arm, effect))
         look = rng.integers(0, looks, size=arm.shape)  # the look at which the user's data arrives
         idx = ((np.arange(s)[:, None] * 2 + arm) * looks + look).ravel()
         ok = (arm >= 0).ravel()
         kf, lf = k.ravel().astype(np.float64), lab.ravel().astype(np.float64)
         size = s * 2 * looks
-        for f, w in enumerate((None, kf, kf * kf, lf, lf * lf, kf * lf)):
-            fields[f, lo:hi] = np.bincount(idx[ok], None if w is None else w[ok], minlength=size).reshape(s, 2, looks)
+        carries = (lf > 0).astype(np.float64)  # a user without labels carries no accuracy data
+        for f, w in enumerate((carries, kf, kf * kf, lf, lf * lf, kf * lf)):
+            fields[f, lo:hi] = np.bincount(idx[ok], w[ok], minlength=size).reshape(s, 2, looks)
     cum = np.cumsum(fields, axis=-1).transpose(0, 1, 3, 2)  # (6, sims, looks, arms)
     return ArmStats(*cum)
+
+
+def _arms(st: ArmStats) -> tuple[Moments, Moments]:
+    mo = st.moments()
+    return Moments(mo.mean[..., 0], mo.var[..., 0], mo.n[..., 0]), Moments(mo.mean[..., 1], mo.var[..., 1], mo.n[..., 1])
+
+
+def _rate(hits: np.ndarray) -> tuple[float, float]:
+    """A share and its Monte-Carlo standard error."""
+    r = float(np.mean(hits))
+    return r, math.sqrt(r * (1 - r) / hits.size)
 
 
 def calibrate(
     n_sims: int, *, seed: int | np.random.Generator = 0, looks: int = 20, alpha: float = 0.05, effect: float = 0.03,
     model: UserModel | None = None, sequential_tuning: float | None = None, with_power: bool = True,
+    sparse: Sequence[int] = SPARSE_LABELS, min_labelled_units: int | None = None,
 ) -> dict[str, Any]:
     """Run ``n_sims`` A/A and ``n_sims`` A/B simulated experiments; return error rates with Monte-Carlo SEs.
 
@@ -110,6 +143,11 @@ def calibrate(
     of A/B intervals that contain the true accuracy difference ``effect``), ``power`` (A/B, significant and
     positive at the final look), their ``*_mc_se``, and the simulation settings. ``with_power=False`` runs
     the A/A simulations only (``coverage`` is then the A/A coverage of 0).
+
+    ``fpr_fixed_sparse``: per number of labelled users per arm in ``sparse`` (the other users unlabelled), the
+    A/A false-positive rate of the fixed-horizon test (``fpr``, ``mc_se``), the share of experiments with no
+    estimable variance (``insufficient``) and whether ``decide`` withholds any verdict at that evidence
+    (``decision_withheld``: fewer than ``min_labelled_units`` labelled users per arm).
     """
     if int(n_sims) != n_sims or n_sims < 1:
         raise AbkitError(f"n_sims={n_sims!r} must be a positive integer")
@@ -122,10 +160,7 @@ def calibrate(
     t0 = time.perf_counter()
     out: dict[str, Any] = {"n_sims": int(n_sims)}
     for name, eff in (("aa", 0.0), ("ab", effect))[: 2 if with_power else 1]:
-        st = _simulate(rng, model, int(n_sims), looks, eff, f"calibrate-{name}-{rng.integers(1 << 31)}")
-        mo = st.moments()
-        c = type(mo)(mo.mean[..., 0], mo.var[..., 0], mo.n[..., 0])
-        t = type(mo)(mo.mean[..., 1], mo.var[..., 1], mo.n[..., 1])
+        c, t = _arms(_simulate(rng, model, int(n_sims), looks, eff, f"calibrate-{name}-{rng.integers(1 << 31)}"))
         res = ttest(c, t, alpha=a)
         p = np.nan_to_num(res.p_value, nan=1.0)
         final = slice(None), -1
@@ -140,15 +175,83 @@ def calibrate(
             out["power"] = float(np.mean((p[final] < a) & (res.estimate[final] > 0)))
     if not with_power:
         out.update(coverage=out["coverage_aa"], power=None)
+    floor = int(resolve("min_labelled_units", min_labelled_units))
+    out["fpr_fixed_sparse"] = {}
+    for k in sparse:
+        if int(k) != k or k < 1 or 2 * k > model.n_users:
+            raise AbkitError(f"sparse={list(sparse)} must hold whole numbers of labelled users per arm in [1, n_users/2]")
+        c, t = _arms(_simulate(rng, model, int(n_sims), 1, 0.0, f"calibrate-sparse{k}-{rng.integers(1 << 31)}",
+                               labelled_per_arm=int(k)))
+        p = ttest(c, t, alpha=a).p_value[:, -1]
+        fpr, se = _rate(np.nan_to_num(p, nan=1.0) < a)
+        out["fpr_fixed_sparse"][str(int(k))] = {"fpr": fpr, "mc_se": se, "insufficient": float(np.mean(np.isnan(p))),
+                                                "decision_withheld": bool(k < floor)}
     for k in ("fpr_fixed", "fpr_sequential", "fpr_naive_peeking", "coverage", "power"):
         if out[k] is not None:
             out[f"{k}_mc_se"] = math.sqrt(out[k] * (1 - out[k]) / n_sims)
     out.update(
         alpha=a, looks=int(looks), effect=float(effect), effect_metric="accuracy (absolute difference)",
-        sequential_method=f"confidence sequence (N={tuning:g})", fixed_method="Welch t, delta-method ratio",
+        sequential_method=f"confidence sequence (N={tuning:g})", min_labelled_units=floor,
+        fixed_method="Welch t, delta-method ratio over the users carrying the metric (labelled users)",
         users_per_sim=model.n_users, requests_per_user=model.requests_per_user, label_rate=model.label_rate,
         accuracy=model.accuracy, concentration=model.concentration, seconds=round(time.perf_counter() - t0, 3),
     )
+    return out
+
+
+def calibrate_decisions(
+    n_sims: int, *, seed: int | np.random.Generator = 0, alpha: float = 0.05, effect: float = 0.1,
+    model: UserModel | None = None, sparse: Sequence[int] = SPARSE_LABELS, inference: str = "sequential",
+) -> dict[str, Any]:
+    """Whole experiments through the real path: each is written by the log writer (:func:`write_log`), reduced
+    by the SQL of :func:`abkit.analysis.analyze` (DuckDB) and decided by :func:`abkit.decide.decide`.
+
+    Keys: ``false_ship_rate_aa`` (A/A experiments that ship), ``ship_rate_ab`` (A/B with accuracy + ``effect``
+    that ship the challenger), ``fpr_fixed_aa`` (A/A whose fixed-horizon accuracy test rejects),
+    ``false_ship_rate_sparse`` (A/A with only ``k`` labelled users per arm, for each ``k`` in ``sparse``),
+    the counts of every decision and their Monte-Carlo standard errors (``*_mc_se``).
+    """
+    import tempfile
+
+    from abkit.analysis import analyze
+    from abkit.experiment import Experiment
+
+    if int(n_sims) != n_sims or n_sims < 1:
+        raise AbkitError(f"n_sims={n_sims!r} must be a positive integer")
+    a = check_alpha(alpha)
+    model = model or UserModel(n_users=600)
+    rng = _rng(seed)
+    t0 = time.perf_counter()
+    runs = [("aa", 0.0, None), ("ab", effect, None)] + [(f"sparse{k}", 0.0, int(k)) for k in sparse]
+    out: dict[str, Any] = {"decision_sims": int(n_sims)}
+    with tempfile.TemporaryDirectory(prefix="abkit-calibrate-") as tmp:
+        for name, eff, labelled in runs:
+            decisions: dict[str, int] = {}
+            ships, fixed = [], []
+            for i in range(int(n_sims)):
+                exp = Experiment.from_params(key=f"cal-{name}-{i}", start="2024-03-01", duration_days=1)  # one partition
+                root = Path(tmp) / f"{name}-{i}"
+                write_log(root, exp, n_users=model.n_users, requests_per_user=model.requests_per_user,
+                          label_rate=model.label_rate, labelled_users=labelled, seed=rng,
+                          accuracy={"control": model.accuracy, "challenger": model.accuracy + eff})
+                res = analyze(root, exp, alpha=a, inference=inference, daily=False)
+                rec = res.recommendation
+                decisions[rec.decision] = decisions.get(rec.decision, 0) + 1
+                ships.append(rec.decision == "ship")
+                acc = next(c for c in res.comparisons if c.metric == "accuracy")
+                fixed.append(acc.p_value < a)  # NaN (insufficient data) is no rejection
+            rate, se = _rate(np.array(ships))
+            if name == "aa":
+                out.update(false_ship_rate_aa=rate, false_ship_rate_aa_mc_se=se, decisions_aa=decisions)
+                out["fpr_fixed_aa"], out["fpr_fixed_aa_mc_se"] = _rate(np.array(fixed))
+            elif name == "ab":
+                out.update(ship_rate_ab=rate, ship_rate_ab_mc_se=se, decisions_ab=decisions)
+            else:
+                out.setdefault("false_ship_rate_sparse", {})[str(labelled)] = {
+                    "rate": rate, "mc_se": se, "decisions": decisions}
+    out.update(decision_path="write_log → PredictionLog → SQL reduction (DuckDB) → analyze → decide",
+               decision_inference=inference, decision_users_per_sim=model.n_users, decision_effect=float(effect),
+               decision_seconds=round(time.perf_counter() - t0, 3))
     return out
 
 
@@ -156,13 +259,14 @@ def write_log(
     root: str | Path, experiment: Any, *, n_users: int = 2000, requests_per_user: float = 5.0, label_rate: float = 0.6,
     accuracy: Mapping[str, float] | None = None, latency_ms: Mapping[str, float] | None = None,
     confidence: Mapping[str, float] | None = None, drop_share: Mapping[str, float] | None = None,
-    seed: int | np.random.Generator = 0,
+    seed: int | np.random.Generator = 0, labelled_users: int | None = None,
 ) -> dict[str, int]:
     """Write a simulated experiment to a ``PredictionLog`` at ``root`` (predictions and labels).
 
     Users are hashed into arms by ``experiment.assign``; per-variant ``accuracy``, mean ``latency_ms``
     (log-normal) and mean ``confidence`` default to 0.8, 40 ms and 0.75 for every arm. ``drop_share`` drops
-    that share of an arm's users (to simulate a sample-ratio mismatch). Returns row counts.
+    that share of an arm's users (to simulate a sample-ratio mismatch). ``labelled_users``: only that many
+    users per arm get labels (their first prediction always, the others at ``label_rate``). Returns row counts.
     """
     from abkit.log import PredictionLog
 
@@ -208,6 +312,10 @@ def write_log(
     with log.writer(experiment.key, names, batch_size=max(len(preds), 1)) as w:
         w.append(preds)
     labelled = rng.random(rows.size) < label_rate
+    if labelled_users is not None:
+        chosen = _labelled_users(rng, arm[None, :], int(labelled_users))[0]
+        opener = np.r_[True, rows[1:] != rows[:-1]]  # each user's first prediction (rows are grouped by user)
+        labelled = chosen[rows] & (labelled | opener)
     labels = pd.DataFrame({
         "experiment": experiment.key, "request_id": req_ids[labelled], "label": truth[labelled],
         "labelled_at": ts[labelled] + dt.timedelta(hours=6),

@@ -12,7 +12,7 @@ from abkit.errors import AbkitError, NotebookFailed
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``abkit`` command (subcommands run, calibrate, download-data, log)."""
+    """The argument parser of the ``abkit`` command (subcommands run, params, calibrate, download-data, log)."""
     parser = argparse.ArgumentParser(prog="abkit", description="A/B tests of text classifiers, from notebooks.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -28,11 +28,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", default="outputs", metavar="DIR", help="where runs are written")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+    par = sub.add_parser("params", help="list every notebook parameter: type, default, allowed values, help")
+    par.add_argument("notebook", nargs="*", metavar="NOTEBOOK", help="only these notebooks (e.g. 00_setup or setup)")
+    par.add_argument("--notebooks", default="notebooks", metavar="DIR", help="notebook folder")
+
     cal = sub.add_parser("calibrate", help="simulate many A/A and A/B tests; report error rates")
     cal.add_argument("--sims", type=int, default=2000, help="number of simulated experiments")
     cal.add_argument("--seed", type=int, default=0, help="seed of the simulation")
     cal.add_argument("--looks", type=int, default=20, help="interim looks for the sequential checks")
     cal.add_argument("--alpha", type=float, default=0.05, help="significance level")
+    cal.add_argument("--decision-sims", type=int, default=40, metavar="N",
+                     help="experiments per setting run through the log writer, the SQL reduction and decide "
+                          "(A/A, A/B and sparse labels; about 0.5 s each; 0 skips)")
     cal.add_argument("--json", action="store_true", help="print one JSON object")
 
     data = sub.add_parser("download-data", help="download the UCI sentiment sentences and verify them")
@@ -56,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``abkit`` command; returns the process exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return {"run": _run, "calibrate": _calibrate, "download-data": _download, "log": _log}[args.command](args)
+        commands = {"run": _run, "params": _params, "calibrate": _calibrate, "download-data": _download, "log": _log}
+        return commands[args.command](args)
     except NotebookFailed as exc:
         print(f"abkit: {exc}\nThe partial report is in the run folder; open its index.html to see where it broke.",
               file=sys.stderr)
@@ -76,18 +84,33 @@ def _run(args: argparse.Namespace) -> int:
     known = P.known_parameters(every)
     merged = P.validate(P.merge_params(args.params, args.param), known)
     chosen = select_notebooks(every, args.only)
+    P.check_together(P.effective_values(merged, [specs[path.stem] for path in chosen]))
     summary = run_pipeline(merged, run_name=run_name, notebooks=chosen, specs=specs,
                            output_root=args.output_dir, progress=not args.no_progress)
     print(f"abkit: run {run_name} finished; open {Path(summary.run_dir) / 'index.html'}")
     return 0
 
 
+def _params(args: argparse.Namespace) -> int:
+    from abkit import params as P
+    from abkit.report import discover_notebooks, select_notebooks
+
+    chosen = select_notebooks(discover_notebooks(args.notebooks), args.notebook)
+    print("\n\n".join(P.describe(P.notebook_parameters(path), path.stem) for path in chosen))
+    print("\nSet them in a params file (name: value) or with -p name=value; run_dir is set by abkit run.")
+    return 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
-    from abkit.calibrate import calibrate
+    from abkit.calibrate import calibrate, calibrate_decisions
 
     if args.sims < 1:
         raise AbkitError(f"--sims {args.sims} must be a positive number of simulations, e.g. --sims 10000.")
+    if args.decision_sims < 0:
+        raise AbkitError(f"--decision-sims {args.decision_sims} must be >= 0 (0 skips the real-path experiments).")
     result = calibrate(args.sims, seed=args.seed, looks=args.looks, alpha=args.alpha)
+    if args.decision_sims:
+        result |= calibrate_decisions(args.decision_sims, seed=args.seed, alpha=args.alpha)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:

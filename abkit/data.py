@@ -1,4 +1,5 @@
-"""Labelled text datasets: the UCI "Sentiment Labelled Sentences" loader, a generic CSV/Parquet loader,
+"""Labelled text datasets: the UCI "Sentiment Labelled Sentences" loader, a loader for your own table
+(CSV, TSV, JSON Lines or Parquet; columns by name or position, with or without a header row),
 dedup-safe splitting and the download of the public UCI archive.
 
 Every loader returns a :class:`pandas.DataFrame` with the columns ``text`` and ``label`` (strings) and,
@@ -15,6 +16,7 @@ the same two strings).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import shutil
@@ -24,6 +26,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +48,9 @@ UCI_URL = "https://archive.ics.uci.edu/static/public/331/sentiment+labelled+sent
 
 UCI_SHA256 = "afc26626d710899948693e1a61405dce197f57ffa719fa1130d346b4cc095343"
 """SHA-256 of the archive at ``UCI_URL`` (an ~82 KB zip): the digest other projects pin for the same file."""
+
+SYNTHETIC_N_TRAIN = 2000
+"""Training texts generated for the synthetic corpus when ``n_train`` is 0 (it has no "every row")."""
 
 _UCI_SUBDIRS = ("sentiment_labelled_sentences", "sentiment labelled sentences", ".")
 
@@ -197,38 +203,158 @@ def check_labelled(df: pd.DataFrame, text_column: str = "text", label_column: st
         )
 
 
-def load_table(path: str | Path, text_column: str = "text", label_column: str = "label") -> pd.DataFrame:
-    """Load a CSV or Parquet file of labelled texts as text/label (strings) plus any ``domain`` column."""
+TABLE_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
+"""Formats :func:`load_table` reads; ``auto`` chooses by the file's suffix."""
+
+_SUFFIX_FORMAT = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                  ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How to read a user's table: which columns hold the text and the label (a name, or a 0-based
+    position written as digits), whether the first row is a header, the format and the text encoding."""
+
+    text_column: str | int = "text"
+    label_column: str | int = "label"
+    header: bool = True
+    format: str = "auto"
+    encoding: str = "utf-8"
+
+    def __post_init__(self) -> None:
+        if self.format not in TABLE_FORMATS:
+            raise DataError(f"table_format={self.format!r} is unknown; use one of {list(TABLE_FORMATS)}.")
+        try:
+            "".encode(self.encoding)
+        except LookupError:
+            raise DataError(f"table_encoding={self.encoding!r} is not a known text encoding; "
+                            "try 'utf-8', 'latin-1' or 'cp1252'.") from None
+        for name in ("text_column", "label_column"):
+            col = getattr(self, name)
+            if isinstance(col, str) and col.strip().isdigit():
+                object.__setattr__(self, name, int(col))
+            elif isinstance(col, str) and not col.strip():
+                raise DataError(f"{name}='' names no column; give a column name or a 0-based position such as 0.")
+        if not self.header and not all(isinstance(c, int) for c in (self.text_column, self.label_column)):
+            raise DataError(
+                f"table_header=false but text_column={self.text_column!r}, label_column={self.label_column!r}: "
+                "a file without a header row has no column names; give 0-based positions, e.g. "
+                "label_column=0 text_column=1.")
+
+
+def table_format(path: Path, spec: TableSpec) -> str:
+    """The format to read ``path`` with: ``spec.format``, else the one its suffix names."""
+    if spec.format != "auto":
+        return spec.format
+    fmt = _SUFFIX_FORMAT.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"table {path.name!r} has suffix {path.suffix or '(none)'!r}, which names no format; rename it to "
+            f"one of {sorted(_SUFFIX_FORMAT)} or set table_format to one of {list(TABLE_FORMATS[1:])}.")
+    return fmt
+
+
+def _decode(path: Path, encoding: str) -> str:
+    """The file's text; an undecodable byte is reported with its line and the option that fixes it."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{str(path)!r} line {line}: byte {raw[exc.start:exc.start + 1]!r} is not valid {encoding}; "
+            "the file has another encoding. Set table_encoding (e.g. -p table_encoding=latin-1 or cp1252), "
+            "or re-save the file as UTF-8.") from exc
+
+
+def _read_frame(path: Path, fmt: str, spec: TableSpec) -> pd.DataFrame:
+    import io
+
+    if fmt == "parquet":
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
+            raise DataError(f"{str(path)!r} is not a readable Parquet file ({exc}); check table_format.") from exc
+    text = _decode(path, spec.encoding)
+    if not text.strip():
+        raise DataError(f"table {str(path)!r} is empty; it needs a row per labelled text.")
+    if fmt == "jsonl":
+        try:
+            return pd.read_json(io.StringIO(text), lines=True, dtype=False)
+        except ValueError as exc:
+            raise DataError(f"{str(path)!r} is not JSON Lines (one JSON object per line): {exc}.") from exc
+    import csv
+
+    options: dict[str, Any] = {"sep": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""],
+                           header=0 if spec.header else None, **options)
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{str(path)!r} cannot be read as {fmt.upper()}: {exc}; check table_format and "
+                        "table_header.") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"table {str(path)!r} has no rows.") from exc
+
+
+def _column(df: pd.DataFrame, col: str | int, option: str, path: Path) -> Any:
+    if isinstance(col, int):
+        if not 0 <= col < df.shape[1]:
+            raise DataError(f"{option}={col} but {path.name!r} has {df.shape[1]} column(s) (positions 0 to "
+                            f"{df.shape[1] - 1}); give a 0-based position or a column name.")
+        return df.columns[col]
+    if col not in df.columns:
+        close = difflib.get_close_matches(str(col), [str(c) for c in df.columns], n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise DataError(f"{option}={col!r} names no column of {path.name!r}, which has {list(df.columns)}.{hint} "
+                        "Give a column name, or a 0-based position (and table_header=false for a file without "
+                        "a header row).")
+    return col
+
+
+def load_table(path: str | Path, text_column: str | int = "text", label_column: str | int = "label", *,
+               spec: TableSpec | None = None) -> pd.DataFrame:
+    """Load a CSV, TSV, JSON Lines or Parquet file of labelled texts as text/label (strings) plus any
+    ``domain`` column. ``spec`` (a :class:`TableSpec`) wins over the two column arguments.
+
+    Tab-separated files are read without quoting: a ``"`` inside a text stays a literal character.
+    """
     path = Path(path)
+    spec = spec or TableSpec(text_column, label_column)
     if not path.is_file():
-        raise DataError(f"table path {str(path)!r} does not exist; pass a .csv or .parquet file.")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    elif suffix in (".parquet", ".pq"):
-        df = pd.read_parquet(path)
-    else:
-        raise DataError(f"table {path.name!r} has suffix {suffix!r}; use .csv or .parquet.")
-    check_labelled(df, text_column, label_column)
-    out = pd.DataFrame(
-        {"text": df[text_column].astype(str).str.strip(), "label": df[label_column].astype(str)}
-    )
-    if "domain" in df.columns and "domain" not in (text_column, label_column):
+        raise DataError(f"table path {str(path)!r} does not exist; give the path of a .csv, .tsv, .jsonl or "
+                        ".parquet file (relative to the project folder).")
+    df = _read_frame(path, table_format(path, spec), spec)
+    if len(df) == 0:
+        raise DataError(f"table {str(path)!r} has a header but no rows; it needs a row per labelled text.")
+    text_col = _column(df, spec.text_column, "text_column", path)
+    label_col = _column(df, spec.label_column, "label_column", path)
+    if text_col == label_col:
+        raise DataError(f"text_column and label_column both name column {text_col!r}; they must differ.")
+    check_labelled(df, text_col, label_col)
+    out = pd.DataFrame({"text": df[text_col].astype(str).str.strip(), "label": df[label_col].astype(str).str.strip()})
+    if "domain" in df.columns and "domain" not in (text_col, label_col):
         out["domain"] = df["domain"].astype(str)
     return out.reset_index(drop=True)
 
 
-def load_dataset(spec: str, *, data_dir: str | Path | None = None) -> pd.DataFrame:
-    """Load a real dataset named by a notebook parameter: ``"uci:<domain>"`` or ``"table:<path>"``.
-
-    (The synthetic corpus lives in :mod:`abkit.synthetic`.)
+def load_dataset(spec: str, *, data_dir: str | Path | None = None, table: TableSpec | None = None) -> pd.DataFrame:
+    """Load a real dataset named by a notebook parameter: ``"uci:<domain>"`` or ``"table:<path>"``
+    (read as ``table`` says). (The synthetic corpus lives in :mod:`abkit.synthetic`.)
     """
     kind, _, arg = spec.partition(":")
     if kind == "uci":
         return load_uci(arg or "all", data_dir)
     if kind == "table" and arg:
-        return load_table(arg)
+        return load_table(arg, spec=table)
     raise DataError(f"dataset={spec!r} is not understood; use 'synthetic', 'uci:<domain>' or 'table:<path>'.")
+
+
+def check_positive_label(labels: Any, positive_label: str) -> str:
+    """``positive_label`` if it is one of ``labels`` ("" passes: no positive class), else a clear error."""
+    found = sorted({str(x) for x in labels})
+    if positive_label and positive_label not in found:
+        raise DataError(f"positive_label={positive_label!r} is not a label of the data; its labels are {found}.")
+    return positive_label
 
 
 def sha256_file(path: str | Path) -> str:
@@ -340,32 +466,35 @@ def prepare_dataset(
     new_vocab_rate: float = 0.1,
     label_noise: float = 0.05,
     data_dir: str | Path | None = None,
+    table: TableSpec | None = None,
 ) -> PreparedData:
     """Training data and a held-out traffic pool from a notebook's ``dataset`` parameter.
 
-    ``"synthetic"``: ``n_train`` generated sentences of ``train_domains`` (no unseen vocabulary) and
+    ``"synthetic"``: ``n_train`` (0 means :data:`SYNTHETIC_N_TRAIN`) generated sentences of ``train_domains`` (no unseen vocabulary) and
     ``n_pool`` traffic sentences over every domain with ``new_vocab_rate`` paraphrases; both carry
     ``label_noise``. Real data (``"uci:<domain>"``, ``"table:<path>"``): de-duplicated, shuffled and
     split; the pool is the held-out ``test_fraction`` of ``train_domains`` plus every row of the other
-    domains, and training keeps at most ``n_train`` rows.
+    domains, and training keeps every training row, or at most ``n_train`` when it is > 0 (a cap).
+    ``table`` says how to read a ``table:`` file (columns, header, format, encoding).
     """
     from abkit import synthetic
 
-    if int(n_train) != n_train or n_train < 2:
-        raise DataError(f"n_train={n_train!r} must be an integer >= 2.")
+    if int(n_train) != n_train or n_train < 0 or n_train == 1:
+        raise DataError(f"n_train={n_train!r} must be 0 (every row) or an integer >= 2.")
     rng = np.random.default_rng(rng)
     if dataset == "synthetic":
+        n_train = n_train or SYNTHETIC_N_TRAIN
         weights = {d: 1.0 for d in _domains(train_domains, list(synthetic.DOMAINS))}
         train = synthetic.make_corpus(n_train, rng=rng, domain_weights=weights, label_noise=label_noise)
         pool = synthetic.make_corpus(n_pool, rng=rng, new_vocab_rate=new_vocab_rate, label_noise=label_noise)
         return PreparedData(dataset, train, pool)
-    df = load_dataset(dataset, data_dir=data_dir)
+    df = load_dataset(dataset, data_dir=data_dir, table=table)
     if "domain" not in df.columns:
         df = df.assign(domain="all")
     chosen = _domains(train_domains, sorted(df["domain"].unique()))
     inside = df["domain"].isin(chosen)
     train, test = train_test_split(df[inside], test_fraction, rng)
-    if n_train < len(train):
+    if 0 < n_train < len(train):
         train = train.iloc[:n_train].reset_index(drop=True)
     elif n_train > len(train):
         warnings.warn(f"n_train={n_train} but only {len(train)} training rows exist in {dataset!r}; using all.",

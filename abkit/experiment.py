@@ -37,6 +37,7 @@ from abkit.assign import Filter
 from abkit.display import SettingsReprMixin
 from abkit.errors import AbkitError
 from abkit.metrics import registry as _metrics
+from abkit.names import is_name
 
 __all__ = [
     "STATISTICS",
@@ -50,16 +51,21 @@ __all__ = [
 
 STATISTICS = ("mean", "p50", "p95", "p99")
 WEIGHT_TOLERANCE = 1e-6
-_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME_FIX = ("give 1-128 letters, digits, '.', '_' or '-' starting with a letter or digit, nothing else (no "
+             "'..', spaces, newlines or path separators: it names a folder), e.g. {example!r}.")
 _DEFAULT_START = "2025-01-01"
 
 
 class ExperimentError(AbkitError):
     """An experiment definition is invalid; the message names the field, the value and the fix."""
 
+    field: str = ""  # the experiment field at fault, e.g. "split" or "variants[].weight"
+
 
 def _fail(field_name: str, value: Any, fix: str) -> ExperimentError:
-    return ExperimentError(f"experiment field {field_name!r} is {value!r}; {fix}")
+    error = ExperimentError(f"experiment field {field_name!r} is {value!r}; {fix}")
+    error.field = field_name
+    return error
 
 
 def _check_number(field_name: str, value: Any) -> float:
@@ -80,8 +86,8 @@ class Variant:
     model: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip() or self.name != self.name.strip():
-            raise _fail("variants[].name", self.name, "give a non-empty name without surrounding spaces.")
+        if not is_name(self.name):
+            raise _fail("variants[].name", self.name, _NAME_FIX.format(example="challenger"))
         weight = _check_number(f"variants[{self.name}].weight", self.weight)
         if weight <= 0:
             raise _fail(f"variants[{self.name}].weight", self.weight, "weights must be > 0 (drop the variant instead).")
@@ -160,11 +166,8 @@ class Experiment(SettingsReprMixin):
     filters: tuple[Filter, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if not isinstance(self.key, str) or not _KEY_RE.match(self.key):
-            raise _fail(
-                "key", self.key, "give 1-128 letters, digits, '.', '_' or '-' starting with a letter or digit "
-                "(it names a log directory)."
-            )
+        if not is_name(self.key):
+            raise _fail("key", self.key, _NAME_FIX.format(example="sentiment-v2"))
         variants = tuple(
             v if isinstance(v, Variant) else Variant(**v) if isinstance(v, Mapping) else v
             for v in _as_tuple(self.variants, "variants")

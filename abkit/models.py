@@ -49,6 +49,7 @@ import joblib
 import numpy as np
 
 from abkit.errors import AbkitError
+from abkit.names import check_name
 
 METADATA_FILE = "abkit_model.json"
 BUILTIN_KINDS = ("tfidf_logreg", "minilm_logreg")
@@ -388,14 +389,29 @@ def _finetune(encoder: MiniLMEncoder, texts: list[str], y: np.ndarray, rng: np.r
         encoder.finetuned = True
 
 
+def use_models_path(folder: str | Path = "") -> Path:
+    """Make modules in ``folder`` (default: the current, i.e. project, folder) importable for
+    ``"module:factory"`` models and for loading models pickled from them; returns the absolute folder."""
+    import sys
+
+    path = Path(folder or ".").expanduser().resolve()
+    if not path.is_dir():
+        raise ModelError(f"models_path={str(folder)!r} is not a folder ({str(path)!r} does not exist); give the "
+                         "folder that holds your model module, relative to the project folder.")
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+    importlib.invalidate_caches()
+    return path
+
+
 def _import_factory(path: str) -> Any:
     module_name, _, attr = path.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ModelError(
-            f"model factory {path!r} cannot be imported ({exc}); give 'package.module:function' "
-            "importable from the kernel's sys.path."
+            f"model factory {path!r} cannot be imported ({exc}); give 'module:function' with the module in "
+            "the project folder or in the folder named by the models_path parameter."
         ) from exc
     if not callable(factory):
         raise ModelError(f"model factory {path!r} is not callable; point to a function or class.")
@@ -633,12 +649,17 @@ def evaluate_variants(models: Mapping[str, Classifier], data: Any, *, by: str = 
 
 def save_variants(models: Mapping[str, Classifier], directory: str | Path,
                   metrics: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Path]:
-    """Save each variant's model to ``<directory>/<variant>/`` (with that variant's metrics)."""
+    """Save each variant's model to ``<directory>/<variant>/`` (with that variant's metrics).
+
+    Variant names must follow ``abkit.names`` (they name folders), so nothing is written outside ``directory``.
+    """
+    for variant in models:
+        check_name(variant, "variant name", "challenger")
     return {v: save_model(m, Path(directory) / v, metrics=(metrics or {}).get(v)) for v, m in models.items()}
 
 
 def load_variants(directory: str | Path, variants: Sequence[str]) -> dict[str, Classifier]:
     """Load ``<directory>/<variant>/`` for each variant and check that their label sets agree."""
-    models = {v: load_model(Path(directory) / v) for v in variants}
+    models = {v: load_model(Path(directory) / check_name(v, "variant name", "challenger")) for v in variants}
     check_label_sets(models)
     return models

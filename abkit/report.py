@@ -7,7 +7,10 @@ import json
 import math
 import os
 import platform
+import re
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from abkit.errors import AbkitError, NotebookFailed
-from abkit.params import ParamSpec
+from abkit.params import ParamSpec, effective_values
 from abkit.progress import progress_hidden
 
 
@@ -107,13 +110,29 @@ class RunSummary:
 
 
 def _ipc_kernel_manager() -> type:
-    """A kernel manager on Unix sockets: no TCP ports, no unencrypted-TCP warning, no network needed."""
+    """A kernel manager on Unix sockets in a private folder of its own.
+
+    No TCP ports (no port races, no unencrypted-TCP warning, no network needed), and no shared socket names:
+    jupyter_client's default ``kernel-ipc-N`` files in the working folder let two runs started there at once
+    take the same sockets. Each kernel's sockets live in a fresh ``mkdtemp`` folder, removed at shutdown.
+    """
     from jupyter_client.manager import AsyncKernelManager
 
-    class IPCKernelManager(AsyncKernelManager):
+    class PrivateIPCKernelManager(AsyncKernelManager):
         transport = "ipc"
+        _socket_dir: str | None = None
 
-    return IPCKernelManager
+        def _ip_default(self) -> str:
+            self._socket_dir = tempfile.mkdtemp(prefix="abkit-kernel-")
+            return os.path.join(self._socket_dir, "ipc")
+
+        def cleanup_ipc_files(self) -> None:
+            super().cleanup_ipc_files()
+            if self._socket_dir:
+                shutil.rmtree(self._socket_dir, ignore_errors=True)
+                self._socket_dir = None
+
+    return PrivateIPCKernelManager
 
 
 def discover_notebooks(notebooks_dir: str | Path) -> list[Path]:
@@ -206,7 +225,7 @@ def run_pipeline(
     from tqdm.auto import tqdm
 
     run_dir = prepare_run_dir(output_root, run_name)
-    effective = _effective_params(params, notebooks, specs)
+    effective = effective_values(params, [specs[path.stem] for path in notebooks])
     summary = RunSummary(run_name, str(run_dir), effective, provenance(effective), started=_now())
     summary.notebooks = [NotebookRun(p.stem) for p in notebooks]
     failure: NotebookFailed | None = None
@@ -244,16 +263,6 @@ def run_pipeline(
     return summary
 
 
-def _effective_params(params: Mapping[str, Any], notebooks: Sequence[Path],
-                      specs: Mapping[str, Mapping[str, ParamSpec]]) -> dict[str, Any]:
-    effective: dict[str, Any] = {}
-    for path in notebooks:
-        for name, spec in specs[path.stem].items():
-            if name != "run_dir":
-                effective.setdefault(name, spec.default)
-    return effective | dict(params)
-
-
 def _describe_failure(notebook: str, exc: Exception) -> str:
     from papermill.exceptions import PapermillExecutionError
 
@@ -268,31 +277,117 @@ def _describe_failure(notebook: str, exc: Exception) -> str:
 
 
 def export_html(executed: Path, prov: Mapping[str, Any]) -> tuple[Path, Path]:
-    """Write the full report and the code-hidden stakeholder variant of an executed notebook."""
+    """Write the full report and the code-hidden stakeholder variant of an executed notebook.
+
+    Both pages are self-contained and inert: no script of nbconvert's template (require.js, MathJax, mermaid:
+    all fetched from the internet) and none from outputs, no link that runs code, and a Content-Security-Policy
+    that forbids every script and every request outside the file (see ``safe_page``).
+    """
     import nbformat
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(executed), as_version=4)
-    nb.cells.insert(0, nbformat.v4.new_markdown_cell(_provenance_html(prov)))
+    nb.cells.insert(0, nbformat.v4.new_raw_cell(_provenance_html(prov), metadata={"abkit": "provenance"}))
     nb.metadata["title"] = executed.stem
     full = executed.with_suffix(".html")
     stakeholder = executed.with_name(f"{executed.stem}.stakeholder.html")
-    full.write_text(HTMLExporter(embed_images=True).from_notebook_node(nb)[0])
-    hidden = HTMLExporter(embed_images=True, exclude_input=True, exclude_input_prompt=True,
-                          exclude_output_prompt=True)
-    stakeholder.write_text(hidden.from_notebook_node(nb)[0])
+    options = {"embed_images": True, "extra_loaders": [DictLoader({"abkit.html.j2": _TEMPLATE})],
+               "template_file": "abkit.html.j2"}
+    full.write_text(safe_page(HTMLExporter(**options).from_notebook_node(nb)[0]))
+    hidden = HTMLExporter(**options, exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    stakeholder.write_text(safe_page(hidden.from_notebook_node(nb)[0]))
     return full, stakeholder
 
 
+#: Everything a report may load comes from the file itself: inline styles, embedded images and fonts. No script
+#: runs at all (``default-src 'none'`` also covers ``script-src``), nothing is fetched, no form is sent.
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; base-uri 'none'; "
+       "form-action 'none'")
+_CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+
+#: nbconvert's lab template without its scripts (require.js, MathJax, widgets, mermaid) and without running
+#: JavaScript outputs; the policy goes first in <head>, before anything it governs. The provenance cell (built
+#: here, every value escaped) is shown as written; nbconvert's own raw-cell filter would drop its <details>.
+_TEMPLATE = (
+    "{%- extends 'lab/index.html.j2' -%}\n"
+    "{%- block html_head_js -%}" + _CSP_META + "{%- endblock html_head_js -%}\n"
+    "{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}\n"
+    "{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}\n"
+    "{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}\n"
+    "{%- block rawcell scoped -%}{%- if cell.metadata.get('abkit') == 'provenance' -%}{{ cell.source }}"
+    "{%- else -%}{{ super() }}{%- endif -%}{%- endblock rawcell -%}\n"
+    "{%- block data_javascript scoped -%}<pre>(a JavaScript output; reports run no scripts)</pre>"
+    "{%- endblock data_javascript -%}\n"
+)
+
+_TAG = re.compile(r"""<([A-Za-z][^\s/>]*)((?:"[^"]*"|'[^']*'|[^"'>])*)>""")
+_ATTRIBUTE = re.compile(r"""[\s/]*([^\s"'>/=][^\s"'>/=]*)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
+_LINKS = frozenset({"href", "action", "formaction", "xlink:href"})
+_SOURCES = frozenset({"src", "data", "poster", "background", "srcset", "srcdoc"})
+_SAFE_SCHEMES = ("http:", "https:", "file:", "mailto:")
+_EMBEDDED_IMAGE = re.compile(r"data:image/(?:png|jpeg|gif|webp);", re.IGNORECASE)
+
+
+def safe_page(page: str) -> str:
+    """Make an HTML page inert whatever its content: a CSP ``<meta>`` first in ``<head>``, no ``<script>``
+    element, no event-handler attribute, and no address that runs code or leaves the file.
+
+    Links keep relative, ``#``, ``http(s):``, ``file:`` and ``mailto:`` targets; ``javascript:``, ``data:``,
+    ``vbscript:`` and every other scheme become ``#unsafe-link-removed`` (browsers ignore spaces and control
+    characters in a scheme, and so does this check). ``src`` may hold an embedded PNG, JPEG, GIF or WebP
+    image only (any other becomes ``data-removed-src``): the page never fetches anything. Attributes are read
+    as a browser reads them (``<a/href=...>``, ``title="x"href=...`` and ``<`` inside quotes included).
+    """
+    page = re.sub(r"</(script)", r"&lt;/\1", _TAG.sub(_safe_tag, page), flags=re.IGNORECASE)
+    if _CSP_META not in page:
+        page = re.sub(r"(<head[^>]*>)", lambda m: m.group(1) + _CSP_META, page, count=1, flags=re.IGNORECASE)
+    return page
+
+
+def _safe_tag(tag: re.Match[str]) -> str:
+    name, rest = tag.group(1), tag.group(2)
+    if name.lower() == "script":
+        return html.escape(tag.group(), quote=False)
+    kept, position = [], 0
+    for attribute in _ATTRIBUTE.finditer(rest):
+        if attribute.start() != position:
+            break
+        position = attribute.end()
+        key, value = attribute.group(1).lower(), attribute.group(2)
+        if key.startswith("on") or (key in _SOURCES and not _embedded(value)):
+            kept.append(f" data-removed-{attribute.group(1)}" + (f"={value}" if value else ""))
+        elif key in _LINKS and value is not None and not _ordinary_link(value):
+            kept.append(f' {attribute.group(1)}="#unsafe-link-removed"')
+        else:
+            kept.append(attribute.group())
+    return f"<{name}{''.join(kept)}{rest[position:]}>"
+
+
+def _address(value: str | None) -> str:
+    """An attribute value as the browser uses it: unquoted, unescaped, without spaces and control characters."""
+    text = html.unescape((value or "").strip("\"'"))
+    return "".join(ch for ch in text if ord(ch) > 0x20).lower()
+
+
+def _embedded(value: str | None) -> bool:
+    return value is not None and _EMBEDDED_IMAGE.match(_address(value)) is not None
+
+
+def _ordinary_link(value: str) -> bool:
+    address = _address(value)
+    return re.match(r"[a-z][a-z0-9+.-]*:", address) is None or address.startswith(_SAFE_SCHEMES)
+
+
 def _provenance_html(prov: Mapping[str, Any]) -> str:
-    """A collapsed HTML block (valid inside a Markdown cell) with seed, commit, parameters and versions."""
-    e = html.escape
-
+    """A collapsed HTML block with seed, commit, parameters and versions; every value is escaped text."""
     def text(value: Any) -> str:
-        return e(value if isinstance(value, str) else json.dumps(value))
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        return html.escape(shown)
 
-    rows = "".join(f"<tr><td>{e(k)}</td><td>{text(v)}</td></tr>" for k, v in sorted(prov["parameters"].items()))
-    packages = ", ".join(f"{e(k)} {e(v)}" for k, v in prov["packages"].items())
+    rows = "".join(f"<tr><td>{text(k)}</td><td><code>{text(v)}</code></td></tr>"
+                   for k, v in sorted(prov["parameters"].items()))
+    packages = ", ".join(f"{text(k)} {text(v)}" for k, v in prov["packages"].items())
     return (f"<details><summary><b>Run provenance</b> — seed {text(prov['seed'])}, commit "
             f"{text(prov['git_commit'])}</summary><table><tr><th>parameter</th><th>value</th></tr>{rows}"
             f"</table><p><b>Packages:</b> {packages}</p></details>")
@@ -314,7 +409,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>
+_PAGE = """<!doctype html><html><head><meta charset="utf-8">{csp}<title>{title}</title><style>
 body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#222}}
 table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}
 .ok{{color:#176f2c;font-weight:bold}}.failed{{color:#b00020;font-weight:bold}}.muted{{color:#777}}
@@ -347,7 +442,7 @@ def write_run_index(summary: RunSummary) -> Path:
             f"<th>files</th></tr>{''.join(rows)}</table><h2>Parameters</h2><table>{params}</table>"
             '<p><a href="../index.html">all runs</a></p>')
     path = run_dir / "index.html"
-    path.write_text(_PAGE.format(title=e(f"abkit run {summary.run_name}"), body=body))
+    path.write_text(safe_page(_PAGE.format(csp=_CSP_META, title=e(f"abkit run {summary.run_name}"), body=body)))
     return path
 
 
@@ -370,5 +465,5 @@ def write_outputs_index(output_root: Path) -> Path:
     body = ("<h1>abkit runs</h1><table><tr><th>run</th><th>started</th><th>status</th><th>headline</th></tr>"
             + "".join(rows) + "</table>")
     path = output_root / "index.html"
-    path.write_text(_PAGE.format(title="abkit runs", body=body))
+    path.write_text(safe_page(_PAGE.format(csp=_CSP_META, title="abkit runs", body=body)))
     return path

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from abkit.calibrate import UserModel, calibrate
+from abkit.calibrate import UserModel, calibrate, calibrate_decisions
 from abkit.errors import AbkitError
 
 N = 2000
@@ -48,3 +48,25 @@ def test_bad_arguments() -> None:
         UserModel(accuracy=1.2)
     with pytest.raises(AbkitError, match="effect"):
         calibrate(10, effect=0.5)
+
+
+def test_sparse_labels_keep_the_fixed_test_honest(cal: dict) -> None:
+    """Issue 11, repro 4: with Welch df counting every user, 3 labelled users per arm gave 0.108 (α = 0.05).
+    Degrees of freedom and variances now come from the labelled users only."""
+    sparse = cal["fpr_fixed_sparse"]
+    assert set(sparse) == {"3", "10", "30"}
+    for k, row in sparse.items():
+        assert row["fpr"] <= 0.05 + 3 * row["mc_se"] + 1e-9 or row["decision_withheld"], (k, row)
+        assert row["decision_withheld"] == (int(k) < 30)
+    assert sparse["30"]["fpr"] == pytest.approx(0.05, abs=4 * SE) and sparse["30"]["insufficient"] == 0
+    assert sparse["3"]["insufficient"] > 0.1  # three users often agree on every label: no variance, no test
+
+
+def test_decisions_through_the_real_path() -> None:
+    """A few whole experiments through write_log → SQL → analyze → decide: A/A never ships in these seeds,
+    a 10-point gain on 300 users per arm always does, and 3 labelled users per arm never give a verdict."""
+    r = calibrate_decisions(4, seed=0, sparse=(3,))
+    assert r["false_ship_rate_aa"] == 0.0 and r["ship_rate_ab"] == 1.0
+    assert r["false_ship_rate_sparse"]["3"]["rate"] == 0.0
+    assert "ship" not in r["false_ship_rate_sparse"]["3"]["decisions"]
+    assert sum(r["decisions_aa"].values()) == 4 and "SQL" in r["decision_path"]

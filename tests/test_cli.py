@@ -113,9 +113,11 @@ def test_download_data_passes_destination_and_checksum(tmp_path, monkeypatch, ca
 def test_calibrate_prints_one_json_object(capsys):
     import json
 
-    assert cli.main(["calibrate", "--sims", "200", "--seed", "3", "--json"]) == 0
+    assert cli.main(["calibrate", "--sims", "200", "--seed", "3", "--decision-sims", "2", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["n_sims"] == 200
+    assert result["n_sims"] == 200 and result["decision_sims"] == 2
+    assert 0 <= result["false_ship_rate_aa"] <= 1
+    assert set(result["fpr_fixed_sparse"]) == {"3", "10", "30"} == set(result["false_ship_rate_sparse"])
     for key in ("fpr_fixed", "fpr_sequential", "fpr_naive_peeking", "coverage", "power"):
         assert 0 <= result[key] <= 1
     # With 200 A/A tests, peeking 20 times inflates false positives far above the sequential method's.

@@ -127,7 +127,7 @@ def test_load_table_any_label_strings(tmp_path, suffix):
 @pytest.mark.parametrize(
     "frame, match",
     [
-        (pd.DataFrame({"text": ["a", "b"], "y": ["0", "1"]}), r"missing column\(s\) \['label'\]"),
+        (pd.DataFrame({"text": ["a", "b"], "y": ["0", "1"]}), r"label_column='label' names no column of 't.csv', which has \['text', 'y'\]"),
         (pd.DataFrame({"text": ["a", "b"], "label": ["x", "x"]}), "single class"),
         (pd.DataFrame({"text": ["a", "  "], "label": ["x", "y"]}), "1 empty text"),
     ],
@@ -143,7 +143,7 @@ def test_load_table_bad_paths(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_table(tmp_path / "nope.csv")
     (tmp_path / "t.xlsx").write_text("x")
-    with pytest.raises(DataError, match="use .csv or .parquet"):
+    with pytest.raises(DataError, match=r"suffix '.xlsx', which names no format.*table_format"):
         load_table(tmp_path / "t.xlsx")
 
 

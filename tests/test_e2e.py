@@ -87,6 +87,17 @@ def test_logged_markup_renders_as_text(smoke_run):
         assert SCRIPT not in html
 
 
+def test_every_page_is_inert_and_self_contained(smoke_run, browser):
+    """Every generated page in headless Chromium: no console error, no request, no script (after the logged
+    <script> of the test above has been re-rendered)."""
+    pages = sorted(smoke_run.rglob("*.html"))
+    assert len(pages) == 2 + 2 * len(NOTEBOOKS)  # two indexes, a report and a stakeholder page per notebook
+    for page in pages:
+        visit = browser.open(page)
+        visit.assert_clean()
+        assert visit.title
+
+
 def test_a_failing_notebook_exits_non_zero_with_one_message(tmp_path):
     proc = _abkit("run", "--params", "params/smoke.yaml", "-p", "dataset=table:/no/such/file.csv",
                   "--run-name", "broken", "--output-dir", str(tmp_path), "--no-progress")

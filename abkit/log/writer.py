@@ -84,7 +84,8 @@ class LogWriter:
         self._buffer: list[pa.Table] = []
         self._buffered = 0
         self._pending: dict[int, str] = {}  # request key -> id of the buffered rows (cleared at each flush)
-        self.received = self.accepted = self.invalid = self.duplicates = self.flushed = 0
+        # counters over the writer's life: received = accepted + invalid + duplicates + discarded
+        self.received = self.accepted = self.invalid = self.duplicates = self.flushed = self.discarded = 0
         self.files: list[Path] = []
         self.last = AppendReport()
 
@@ -92,8 +93,23 @@ class LogWriter:
     def __enter__(self) -> LogWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        """Flush on a normal exit. A block that exits on an exception commits nothing it had buffered: those
+        rows are discarded (counted in ``discarded``); batches already flushed inside the block stay."""
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+    def discard(self) -> int:
+        """Drop the buffered rows without writing them; returns how many were dropped."""
+        dropped = self._buffered
+        self.discarded += dropped
+        self.accepted -= dropped
+        self._buffer.clear()
+        self._pending.clear()
+        self._buffered = 0
+        return dropped
 
     @property
     def buffered(self) -> int:
@@ -101,7 +117,10 @@ class LogWriter:
         return self._buffered
 
     def append(self, records: Any) -> int:
-        """Validate and buffer records; returns how many were accepted (see ``last`` for the details)."""
+        """Validate and buffer records; returns how many were accepted (see ``last`` for the details).
+
+        An empty input (``[]``, an empty DataFrame or table) is accepted and returns 0.
+        """
         cols, verdict = validate_predictions(records, self.experiment, self.variants, dt.datetime.now(dt.timezone.utc))
         report = AppendReport(received=cols.n, invalid=int(verdict.bad.sum()), invalid_by_field=verdict.counts)
         if report.invalid and self.on_invalid == "raise":

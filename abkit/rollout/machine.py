@@ -16,9 +16,9 @@ canary k       abort                           hold; abort at deadline     advan
                                                                            promote once shown better
 watch          rollback                        hold; rollback when the     advance to stable after
                                                watch cannot conclude        ``watch_days``
-stable         rollback (if a previous         hold                        hold
-               champion exists)
-idle           —                               —                           hold
+idle, stable   an alarm on the champion: roll     hold                        hold
+               back if a previous champion
+               exists, else hold (retrain)
 =============  ==============================  ==========================  ===============================
 
 ``abort`` ends a canary or shadow and returns all traffic to the champion; ``rollback`` restores the previous
@@ -281,12 +281,8 @@ def next_step(state: RolloutState, evidence: Evidence, policy: RolloutPolicy) ->
                            f"({state.since.isoformat()}); evidence must be newer than the state")
     if state.phase == "canary" and state.stage >= len(policy.canary_shares):
         raise RolloutError(f"state stage={state.stage} but the policy has {len(policy.canary_shares)} canary stages")
-    return {"idle": _idle, "shadow": _testing, "canary": _testing, "watch": _watch, "stable": _stable}[state.phase](
-        state, evidence, policy)
-
-
-def _idle(state: RolloutState, ev: Evidence, policy: RolloutPolicy) -> RolloutDecision:
-    return _decision(state, ev, policy, "hold", [], ["no challenger under test; the champion serves all traffic"], state)
+    step = _watch if state.phase == "watch" else _testing if state.phase in ("shadow", "canary") else _serving
+    return step(state, evidence, policy)
 
 
 def _testing(state: RolloutState, ev: Evidence, policy: RolloutPolicy) -> RolloutDecision:
@@ -357,10 +353,11 @@ def _watch(state: RolloutState, ev: Evidence, policy: RolloutPolicy) -> RolloutD
                      [f"watching the new champion ({elapsed:.1f} of {policy.watch_days:g} days)"] + short, state)
 
 
-def _stable(state: RolloutState, ev: Evidence, policy: RolloutPolicy) -> RolloutDecision:
+def _serving(state: RolloutState, ev: Evidence, policy: RolloutPolicy) -> RolloutDecision:
+    """Idle or stable: one champion serves everything; an alarm on it rolls back if a previous one exists."""
     gate = _drift(ev.champion_alarms, "champion")
     if gate.status == "fail" and state.previous_champion:
-        back = RolloutState("stable", state.previous_champion, ev.time)
+        back = RolloutState(state.phase, state.previous_champion, ev.time)
         return _decision(state, ev, policy, "rollback", [gate], [gate.reason], back)
     if gate.status == "fail":
         return _decision(state, ev, policy, "hold", [gate],

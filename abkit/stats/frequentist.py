@@ -47,8 +47,9 @@ class TestResult(NamedTuple):
 
 
 def _withhold(result: TestResult, ok: np.ndarray) -> TestResult:
-    """NaN standard error, statistic, interval and p-value where ``ok`` is False (insufficient data)."""
-    ok = np.asarray(ok) & usable_se(result.se)
+    """NaN standard error, statistic, interval and p-value where ``ok`` is False or the estimate is not finite
+    (insufficient data)."""
+    ok = np.asarray(ok) & usable_se(result.se) & np.isfinite(result.estimate)
     if np.all(ok):
         return result
     nan = np.nan
@@ -62,11 +63,13 @@ def _withhold(result: TestResult, ok: np.ndarray) -> TestResult:
 
 
 def welch_df(control: Moments, treatment: Moments) -> np.ndarray:
-    """Welch–Satterthwaite degrees of freedom."""
-    a = control.var / control.n
-    b = treatment.var / treatment.n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (a + b) ** 2 / (a * a / (control.n - 1.0) + b * b / (treatment.n - 1.0))
+    """Welch–Satterthwaite degrees of freedom (in shares of the total variance, so huge variances do not
+    overflow)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        a = control.var / control.n
+        b = treatment.var / treatment.n
+        wa, wb = a / (a + b), b / (a + b)
+        return 1.0 / (wa * wa / (control.n - 1.0) + wb * wb / (treatment.n - 1.0))
 
 
 def relative_variance(control: Moments, treatment: Moments) -> np.ndarray:

@@ -59,7 +59,7 @@ def confidence_sequence(
         nr2 = nn * rho * rho + 1.0
         half = s * np.sqrt(nn) * np.sqrt(2.0 * nr2 * np.log(np.sqrt(nr2) / a) / (nn * rho) ** 2)
         p = np.minimum(1.0, np.sqrt(nr2) * np.exp(-rho * rho * (est * est * nn / (s * s)) / (2.0 * nr2)))
-        ok = usable_se(s) & np.isfinite(nn) & (nn > 0)
+        ok = usable_se(s) & np.isfinite(nn) & (nn > 0) & np.isfinite(est)
     half, p = np.where(ok, half, np.nan), np.where(ok, p, np.nan)
     return SequentialResult(est, est - half, est + half, half, p,
                             f"confidence sequence (N={resolve('sequential_tuning', tuning):g})")
@@ -77,7 +77,8 @@ def msprt_p_values(estimates: object, se: object, *, tau2: float) -> np.ndarray:
     est, s = np.broadcast_arrays(np.asarray(estimates, dtype=np.float64), np.asarray(se, dtype=np.float64))
     v = s * s
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_lam = 0.5 * np.log(v / (v + tau2)) + tau2 * est * est / (2.0 * v * (v + tau2))
+        z = est / s  # the same Λ, written so that a huge se cannot overflow v = se²
+        log_lam = -0.5 * np.log1p(tau2 / v) + 0.5 * z * z * (tau2 / (v + tau2))
         p = np.minimum(1.0, np.exp(-log_lam))
     p = np.where(usable_se(s) & np.isfinite(est), p, np.nan)
     return np.fmin.accumulate(p, axis=-1) if p.ndim else p  # one look (a scalar): nothing to accumulate
