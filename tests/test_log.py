@@ -400,20 +400,32 @@ def test_a_unit_key_shared_by_two_users_is_a_collision(tmp_path: Path, weak_keys
     assert report.collided
 
 
-def test_labels_store_a_copy_of_what_they_label(tmp_path: Path) -> None:
+def test_compacted_labels_store_a_copy_of_what_they_label(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path)
     early = dict(experiment="exp-1", request_id="r7", label="pos", labelled_at=T0)
     assert log.append_labels([early]) == 1  # its prediction is not logged yet
     with log.writer("exp-1", VARIANTS) as w:
         w.append(_records(3, t0=T0 + dt.timedelta(days=2)))
     log.append_labels([dict(experiment="exp-1", request_id=r, label="neg", labelled_at=T0) for r in ("r0", "r1")])
+
+    def compacted_labels() -> dict[str, dict]:
+        files = glob.glob(str(tmp_path / "labels" / "experiment=exp-1" / "*" / "*.compacted.parquet"))
+        return {r["request_id"]: r for f in files for r in pq.read_table(f).to_pylist()}
+
     log.compact()
-    rows = {r["request_id"]: r for f in glob.glob(log.labels_glob("exp-1")) for r in pq.read_table(f).to_pylist()}
+    rows = compacted_labels()
     assert rows["r7"]["unit_key"] is None and rows["r7"]["variant"] is None
     day = (T0.date() + dt.timedelta(days=2) - dt.date(1970, 1, 1)).days
     for r, rec in zip(("r0", "r1"), _records(2), strict=True):
         assert (rows[r]["variant"], rows[r]["unit_key"], rows[r]["predicted_label"], rows[r]["prediction_day"]) == (
             rec["variant"], fnv1a64([rec["unit_id"]])[0], rec["predicted_label"], day)
+    assert not log_source(tmp_path, "exp-1").copied  # r7's label waits for its prediction
+    with log.writer("exp-1", VARIANTS) as w:
+        w.append(_records(5, 3, t0=T0 + dt.timedelta(days=2)))  # r3 … r7
+    log.compact()  # the label of r7 is rewritten with its copy
+    rows = compacted_labels()
+    assert rows["r7"]["unit_key"] == fnv1a64(["u0"])[0] and len(rows) == 3
+    assert log_source(tmp_path, "exp-1").copied
     assert log.read_labels("exp-1").schema == LABEL_SCHEMA  # readers return the record columns
 
 
