@@ -15,7 +15,9 @@ small results. They do it through this interface:
    - ``abkit_pred`` / ``abkit_lab``: every stored row of the experiment (copies included), for reductions
      that deduplicate themselves, like ``abkit.metrics``; on a source that is not unique also the compacted
      (``abkit_pred_c``), appended (``abkit_pred_d``) and counted appended rows (``abkit_pred_new``), and the
-     same for labels;
+     same for labels. Appended rows the analysis cannot use (``abkit.log.validate.VALID_PREDICTION_SQL``: a
+     null id, NaN or out-of-range confidence or latency..., which another tool may have written) are skipped
+     by every view; ``eng.invalid_rows()`` counts them (and those compaction left out);
 
 3. ``eng.sql(q)`` (rows as tuples), ``eng.arrays(q)`` (one numpy array per column) or ``eng.arrow(q)`` (an
    Arrow table) run a reduction written in the common subset of DuckDB and Spark SQL; ``eng.dialect`` gives
@@ -48,6 +50,8 @@ import pyarrow as pa
 
 from abkit.errors import AbkitError
 from abkit.log.layout import LogSource
+from abkit.log.validate import VALID_LABEL_SQL, VALID_PREDICTION_SQL
+from abkit.log.validate import VALID_LABEL_SQL, VALID_PREDICTION_SQL
 from abkit.sql import sql_string
 
 __all__ = ["DUCKDB", "ENGINES", "SPARK", "Dialect", "DuckDBEngine", "Engine", "EngineError", "SparkEngine",
@@ -133,9 +137,9 @@ def _layers(src: LogSource) -> dict[str, tuple[str, list[str], str]]:
                 "abkit_lab": (_columns(src, "labels"), src.files("labels"), "")}
     where = f" WHERE experiment = {sql_string(src.experiment)}"
     return {"abkit_pred_c": (_PRED_COLS, list(src.compacted["predictions"]), ""),
-            "abkit_pred_d": (_PRED_COLS, list(src.deltas["predictions"]), where),
+            "abkit_pred_dall": (_PRED_COLS, list(src.deltas["predictions"]), where),
             "abkit_lab_c": (_LAB_COLS, list(src.compacted["labels"]), ""),
-            "abkit_lab_d": (_LAB_COLS, list(src.deltas["labels"]), where)}
+            "abkit_lab_dall": (_LAB_COLS, list(src.deltas["labels"]), where)}
 
 
 _UNIONS = {"abkit_pred": ("abkit_pred_c", "abkit_pred_d", _PRED_COLS),
@@ -175,6 +179,16 @@ class Engine(ABC):
     def close(self) -> None:
         """Release what the engine holds (its DuckDB connection when it opened it; Spark sessions stay)."""
 
+    def invalid_rows(self) -> tuple[int, int]:
+        """Prediction and label rows of the experiment that the views skip as unusable, with those compaction
+        left out."""
+        done = self.source.invalid
+        if self.source.unique:
+            return done
+        preds, labels = self.sql(f"SELECT (SELECT COUNT(*) FROM abkit_pred_dall WHERE NOT {VALID_PREDICTION_SQL}), "
+                                 f"(SELECT COUNT(*) FROM abkit_lab_dall WHERE NOT {VALID_LABEL_SQL})")[0]
+        return done[0] + int(preds), done[1] + int(labels)
+
     @abstractmethod
     def _files_view(self, name: str, columns: str, files: list[str], where: str) -> None:
         """Register ``name`` as the typed ``columns`` of ``files`` (none: an empty view)."""
@@ -186,7 +200,9 @@ class Engine(ABC):
                 self._files_view(name, columns, files, where)
             else:
                 self.view(name, _empty(columns))
-        if not self.source.unique:
+        if not self.source.unique:  # appended rows are vouched for by no one: the usable ones only
+            self.view("abkit_pred_d", f"SELECT * FROM abkit_pred_dall WHERE {VALID_PREDICTION_SQL}")
+            self.view("abkit_lab_d", f"SELECT * FROM abkit_lab_dall WHERE {VALID_LABEL_SQL}")
             for name, (c, d, cols) in _UNIONS.items():
                 self.view(name, f"SELECT {cols} FROM {c} UNION ALL SELECT {cols} FROM {d}")
         for name, query in _once_sql(self.source).items():

@@ -197,3 +197,53 @@ def test_a_record_is_accepted_exactly_or_refused_naming_the_field(change, shape)
             assert isinstance(kept, float) and math.isfinite(kept) and kept == float(given_value)
         else:
             assert kept == given_value and isinstance(kept, str) and kept.strip()
+
+
+# ------------------------------------------------------------------------- a bad row already on disk
+def _clean_log(root) -> Experiment:
+    exp = Experiment.from_params(key="e", split="50/50", variant_names="control,challenger", start="2024-03-01")
+    rng = np.random.default_rng(3)
+    rows = [_record(i, variant=exp.assign_one(f"u{i % 120}"), unit_id=f"u{i % 120}",
+                    ts=T0 + dt.timedelta(hours=i % 90), confidence=float(rng.uniform()),
+                    latency_ms=float(rng.uniform(1, 9)), predicted_label="pos" if i % 4 else "neg")
+            for i in range(1200)]
+    log = PredictionLog(root)
+    with log.writer("e", exp.variant_names) as w:
+        w.append(rows)
+    log.append_labels([{"experiment": "e", "request_id": f"r{i}", "label": "pos" if i % 3 else "neg"}
+                       for i in range(0, 1200, 2)])
+    return exp
+
+
+def _other_tool_writes(root, rows: list[dict], kind: str = "predictions") -> None:
+    import pyarrow.parquet as pq
+
+    from abkit.log import LABEL_SCHEMA, PREDICTION_SCHEMA
+
+    folder = root / kind / "experiment=e" / "date=2024-03-01"
+    folder.mkdir(parents=True, exist_ok=True)
+    schema = PREDICTION_SCHEMA if kind == "predictions" else LABEL_SCHEMA
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "part-other-tool.parquet")
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.slow])])
+def test_the_analysis_skips_and_counts_bad_rows_another_tool_wrote(tmp_path, engine):
+    from abkit.analysis import analyze
+
+    exp = _clean_log(tmp_path / "clean")
+    exp_bad = _clean_log(tmp_path / "bad")
+    bad = [{"experiment": "e", **_record(9000 + j, **change)} for j, change in enumerate([
+        {"latency_ms": math.inf}, {"latency_ms": 9.3e15}, {"confidence": math.nan}, {"confidence": 7.0},
+        {"unit_id": None}, {"ts": None}, {"variant": None}, {"latency_ms": -1.0}])]
+    _other_tool_writes(tmp_path / "bad", bad)
+    _other_tool_writes(tmp_path / "bad", [{"experiment": "e", "request_id": "r1", "label": None,
+                                           "labelled_at": T0}], kind="labels")
+    kwargs = {"engine": engine} if engine == "duckdb" else {"engine": engine, "daily": False}
+    clean = analyze(tmp_path / "clean", exp, **kwargs).to_json()
+    with pytest.warns(UserWarning, match=r"holds 8 prediction and 1 label row\(s\) that the analysis cannot use"):
+        skipped = analyze(tmp_path / "bad", exp_bad, **kwargs).to_json()
+    assert skipped["counts"]["invalid_predictions_skipped"] == 8 and skipped["counts"]["invalid_labels_skipped"] == 1
+    assert clean["counts"]["invalid_predictions_skipped"] == 0
+    for row_clean, row_skipped in zip(clean["metrics"], skipped["metrics"], strict=True):
+        assert row_skipped["estimate"] == pytest.approx(row_clean["estimate"], rel=1e-12, nan_ok=True)
+    assert skipped["recommendation"]["decision"] == clean["recommendation"]["decision"]

@@ -171,7 +171,8 @@ def _rewrite(root: Path, experiment: str, manifest: L.Manifest, eng: Any, snapsh
     old_l = _files(manifest.files(root, "labels"), "request_id, request_key", "labelled_at")
     collided = manifest.collided or _collides(con, old_p, old_l)
     n_p, n_l = _count(con, "np"), _count(con, "nl")
-    raw_p, raw_l = _count(con, "abkit_pred_d"), _count(con, "abkit_lab_d")
+    raw_p, raw_l = _count(con, "abkit_pred_d"), _count(con, "abkit_lab_d")  # the usable appended rows
+    bad_p, bad_l = eng.invalid_rows()  # the unusable ones, left out
     written_p = _write(con, root, "predictions", experiment, "np", "day", L.STORED_PREDICTION_SCHEMA)
     written_l = _write(con, root, "labels", experiment, "nl", f"epoch_us(labelled_at) // {L.US_PER_DAY}",
                        L.STORED_LABEL_SCHEMA)
@@ -187,6 +188,8 @@ def _rewrite(root: Path, experiment: str, manifest: L.Manifest, eng: Any, snapsh
                         "labels": manifest.dropped.get("labels", 0) + dropped_l}
     manifest.days = sorted(set(manifest.days) | {(dt.date(1970, 1, 1) + dt.timedelta(days=int(d))).isoformat()
                                                  for d in days})
+    manifest.invalid = {"predictions": manifest.invalid.get("predictions", 0) + bad_p,
+                        "labels": manifest.invalid.get("labels", 0) + bad_l}
     manifest.collided = collided
     manifest.generation += 1
     L.write_manifest(root, experiment, manifest)  # the commit point

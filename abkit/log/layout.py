@@ -261,6 +261,7 @@ class Manifest:
     compacted: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
     consumed: dict[str, list[list[Any]]] = field(default_factory=lambda: {k: [] for k in KINDS})  # [path, size, mtime_ns]
     dropped: dict[str, int] = field(default_factory=lambda: {k: 0 for k in KINDS})  # duplicate rows compaction removed
+    invalid: dict[str, int] = field(default_factory=lambda: {k: 0 for k in KINDS})  # unusable rows it left out
     days: list[str] = field(default_factory=list)  # ISO dates of the compacted predictions
     collided: bool = False  # two ids of the experiment share a 64-bit key: engines must use the strings
     generation: int = 0
@@ -418,6 +419,7 @@ class LogSource:
     days: tuple[str, ...] = ()  # unique: the days of its predictions
     copied: bool = False
     dropped: int = 0  # prediction rows compaction removed as repeated request ids
+    invalid: tuple[int, int] = (0, 0)  # prediction and label rows compaction left out as unusable
 
     def files(self, kind: Kind) -> list[str]:
         """Every file of ``kind`` the source reads."""
@@ -445,4 +447,5 @@ def log_source(root: str | Path, experiment: str, on_bad_file: Literal["raise", 
         and not deltas["labels"]
     copied = unique and all_copied(compacted["labels"])
     return LogSource(experiment, compacted, deltas, unique, tuple(manifest.days) if unique else (), copied,
-                     manifest.dropped.get("predictions", 0))
+                     manifest.dropped.get("predictions", 0),
+                     (manifest.invalid.get("predictions", 0), manifest.invalid.get("labels", 0)))

@@ -12,7 +12,9 @@ buffers nothing from the call; with ``on_invalid="quarantine"`` the bad rows go 
 missing required column is a structural error (``LogError``) under both policies. ``experiment`` and ``ts``
 (labels: ``labelled_at``) may be omitted or null and then take their defaults.
 
-The writer only calls ``validate_predictions`` and ``validate_labels``; the rules live here alone.
+The writer only calls ``validate_predictions`` and ``validate_labels``; the rules live here alone, and
+``VALID_PREDICTION_SQL``/``VALID_LABEL_SQL`` state them for the engines, which skip (and count) bad rows that
+another tool wrote into files abkit's writers do not vouch for.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import pyarrow.compute as pc
 from abkit.names import NAME_PATTERN
 from abkit.log.schema import LABEL_SCHEMA, PREDICTION_SCHEMA, UTC_US, LogError
 
-__all__ = ["MAX_LATENCY_MS", "Columns", "InvalidRecordsError", "Verdict", "as_table", "validate_labels",
+__all__ = ["MAX_LATENCY_MS", "VALID_LABEL_SQL", "VALID_PREDICTION_SQL", "Columns", "InvalidRecordsError", "Verdict", "as_table", "validate_labels",
            "validate_predictions"]
 
 #: The largest latency a record may carry: one day. The analysis sums latencies per user in whole
@@ -232,6 +234,16 @@ def _bad_number(col: pa.ChunkedArray, lo: float, hi: float) -> np.ndarray:
 
 
 _STRING_FIX = "give a non-empty string."
+
+#: The same rules as SQL (the common subset of DuckDB and Spark) for rows already on disk, written by another
+#: tool: true for a stored prediction or label the analysis can use, false (never null) otherwise. NaN
+#: compares greater than every number in both engines, so it fails the upper bounds.
+VALID_PREDICTION_SQL = (
+    "COALESCE(variant IS NOT NULL AND unit_id IS NOT NULL AND request_id IS NOT NULL AND ts IS NOT NULL "
+    "AND predicted_label IS NOT NULL AND confidence >= 0 AND confidence <= 1 "
+    f"AND latency_ms >= 0 AND latency_ms <= {MAX_LATENCY_MS:.1f}, FALSE)"
+)
+VALID_LABEL_SQL = "COALESCE(request_id IS NOT NULL AND label IS NOT NULL AND labelled_at IS NOT NULL, FALSE)"
 
 
 def prediction_checks(cols: Columns, experiment: str, variants: Sequence[str]) -> list[tuple[str, np.ndarray, str]]:
