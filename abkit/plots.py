@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from abkit.scorecard import statistic_label
+from abkit.scorecard import metric_info, statistic_label
 
 _STYLE = {"ci": "#0969da", "seq": "#8250df", "zero": "#57606a", "good": "#1a7f37", "bad": "#cf222e"}
 
@@ -73,11 +73,13 @@ def sequential_plot(result: Any, metric: str | None = None) -> Any:
 
 
 def chance_to_win_plot(result: Any) -> Any:
-    """Bayesian chance that each challenger beats control, per metric."""
-    eff = [e for e in result.effects.to_dicts() if e["statistic"] == "mean" and e.get("chance_to_win") is not None]
+    """Bayesian chance that each challenger beats control, per metric with a direction (an informational
+    metric such as a model's own confidence has no "better" to win)."""
+    eff = [e for e in result.effects.to_dicts() if e["statistic"] == "mean" and e.get("chance_to_win") is not None
+           and metric_info(e["metric"]).direction != "neutral"]
     fig, axes = _fig(1, 5.5, 0.6 + 0.45 * max(len(eff), 1))
     ax = axes[0]
-    labels = [f"{e['metric']} · {e['variant']}" for e in eff]
+    labels = [f"{statistic_label(e['metric'], 'mean')} · {e['variant']}" for e in eff]
     vals = [100 * _val(e["chance_to_win"]) for e in eff]
     colours = [_STYLE["good"] if v >= 50 else _STYLE["bad"] for v in vals]
     ax.barh(np.arange(len(eff)), vals, color=colours)

@@ -157,8 +157,12 @@ def test_headerless_tsv_and_user_model_run_end_to_end(mail_run):
 
 
 # numbers like 1.09e+04 or 7e-144 (not hex ids such as a commit "57e28ed"), NaN, None and Python reprs
-_REPR = re.compile(r"(?<![0-9A-Za-z])\d+(?:\.\d+)?[eE][+-]?\d+(?![0-9A-Za-z])|\bNaN\b|\bnan\b|\bNone\b|\{'|\['|array\(|<(?:Figure|Axes|matplotlib)|"
-                   r"\b(?:ResultTable|Scorecard|DataFrame|Recommendation)\(|<IPython")
+_REPR = re.compile("|".join((
+    r"(?<![0-9A-Za-z])\d+(?:\.\d+)?[eE][+-]?\d+(?![0-9A-Za-z])",  # 1.09e+04, 7e-144 (not a hash like 57e28ed)
+    r"\bNaN\b", r"\bnan\b", r"\bNone\b", r"\b(?:True|False)\b(?!-)",  # missing values and booleans as Python
+    r"\{'", r"\['", r"\b[A-Za-z_]\w*\((?:'|\"|\[|\{)", r"<(?:Figure|Axes|matplotlib|IPython)",  # reprs
+    r"\b(?:ResultTable|Scorecard|DataFrame|Recommendation|array)\(",
+)))
 
 
 def _layout(browser, path: Path, width: int = 1280) -> dict:
