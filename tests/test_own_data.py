@@ -231,3 +231,15 @@ def test_a_production_log_becomes_a_report_with_one_command(tmp_path):
     assert results["recommendation"]["decision"] == "continue"  # day one of a 14-day test: no verdict yet
     assert "Continue the test" in (run / "20_analyze.stakeholder.html").read_text()
     assert "prod" in (tmp_path / "outputs" / "index.html").read_text()
+
+
+def test_held_out_accuracy_has_one_all_row_without_domains():
+    from abkit.models import evaluate_variants
+
+    texts, labels = ["free cash", "lunch notes", "win prize", "call tomorrow"] * 4, ["spam", "ham"] * 8
+    model = train_model("tfidf_logreg", texts, labels, rng=0, measure_cost=False)
+    pool = pd.DataFrame({"text": texts, "label": labels, "domain": "all"})  # a table without a domain column
+    accuracy, _ = evaluate_variants({"champion": model, "challenger": model}, pool)
+    assert accuracy.index.tolist() == ["all"]
+    with_domains = pool.assign(domain=["a", "b"] * 8)
+    assert evaluate_variants({"champion": model}, with_domains)[0].index.tolist() == ["a", "b", "all"]
