@@ -80,6 +80,12 @@ def test_good_values_pass(calls, override):
     assert len(calls) == 1
 
 
+@pytest.mark.parametrize(("name", "value"), [("dataset", "table:a\0b"), ("challenger_model", "m\0")])
+def test_a_nul_byte_in_a_path_is_no_such_file(name, value):
+    with pytest.raises(ParameterError, match=f"parameter '{name}'"):
+        P.check_together({name: value})
+
+
 def test_checks_only_the_notebooks_that_run(calls):
     """Re-analysing with --only 20_analyze does not re-check the setup's parameters' defaults."""
     assert cli.main(_run("--only", "20_analyze", "-p", "alpha=0.1")) == 0
