@@ -180,8 +180,14 @@ def reliability_plot(summary: Any) -> Any:
 
 
 def confusion_plot(confusion: Any) -> Any:
-    """Confusion matrix per arm (rows: true label, columns: predicted), shares of each true label."""
-    variants = list(dict.fromkeys(confusion["variant"])) or ["(no labels yet)"]
+    """Confusion matrix per arm (rows: true label, columns: predicted), shares of each true label; takes the
+    rows of ``AnalysisResult.confusion_table()`` (variant, label, predicted_label, n) as a DataFrame."""
+    if len(confusion) == 0:
+        fig, axes = _fig(1, 3.6, 1.2)
+        axes[0].set_axis_off()
+        axes[0].text(0.5, 0.5, "no labelled predictions yet", ha="center", va="center")
+        return fig
+    variants = list(dict.fromkeys(confusion["variant"]))
     labels = sorted(set(confusion["label"]) | set(confusion["predicted_label"]))
     fig, axes = _fig(len(variants), 3.6, 3.2)
     for ax, v in zip(axes, variants):
