@@ -67,7 +67,7 @@ def sequential_plot(result: Any, metric: str | None = None) -> Any:
         ax.plot(x, est, "o-", color=_STYLE["seq"], label="estimate")
         ax.axhline(0, color=_STYLE["zero"], lw=1, ls="--")
         ax.set_xticks(x, [r["day"][5:] for r in rr], rotation=60, fontsize=7)
-        ax.set_title(f"{metric}: {v} − control (cumulative)")
+        ax.set_title(f"{statistic_label(metric, 'mean')}: {v} − control (cumulative)")
         ax.legend(fontsize=7)
     return fig
 
@@ -179,15 +179,17 @@ def reliability_plot(summary: Any) -> Any:
     return fig
 
 
-def confusion_plot(confusion: Any) -> Any:
+def confusion_plot(confusion: Any, variants: Any = ()) -> Any:
     """Confusion matrix per arm (rows: true label, columns: predicted), shares of each true label; takes the
-    rows of ``AnalysisResult.confusion_table()`` (variant, label, predicted_label, n) as a DataFrame."""
+    rows of ``AnalysisResult.confusion_table()`` (variant, label, predicted_label, n) as a DataFrame; panels follow
+    ``variants`` (the experiment's order), then any other arm."""
     if len(confusion) == 0:
         fig, axes = _fig(1, 3.6, 1.2)
         axes[0].set_axis_off()
         axes[0].text(0.5, 0.5, "no labelled predictions yet", ha="center", va="center")
         return fig
-    variants = list(dict.fromkeys(confusion["variant"]))
+    present = list(dict.fromkeys(confusion["variant"]))
+    variants = [v for v in variants if v in present] + [v for v in present if v not in variants]
     labels = sorted(set(confusion["label"]) | set(confusion["predicted_label"]))
     fig, axes = _fig(len(variants), 3.6, 3.2)
     for ax, v in zip(axes, variants):

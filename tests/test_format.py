@@ -169,9 +169,9 @@ def test_pictures_draw_from_plain_tables_and_say_when_labels_are_missing():
 
     rows = pd.DataFrame({"variant": ["a", "a", "a", "b"], "label": ["x", "x", "y", "y"],
                          "predicted_label": ["x", "y", "y", "y"], "n": [3, 1, 4, 2]})
-    fig = confusion_plot(rows)
-    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
+    fig = confusion_plot(rows, ["b", "a"])
+    texts = [t.get_text() for ax in fig.axes[1:] for t in ax.texts]
+    assert [ax.get_title() for ax in fig.axes] == ["b", "a"]
     assert texts[:4] == ["75 %\n(3)", "25 %\n(1)", "0 %\n(0)", "100 %\n(4)"]  # rows: true x, true y
     empty = confusion_plot(pd.DataFrame.from_records([]))
     assert [t.get_text() for t in empty.axes[0].texts] == ["no labelled predictions yet"]
