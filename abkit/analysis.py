@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,9 @@ class AnalysisResult(DictsReprMixin):
             "counts": {"users": st.units.tolist(), "predictions": st.predictions.tolist(),
                        "labelled": st.labelled.tolist(), "duplicates_dropped": st.duplicates,
                        "days": list(st.days), "first_day": st.first_day, "last_day": st.last_day,
-                       "n_days": st.n_days, "unknown_variants": list(st.unknown_variants)},
+                       "n_days": st.n_days, "unknown_variants": list(st.unknown_variants),
+                       "invalid_predictions_skipped": st.invalid_predictions,
+                       "invalid_labels_skipped": st.invalid_labels},
         })
 
     def srm_table(self) -> ResultTable:
@@ -193,6 +196,10 @@ def analyze(
     tuning = float(resolve("sequential_tuning", sequential_tuning))
     variants = list(exp.variant_names)
     st = collect(log_root, exp.key, variants, quantiles=quantiles, alpha=a, engine=engine, spark=spark, con=con, daily=daily)
+    if st.invalid_predictions or st.invalid_labels:  # shown in the report: the kernel's warnings are output
+        warnings.warn(f"the log of {exp.key!r} holds {st.invalid_predictions} prediction and {st.invalid_labels} label "
+                      "row(s) that the analysis cannot use (written by another tool: a null id, NaN or out-of-range "
+                      "confidence or latency...); they were skipped and are counted in the results.", stacklevel=2)
     srm = srm_test(st.units, exp.weights)
     control = variants[0]
     rows: list[dict[str, Any]] = []

@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     chosen = select_notebooks(every, args.only)
     P.check_together(P.effective_values(merged, [specs[path.stem] for path in chosen]))
     summary = run_pipeline(merged, run_name=run_name, notebooks=chosen, specs=specs,
-                           output_root=args.output_dir, progress=not args.no_progress)
+                           output_root=args.output_dir, progress=not args.no_progress, params_files=args.params)
     print(f"abkit: run {run_name} finished; open {Path(summary.run_dir) / 'index.html'}")
     return 0
 

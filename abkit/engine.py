@@ -12,7 +12,10 @@ small results. They do it through this interface:
    - ``abkit_lab_once``: the experiment's labels, each request id once (``experiment, request_id, label,
      labelled_at``);
    - ``abkit_pred`` / ``abkit_lab``: the raw rows of the source's files (every experiment unless the source
-     is unique, duplicates possible): for reductions that deduplicate themselves, like ``abkit.metrics``;
+     is unique, duplicates possible): for reductions that deduplicate themselves, like ``abkit.metrics``.
+     Every view skips rows the analysis cannot use (``abkit.log.validate.VALID_PREDICTION_SQL``: a null id,
+     NaN or out-of-range confidence or latency...) that another tool wrote into files abkit's writers do not
+     vouch for; ``eng.invalid_rows()`` counts them;
 
 3. ``eng.sql(q)`` (rows as tuples), ``eng.arrays(q)`` (one numpy array per column) or ``eng.arrow(q)`` (an
    Arrow table) run a reduction written in the common subset of DuckDB and Spark SQL; ``eng.dialect`` gives
@@ -43,6 +46,7 @@ import pyarrow as pa
 
 from abkit.errors import AbkitError
 from abkit.log.layout import LogSource
+from abkit.log.validate import VALID_LABEL_SQL, VALID_PREDICTION_SQL
 from abkit.sql import sql_string
 
 __all__ = ["DUCKDB", "ENGINES", "SPARK", "Dialect", "DuckDBEngine", "Engine", "EngineError", "SparkEngine",
@@ -85,6 +89,20 @@ def _columns(src: LogSource, kind: str) -> str:
     if kind == "predictions":
         return _PRED_COLS + (_PRED_KEYS if src.unique else "")
     return _LAB_COLS + (_LAB_KEYS if src.unique else "") + (_LAB_COPY if src.copied else "")
+
+
+def _checked(src: LogSource, kind: str) -> str:
+    """The raw view of ``kind`` over its unfiltered files view: rows the analysis cannot use are skipped unless
+    every file comes from abkit's validating writers (a unique source)."""
+    files = "abkit_pred_files" if kind == "predictions" else "abkit_lab_files"
+    valid = VALID_PREDICTION_SQL if kind == "predictions" else VALID_LABEL_SQL
+    return f"SELECT * FROM {files}" + ("" if src.unique else f" WHERE {valid}")
+
+
+def _invalid_sql(src: LogSource) -> str:
+    k = sql_string(src.experiment)
+    return (f"SELECT (SELECT COUNT(*) FROM abkit_pred_files WHERE experiment = {k} AND NOT {VALID_PREDICTION_SQL}),"
+            f" (SELECT COUNT(*) FROM abkit_lab_files WHERE experiment = {k} AND NOT {VALID_LABEL_SQL})")
 
 
 def _once_sql(src: LogSource) -> tuple[str, str]:
@@ -134,7 +152,16 @@ class Engine(ABC):
     def close(self) -> None:
         """Release what the engine holds (its DuckDB connection when it opened it; Spark sessions stay)."""
 
+    def invalid_rows(self) -> tuple[int, int]:
+        """Prediction and label rows of the experiment that the views skip (0, 0 for a unique source)."""
+        if self.source.unique:
+            return 0, 0
+        preds, labels = self.sql(_invalid_sql(self.source))[0]
+        return int(preds), int(labels)
+
     def _register_once(self) -> None:
+        self.view("abkit_pred", _checked(self.source, "predictions"))
+        self.view("abkit_lab", _checked(self.source, "labels"))
         preds, labels = _once_sql(self.source)
         self.view("abkit_pred_once", preds)
         self.view("abkit_lab_once", labels)
@@ -158,7 +185,7 @@ class DuckDBEngine(Engine):
         except duckdb.Error:  # inside Jupyter DuckDB refuses the setting without ipywidgets; it is only cosmetic
             pass
         self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW abkit_pred AS SELECT {_columns(source, 'predictions')} "
+            f"CREATE OR REPLACE TEMP VIEW abkit_pred_files AS SELECT {_columns(source, 'predictions')} "
             f"FROM read_parquet({sql_string(source.pattern('predictions'))}, hive_partitioning = false)"
         )
         if source.files("labels"):
@@ -166,7 +193,7 @@ class DuckDBEngine(Engine):
                  f"FROM read_parquet({sql_string(source.pattern('labels'))}, hive_partitioning = false)")
         else:
             q = _NO_LABELS
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW abkit_lab AS {q}")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW abkit_lab_files AS {q}")
         self._register_once()
 
     def sql(self, query: str) -> list[tuple[Any, ...]]:
@@ -205,12 +232,12 @@ class SparkEngine(Engine):
         self.source = source
         self.spark = spark
         pred = spark.read.option("recursiveFileLookup", "true").parquet(str(source.predictions))
-        pred.selectExpr(*_columns(source, "predictions").split(", ")).createOrReplaceTempView("abkit_pred")
+        pred.selectExpr(*_columns(source, "predictions").split(", ")).createOrReplaceTempView("abkit_pred_files")
         if source.files("labels"):
             lab = spark.read.option("recursiveFileLookup", "true").parquet(str(source.labels))
-            lab.selectExpr(*_columns(source, "labels").split(", ")).createOrReplaceTempView("abkit_lab")
+            lab.selectExpr(*_columns(source, "labels").split(", ")).createOrReplaceTempView("abkit_lab_files")
         else:
-            spark.sql(_NO_LABELS).createOrReplaceTempView("abkit_lab")
+            spark.sql(_NO_LABELS).createOrReplaceTempView("abkit_lab_files")
         self._register_once()
 
     def sql(self, query: str) -> list[tuple[Any, ...]]:

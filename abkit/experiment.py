@@ -51,10 +51,8 @@ __all__ = [
 
 STATISTICS = ("mean", "p50", "p95", "p99")
 WEIGHT_TOLERANCE = 1e-6
-_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # for RE2 (Arrow) only; Python checks use is_name
 _NAME_FIX = ("give 1-128 letters, digits, '.', '_' or '-' starting with a letter or digit, nothing else (no "
              "'..', spaces, newlines or path separators: it names a folder), e.g. {example!r}.")
-_DEFAULT_START = "2025-01-01"
 
 
 class ExperimentError(AbkitError):
@@ -137,6 +135,8 @@ def _as_tuple(value: Any, field_name: str) -> tuple[Any, ...]:
 
 
 def _check_start(value: Any) -> str:
+    if value is None:  # a test defined now starts today
+        return dt.datetime.now(dt.timezone.utc).date().isoformat()
     if isinstance(value, dt.datetime):
         raise _fail("start", value, "give a date 'YYYY-MM-DD', not a datetime.")
     if isinstance(value, dt.date):
@@ -160,7 +160,7 @@ class Experiment(SettingsReprMixin):
     hash_version: int = 2
     coverage: float = 1.0
     namespace: tuple[str, float, float] | None = None
-    start: str = _DEFAULT_START
+    start: str | None = None  # ISO date of the first day; None means today (UTC), resolved on construction
     duration_days: int = 14
     primary_metric: str = "accuracy"
     guardrails: tuple[Guardrail, ...] = ()
@@ -375,7 +375,7 @@ class Experiment(SettingsReprMixin):
         variant_names: str = "control,challenger",
         coverage: float = 1.0,
         seed: str | None = None,
-        start: str = _DEFAULT_START,
+        start: str | None = None,
         duration_days: int = 14,
         primary_metric: str = "accuracy",
         guardrail_latency_p95_ms: float | None = None,
@@ -386,7 +386,7 @@ class Experiment(SettingsReprMixin):
 
         ``variant_names`` and ``models`` are comma-separated, one per split part. A
         ``guardrail_latency_p95_ms`` adds a guardrail: the challenger's p95 latency may exceed the
-        control's by at most that many milliseconds.
+        control's by at most that many milliseconds. ``start`` (ISO date) defaults to today, UTC.
         """
         names = [n.strip() for n in str(variant_names).split(",")]
         weights = parse_split(split)

@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from abkit.display import DictsReprMixin
-from abkit.log.durable import ensure_dir, fsync_dir
 from abkit.errors import AbkitError
+from abkit.log.durable import ensure_dir, fsync_dir
 
 __all__ = ["ALIASES", "HistoryRecord", "HistoryTable", "ModelRegistry", "ModelVersion", "RegistryError"]
 

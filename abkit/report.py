@@ -100,6 +100,7 @@ class RunSummary:
     notebooks: list[NotebookRun] = field(default_factory=list)
     started: str = ""
     finished: str = ""
+    params_files: list[str] = field(default_factory=list)  # the --params files, in order (the scenario)
 
     @property
     def ok(self) -> bool:
@@ -215,6 +216,7 @@ def run_pipeline(
     specs: Mapping[str, Mapping[str, ParamSpec]],
     output_root: str | Path = "outputs",
     progress: bool = True,
+    params_files: Sequence[str | Path] = (),
 ) -> RunSummary:
     """Execute ``notebooks`` in order into ``<output_root>/<run_name>`` and render their reports.
 
@@ -226,7 +228,8 @@ def run_pipeline(
 
     run_dir = prepare_run_dir(output_root, run_name)
     effective = effective_values(params, [specs[path.stem] for path in notebooks])
-    summary = RunSummary(run_name, str(run_dir), effective, provenance(effective), started=_now())
+    summary = RunSummary(run_name, str(run_dir), effective, provenance(effective), started=_now(),
+                         params_files=[str(p) for p in params_files])
     summary.notebooks = [NotebookRun(p.stem) for p in notebooks]
     failure: NotebookFailed | None = None
     bar = tqdm(list(zip(notebooks, summary.notebooks)), desc=f"abkit run {run_name}", unit="notebook",
@@ -410,7 +413,7 @@ def _now() -> str:
 
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8">{csp}<title>{title}</title><style>
-body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#222}}
+body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:76rem;padding:0 1rem;color:#222}}
 table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}
 .ok{{color:#176f2c;font-weight:bold}}.failed{{color:#b00020;font-weight:bold}}.muted{{color:#777}}
 pre{{white-space:pre-wrap;background:#fff4f4;padding:.6rem}}</style></head><body>{body}</body></html>"""
@@ -447,23 +450,24 @@ def write_run_index(summary: RunSummary) -> Path:
 
 
 def write_outputs_index(output_root: Path) -> Path:
-    """Write ``<output_root>/index.html`` listing every run, newest first."""
+    """Write ``<output_root>/index.html`` listing every run, newest first (see :func:`_runs_overview`)."""
+    path = output_root / "index.html"
+    path.write_text(safe_page(_PAGE.format(csp=_CSP_META, title="abkit runs", body=_runs_overview(output_root))))
+    return path
+
+
+def _runs_overview(output_root: Path) -> str:
+    """Every run's scenario, date, decision, top reason and primary-metric lift (``abkit.scorecard``)."""
+    from abkit.scorecard import runs_table_html
+
     runs = []
     for run_json in output_root.glob("*/run.json"):
         try:
-            runs.append(json.loads(run_json.read_text()))
+            run = json.loads(run_json.read_text())
+            analysis = run_json.parent / "20_analyze.json"
+            results = json.loads(analysis.read_text()) if analysis.is_file() else None
         except (OSError, json.JSONDecodeError):
             continue
-    runs.sort(key=lambda r: r.get("started", ""), reverse=True)
-    e = html.escape
-    rows = []
-    for run in runs:
-        headline = "; ".join(f"{nb['name']}: {nb['headline']}" for nb in run["notebooks"] if nb.get("headline"))
-        status = "ok" if run.get("ok") else "failed"
-        rows.append(f'<tr><td><a href="{e(run["run_name"])}/index.html">{e(run["run_name"])}</a></td>'
-                    f'<td>{e(run.get("started", ""))}</td><td class="{status}">{status}</td><td>{e(headline)}</td></tr>')
-    body = ("<h1>abkit runs</h1><table><tr><th>run</th><th>started</th><th>status</th><th>headline</th></tr>"
-            + "".join(rows) + "</table>")
-    path = output_root / "index.html"
-    path.write_text(safe_page(_PAGE.format(csp=_CSP_META, title="abkit runs", body=body)))
-    return path
+        runs.append((f"{run_json.parent.name}/index.html", run.get("started", "").replace("T", " ")[:16], run, results))
+    runs.sort(key=lambda r: r[2].get("started", ""), reverse=True)
+    return "<h1>abkit runs</h1>" + (runs_table_html(runs) if runs else "<p>No runs yet: try <code>abkit run</code>.</p>")

@@ -246,17 +246,25 @@ def plain_text(text: str) -> str:
 
 
 def top_reason(recommendation: Mapping[str, Any]) -> str:
-    """The one reason a reader needs: the winner's line for ship and invalid, the closing line otherwise."""
+    """The one reason a reader needs: the first for ship and invalid, what is missing for continue (with the
+    time it takes), the closing line for keep and stop."""
     reasons = list(recommendation.get("reasons") or [])
     if not reasons:
         return ""
-    pick = reasons[0] if recommendation.get("decision") in ("ship", "invalid") else reasons[-1]
-    return plain_text(pick)
+    decision = recommendation.get("decision")
+    if decision in ("ship", "invalid"):
+        return plain_text(reasons[0])
+    if decision == "continue":
+        pick = next((r for r in reasons if r.startswith(("too little", "continue"))), reasons[-1])
+        when = reasons[-1] if reasons[-1].startswith("about") and reasons[-1] != pick else ""
+        return plain_text(pick + (f" ({when})" if when else ""))
+    return plain_text(reasons[-1])
 
 
 def _axis_limit(rows: Sequence[ScoreRow]) -> float:
     """A round half-width (1, 2 or 5 × 10^k) for the shared axis that holds every interval."""
-    ext = max([abs(x) for r in rows for x in (r.low, r.high, r.relative) if x is not None] or [0.01])
+    ext = max([abs(x) for r in rows for x in (r.low, r.high, r.relative) if x is not None and math.isfinite(x)]
+              + [0.001])
     k = math.floor(math.log10(ext))
     for m in (1, 2, 5, 10):
         if m * 10 ** k >= ext:
@@ -454,3 +462,59 @@ def reasons_html(recommendation: Mapping[str, Any]) -> str:
         extra = (f"<p>About {F.count(recommendation['samples_needed'])} more users needed"
                  + (f" (~{F.number(days, 2)} days at the current traffic)" if days is not None else "") + ".</p>")
     return f"<ul>{items}</ul>{extra}<p class=\"abk-small\">Method: {e(plain_text(recommendation.get('method', '')))}</p>"
+
+
+# --------------------------------------------------------------------------------------------------
+# The run index: one line per run, the primary metric's lift on an axis shared by every run
+
+
+def primary_row(results: Mapping[str, Any], parameters: Mapping[str, Any]) -> ScoreRow | None:
+    """The scorecard row of a run's primary metric (first challenger), read with the run's own parameters."""
+    rows = score_rows(results, min_units=int(parameters.get("min_units", 100)),
+                      inference=str(parameters.get("inference", "sequential")), statistics=("mean",))
+    return next((r for r in rows if r.metric == results.get("primary_metric")), None)
+
+
+def runs_table_html(runs: Sequence[tuple[str, str, Mapping[str, Any], Mapping[str, Any] | None]]) -> str:
+    """The run index body: for each (link, started, run record, analysis results or None) the scenario,
+    date, status, decision, top reason and the primary metric's lift with its interval, bars on one axis."""
+    e = html.escape
+    prim = {i: primary_row(res, run.get("parameters", {})) for i, (_, _, run, res) in enumerate(runs) if res}
+    limit = _axis_limit([r for r in prim.values() if r is not None])
+    head = ('<tr><th class="l" style="width:14%">run</th><th class="l" style="width:11%">scenario</th>'
+            '<th class="l" style="width:10%">started (UTC)</th><th class="l" style="width:12%">decision</th>'
+            '<th class="l" style="width:21%">top reason</th><th style="width:13%">primary metric lift</th>'
+            f'<th style="width:19%"><div class="abk-axis"><span>{_fmt_axis(-limit)}</span><span>0</span>'
+            f"<span>{_fmt_axis(limit)}</span></div></th></tr>")
+    body = []
+    for i, (link, started, run, res) in enumerate(runs):
+        scenario = ", ".join(_stem(p) for p in run.get("params_files", [])) or "—"
+        status = "ok" if run.get("ok") else "failed"
+        if res:
+            rec = res.get("recommendation", {})
+            decision = _DECISION.get(rec.get("decision", ""), ("", rec.get("decision", "")))[1]
+            decision = decision.format(variant=rec.get("variant") or "the challenger")
+            reason = top_reason(rec)
+        else:
+            decision, reason = ("failed" if status == "failed" else "no analysis"), ""
+        r = prim.get(i)
+        if r is not None:
+            lift = (f"{e(statistic_label(r.metric, 'mean'))}<br>"
+                    + F.estimate_with_interval(r.relative, r.low, r.high, "rate", signed=True).replace(" (", "<br>(", 1))
+            bar = _bar(r, limit)
+        else:
+            lift, bar = "—", ""
+        cls = "abk-bad" if status == "failed" else ""
+        body.append(f'<tr><td class="l"><a href="{e(link)}">{e(run.get("run_name", ""))}</a></td>'
+                    f'<td class="l">{e(scenario)}</td><td class="l">{e(started)}</td>'
+                    f'<td class="l"><span class="abk-tag {cls}">{e(decision)}</span></td><td class="l">{e(reason)}</td>'
+                    f"<td>{lift}</td><td>{bar}</td></tr>")
+    note = ('<p class="abk-small">Lift: the challenger against control on each run\'s primary metric, with the '
+            "interval its recommendation uses, drawn on one axis for every run.</p>")
+    return f'{_CSS}<div class="abk"><table>{head}{"".join(body)}</table>{note}</div>'
+
+
+def _stem(path: str) -> str:
+    """``params/scenarios/aa.yaml`` → ``aa``."""
+    name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[0] if "." in name else name

@@ -146,3 +146,13 @@ def test_namespaces_make_experiments_exclusive() -> None:
     b = _exp(key="b", namespace=("homepage", 0.5, 1.0))
     ids = np.strings.add("u", np.arange(20_000).astype("U5"))
     assert not np.any((a.assign(ids) >= 0) & (b.assign(ids) >= 0))
+
+
+def test_start_defaults_to_today_utc():
+    import datetime as dt
+
+    before = dt.datetime.now(dt.timezone.utc).date()
+    exp = Experiment.from_params(key="today", split="50/50")
+    after = dt.datetime.now(dt.timezone.utc).date()
+    assert exp.start in (before.isoformat(), after.isoformat())
+    assert Experiment.from_dict(exp.to_dict()).start == exp.start  # a saved test keeps its first day

@@ -125,3 +125,38 @@ def test_pending_when_labels_are_missing():
     assert row.status == "pending" and row.note == "no labels yet in an arm"
     html = Scorecard(res).to_html()
     assert "pending" in html and "NaN" not in html
+
+
+def test_top_reason_for_continue_says_what_is_missing():
+    rec = {"decision": "continue", "reasons": ["too little evidence: users per arm a: 66, b: 54; needs 100",
+                                               "continue: at least 80 more users", "about 9.3 days at the current rate"]}
+    assert top_reason(rec) == "too little evidence: users per arm a: 66, b: 54; needs 100 (about 9.3 days at the current rate)"
+
+
+def test_run_index_lists_scenario_decision_reason_and_lift(tmp_path):
+    import json
+
+    from abkit.report import write_outputs_index
+
+    for name, started, decision in (("old", "2026-01-01T10:00:00+00:00", "keep"), ("new", "2026-02-01T10:00:00+00:00", "continue")):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "run.json").write_text(json.dumps({"run_name": name, "started": started, "ok": True,
+                                                  "params_files": ["params/scenarios/aa.yaml"], "parameters": {}}))
+        (run / "20_analyze.json").write_text(json.dumps(_results(decision=decision)))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "run.json").write_text(json.dumps({"run_name": "broken", "started": "2026-03-01", "ok": False}))
+    page = write_outputs_index(tmp_path).read_text()
+    assert page.index(">broken<") < page.index(">new<") < page.index(">old<")  # newest first
+    assert page.count(">aa<") == 2 and "Keep the control" in page and "Continue the test" in page
+    assert "+4 %<br>(−1 % to +9 %)" in page  # the always-valid relative interval, rounded to its width
+    assert not E_NUMBER.search(page)
+
+
+def test_scorecard_axis_survives_zero_and_missing_intervals():
+    res = _results()
+    for e in res["effects"]:
+        e.update(estimate=0.0, ci_low=0.0, ci_high=0.0, seq_ci_low=0.0, seq_ci_high=0.0, relative=0.0,
+                 relative_ci_low=0.0, relative_ci_high=0.0)
+    assert "<span>−0.10 %</span><span>0</span><span>+0.10 %</span>" in Scorecard(res).to_html()  # smallest axis
+    assert "No metric rows yet" in Scorecard({**res, "effects": []}).to_html()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -11,7 +12,13 @@ import pytest
 from abkit.assign import AssignError, assign_many, ramp_ranges
 from abkit.rollout import RolloutPolicy
 from abkit.rollout.evidence import alarm_texts
-from abkit.rollout.lifecycle import LifecycleConfig, ModelBehaviour, run_lifecycle, story
+from abkit.rollout.lifecycle import (
+    LifecycleConfig,
+    ModelBehaviour,
+    run_lifecycle,
+    story,
+)
+from abkit.rollout.report import decision_table, results_json, timeline_plot, verdict
 
 POLICY = RolloutPolicy(stages=(0.1, 0.25, 0.5, 1.0), min_units=300, primary_margin=0.02, stage_deadline_days=6,
                        watch_days=6, guardrails=({"metric": "latency_ms", "statistic": "p95", "margin": 10.0},))
@@ -27,7 +34,7 @@ def test_ramp_moves_no_user_who_already_saw_a_variant(shares: tuple[float, ...])
         assert np.mean(a == 1) == pytest.approx(s, abs=0.01)  # the challenger's share of traffic
         control = min(s, 1 - top)
         assert np.mean(a == 0) == pytest.approx(control, abs=0.01)
-    for before, after in zip(arms, arms[1:]):
+    for before, after in itertools.pairwise(arms):
         seen = before >= 0
         assert np.array_equal(after[seen], before[seen])  # nobody in a variant is reassigned
         assert (after >= 0).sum() > seen.sum()
@@ -98,3 +105,54 @@ def test_the_story_promotes_then_rolls_back_a_degraded_champion(tmp_path: Path) 
     assert all(row["status"] in ("committed", "done") for row in table)
     decisions = json.loads(json.dumps(r.decision_dicts(), allow_nan=False))
     assert {"time", "action", "from_version", "to_version", "gate_results", "reasons"} <= set(decisions[0])
+    # what notebook 40_rollout shows
+    summary = verdict({"main": r})
+    assert summary.lines[0] == "main: v2 promoted, then rolled back to v1"
+    assert "<b>main: v2 promoted" in summary._repr_html_()
+    table = decision_table(r).to_dicts()
+    assert [row["action"] for row in table] == [a for a in acts if a != "hold"]
+    out = json.loads(json.dumps(results_json({"main": r}, POLICY, summary), allow_nan=False))
+    assert len(out["decisions"]) == len(acts) and out["aliases"]["main"]["champion"] == "v1"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = timeline_plot(r)
+    labels = [t.get_text() for t in ax.texts]
+    assert "promote v2" in labels and "rollback v1" in labels and "start v2" in labels
+
+
+def test_shadow_stage_pairs_the_same_requests_and_gates_the_canary(tmp_path: Path) -> None:
+    from scipy import stats as sps
+
+    from abkit.log import PredictionLog
+    from abkit.rollout.shadow import paired_evidence, shadow_keys
+
+    policy = RolloutPolicy(shadow=True, stages=(0.1, 0.25, 0.5, 1.0), min_units=300, primary_margin=0.02,
+                           stage_deadline_days=6, guardrails=({"metric": "latency_ms", "statistic": "p95", "margin": 10},))
+    worse = ModelBehaviour("v3", {"electronics": 0.84, "restaurants": 0.66}, 20.0)
+    cfg = LifecycleConfig(champion=V1, candidates=(worse,), start_with_challenger=True, shift_day=None, days=3,
+                          users_per_day=1500, n_users=6000, key="sh")
+    r = run_lifecycle(cfg, policy, tmp_path / "run", seed=5)
+    first = r.decisions[0]
+    assert (first.phase, first.action) == ("shadow", "abort")  # the paired test catches it before any user sees it
+    assert {g.name: g.status for g in first.gate_results}["primary accuracy (paired)"] == "fail"
+    assert all(t["version"] == "v1" for t in r.traffic)  # shadow serves nothing
+    # the log holds both predictions of every mirrored request; the paired numbers match a direct computation
+    log = PredictionLog(tmp_path / "run" / "log")
+    ref_key, tested_key = shadow_keys("sh-1-shadow")
+    ref = log.read_predictions(ref_key).to_pandas()
+    tested = log.read_predictions(tested_key).to_pandas()
+    assert len(ref) == len(tested) and set(ref.request_id) == set(tested.request_id)
+    labels = log.read_labels(ref_key).to_pandas()[["request_id", "label"]]
+    every = ref.merge(tested, on="request_id", suffixes=("_r", "_t"))
+    pairs = every.merge(labels, on="request_id")
+    cr, ct = pairs.predicted_label_r == pairs.label, pairs.predicted_label_t == pairs.label
+    b, c = int((cr & ~ct).sum()), int((~cr & ct).sum())
+    ev = paired_evidence(tmp_path / "run" / "log", "sh-1-shadow", first.time, policy)
+    acc = ev.find("accuracy")
+    assert acc.estimate == pytest.approx((ct.astype(int) - cr.astype(int)).mean(), rel=1e-12)
+    assert acc.p_value == pytest.approx(sps.binomtest(min(b, c), b + c, 0.5).pvalue, rel=1e-9)
+    assert ev.units["tested"] == pairs.unit_id_r.nunique()
+    lat = ev.find("latency_ms")
+    assert lat.estimate == pytest.approx((every.latency_ms_t - every.latency_ms_r).mean(), rel=1e-9)
+    assert ev.find("latency_ms", "p95").control_mean == pytest.approx(np.quantile(every.latency_ms_r, 0.95), rel=1e-9)

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from abkit.errors import AbkitError
-from abkit.experiment import _KEY_RE
+from abkit.names import is_name
 
 __all__ = ["LABEL_SCHEMA", "PREDICTION_SCHEMA", "UTC_US", "LogError", "check_key"]
 
@@ -47,9 +47,9 @@ class LogError(AbkitError):
 
 def check_key(experiment: Any) -> str:
     """``experiment`` when it is a valid experiment key (it names a log folder), else a ``LogError``."""
-    if not isinstance(experiment, str) or not _KEY_RE.match(experiment):
+    if not is_name(experiment):
         raise LogError(
-            f"experiment key {experiment!r} is not valid; use 1-128 letters, digits, '.', '_' or '-' "
-            "(it names a log directory), the same key as the Experiment."
+            f"experiment key {experiment!r} is not valid; use 1-128 letters, digits, '.', '_' or '-' starting with "
+            "a letter or digit, nothing else (it names a log directory), the same key as the Experiment."
         )
     return experiment

@@ -94,7 +94,8 @@ class LogWriter:
         self._index = log._index(self.experiment) if check_disk else LogIndex(log.root, self.experiment)
         self._synced = not check_disk
         self._pending: dict[int, str] = {}  # request key -> id of the rows appended and not yet committed
-        self.received = self.accepted = self.invalid = self.duplicates = self.flushed = 0
+        # counters over the writer's life: received = accepted + invalid + duplicates + discarded
+        self.received = self.accepted = self.invalid = self.duplicates = self.flushed = self.discarded = 0
         self.files: list[Path] = []
         self.last = AppendReport()
 
@@ -102,8 +103,23 @@ class LogWriter:
     def __enter__(self) -> LogWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        """Flush on a normal exit. A block that exits on an exception commits nothing it had buffered: those
+        rows are discarded (counted in ``discarded``); batches already flushed inside the block stay."""
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+    def discard(self) -> int:
+        """Drop the buffered rows without writing them; returns how many were dropped."""
+        dropped = self._buffered
+        self.discarded += dropped
+        self.accepted -= dropped
+        self._buffer.clear()
+        self._pending.clear()
+        self._buffered = 0
+        return dropped
 
     @property
     def buffered(self) -> int:
@@ -111,7 +127,10 @@ class LogWriter:
         return self._buffered
 
     def append(self, records: Any) -> int:
-        """Validate and buffer records; returns how many were accepted (see ``last`` for the details)."""
+        """Validate and buffer records; returns how many were accepted (see ``last`` for the details).
+
+        An empty input (``[]``, an empty DataFrame or table) is accepted and returns 0.
+        """
         cols, verdict = validate_predictions(records, self.experiment, self.variants, dt.datetime.now(dt.timezone.utc))
         report = AppendReport(received=cols.n, invalid=int(verdict.bad.sum()), invalid_by_field=verdict.counts)
         if report.invalid and self.on_invalid == "raise":
@@ -174,8 +193,9 @@ class LogWriter:
             self._index.sync()
             keys = fnv1a64(table["request_id"])
             taken = self._index.committed("predictions", keys.tolist(), table["request_id"].to_pylist())
-            if taken.any():
+            if taken.any():  # accepted at append time, committed meanwhile by another writer
                 self.duplicates += int(taken.sum())
+                self.accepted -= int(taken.sum())
                 table, keys = table.filter(pa.array(~taken)), keys[~taken]
             self._commit(table, unique=True, keys=keys)
 

@@ -108,6 +108,8 @@ class LogStats:
     first_day: str | None = None  # first ISO date in the log
     last_day: str | None = None  # last ISO date in the log
     n_days: int = 0  # distinct dates in the log
+    invalid_predictions: int = 0  # rows another tool wrote that the analysis cannot use, skipped
+    invalid_labels: int = 0  # label rows skipped for the same reason
 
 
 _REQ_COLS = "variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
@@ -294,7 +296,7 @@ def collect(
     probs = list(quantiles)
     src = log_source(root, experiment)
     job = functools.partial(_arm_pass, specs=specs, probs=probs, copied=src.copied, daily=daily)
-    duplicates = 0
+    duplicates = invalid_predictions = invalid_labels = 0
     if engine == "duckdb" and con is None and src.unique and len(names) > 1:
         with ThreadPoolExecutor(1) as side:  # the variants come from file metadata meanwhile
             variants_in_log = side.submit(_variants, src, experiment)
@@ -311,6 +313,7 @@ def collect(
                     f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {sql_string(experiment)}), "
                     "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
                 duplicates, first, last = int(raw) - int(kept), _iso_day(lo), _iso_day(hi)
+                invalid_predictions, invalid_labels = eng.invalid_rows()
         finally:
             for name in ("abkit_rows", "abkit_labels", "abkit_req"):
                 eng.drop(name)
@@ -319,7 +322,8 @@ def collect(
     hists, rows = [h for h, _ in done], [r for _, arm_rows in done for r in arm_rows]
     unknown = tuple(sorted(found - set(names)))
     st = _assemble(rows, names, specs, len(probs), unknown, duplicates, engine)
-    st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days))
+    st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days),
+                             invalid_predictions=invalid_predictions, invalid_labels=invalid_labels)
     if not daily:
         st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
     qs = _quantiles(hists, probs, _quantile_values(hists, probs), st, a) if probs else {}

@@ -128,13 +128,22 @@ def _experiment(key: str, names: tuple[str, str], weights: tuple[float, float], 
                       seed=cfg.key, start=start, duration_days=max(cfg.days - day, 1))
 
 
-def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path, *, seed: int) -> LifecycleResult:
-    """Simulate ``cfg.days`` days; returns every decision and the traffic timeline. ``root`` must be empty."""
+def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path, *, seed: int,
+                  replace: bool = False) -> LifecycleResult:
+    """Simulate ``cfg.days`` days; returns every decision and the traffic timeline.
+
+    ``root`` must be empty, or (``replace=True``) a folder of an earlier lifecycle run, which is removed.
+    """
+    import shutil
+
     from abkit.log import PredictionLog
 
     root = Path(root)
     if root.exists() and any(root.iterdir()):
-        raise RolloutError(f"lifecycle root {str(root)!r} is not empty; give a new folder")
+        if not replace or {p.name for p in root.iterdir()} - {"log", "registry"}:
+            raise RolloutError(f"lifecycle root {str(root)!r} is not empty; give a new folder "
+                               "(or replace=True for the folder of an earlier lifecycle run)")
+        shutil.rmtree(root)
     rng = np.random.default_rng(seed)
     world = _World(cfg, rng)
     log = PredictionLog(root / "log")
@@ -166,12 +175,7 @@ def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path,
         state = rollout.state()
         req = world.requests(day)
         arm, served, phase, names, weights = _route(state, req["unit_id"], policy, cfg, max_share, phases, day)
-        correct = np.zeros(req["unit_id"].size, dtype=bool)
-        latency = np.zeros(req["unit_id"].size)
-        for version in np.unique(served):
-            m = served == version
-            correct[m] = req["u"][m] < models[version].accuracy_at(req["domain"][m], day)
-            latency[m] = models[version].latency_ms * np.exp(0.3 * req["lat"][m])
+        correct, latency = _predict(models, served, req, day)
         predicted = np.where(correct, req["label"], 1 - req["label"])
         ts = _ts(cfg, day, req["secs"])
         for version in np.unique(served):
@@ -181,9 +185,11 @@ def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path,
         monitor.add(state.champion, day, served == state.champion, correct, req["labelled"])
         in_test = arm >= 0
         if phase is not None and in_test.any():
-            _write(log, phase.key, names, arm, in_test, req, predicted, latency, ts, served, day)
+            _write(log, phase.key, names, arm, in_test, req, predicted, latency, ts, served, day, phase.key)
         now = t0 + dt.timedelta(days=day + 1)
-        if phase is not None:
+        if state.phase == "shadow":
+            ev = _shadow_step(log, models, state, req, predicted, latency, ts, served, day, cfg, policy, phases, now)
+        elif phase is not None:
             exp = _experiment(phase.key, names, weights, cfg, phase.start_day)
             watched = monitor.alarms(state.champion, day) if state.phase == "watch" else ()
             ev = gather(log.root, exp, now, policy, alarms=watched)
@@ -202,6 +208,40 @@ def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path,
 class _Phase(NamedTuple):
     key: str  # the phase's experiment key in the log
     start_day: int
+
+
+def _predict(models: Mapping[str, ModelBehaviour], served: np.ndarray, req: Mapping[str, np.ndarray],
+             day: int) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated correctness and latency of each request from the model that answers it. The same uniform
+    draw decides every model's correctness on a request, so two models' errors are positively correlated."""
+    correct = np.zeros(served.size, dtype=bool)
+    latency = np.zeros(served.size)
+    for version in np.unique(served):
+        m = served == version
+        correct[m] = req["u"][m] < models[version].accuracy_at(req["domain"][m], day)
+        latency[m] = models[version].latency_ms * np.exp(0.3 * req["lat"][m])
+    return correct, latency
+
+
+def _shadow_step(log: Any, models: Mapping[str, ModelBehaviour], state: RolloutState, req: Mapping[str, np.ndarray],
+                 predicted: np.ndarray, latency: np.ndarray, ts: Sequence[dt.datetime], served: np.ndarray, day: int,
+                 cfg: LifecycleConfig, policy: RolloutPolicy, phases: dict[tuple[Any, ...], _Phase],
+                 now: dt.datetime) -> Evidence:
+    """Mirror every request to the challenger, log both predictions under the shadow keys, pair them."""
+    from abkit.rollout.shadow import paired_evidence, shadow_keys
+
+    ident = ("shadow", state.champion, state.challenger, state.since)
+    phases.setdefault(ident, _Phase(f"{cfg.key}-{len(phases) + 1}-shadow", day))
+    base = phases[ident].key
+    mirrored = np.full(served.size, state.challenger, dtype=object)
+    correct_t, latency_t = _predict(models, mirrored, req, day)
+    predicted_t = np.where(correct_t, req["label"], 1 - req["label"])
+    ref_key, tested_key = shadow_keys(base)
+    everyone = np.ones(served.size, dtype=bool)
+    zero = np.zeros(served.size, dtype=int)
+    _write(log, ref_key, [state.champion], zero, everyone, req, predicted, latency, ts, served, day, base)
+    _write(log, tested_key, [str(state.challenger)], zero, everyone, req, predicted_t, latency_t, ts, mirrored, day, base)
+    return paired_evidence(log.root, base, now, policy)
 
 
 def _route(state: RolloutState, users: np.ndarray, policy: RolloutPolicy, cfg: LifecycleConfig, max_share: float,
@@ -234,16 +274,18 @@ def _route(state: RolloutState, users: np.ndarray, policy: RolloutPolicy, cfg: L
     return arm, served, phases[ident], (str(names[0]), str(names[1])), weights
 
 
-def _write(log: Any, key: str, names: tuple[str, str], arm: np.ndarray, mask: np.ndarray, req: Mapping[str, np.ndarray],
-           predicted: np.ndarray, latency: np.ndarray, ts: Sequence[dt.datetime], served: np.ndarray, day: int) -> None:
+def _write(log: Any, key: str, names: Sequence[str], arm: np.ndarray, mask: np.ndarray, req: Mapping[str, np.ndarray],
+           predicted: np.ndarray, latency: np.ndarray, ts: Sequence[dt.datetime], served: np.ndarray, day: int,
+           rid: str) -> None:
+    """Predictions of the requests in ``mask`` under ``key`` (request ids ``<rid>-<day>-<i>``) and their labels."""
     idx = np.flatnonzero(mask)
-    rows = [{"variant": names[arm[i]], "unit_id": str(req["unit_id"][i]), "request_id": f"{key}-{day}-{i}",
+    rows = [{"variant": names[arm[i]], "unit_id": str(req["unit_id"][i]), "request_id": f"{rid}-{day}-{i}",
              "text": req["domain"][i], "predicted_label": _LABELS[predicted[i]], "confidence": float(req["conf"][i]),
              "latency_ms": float(latency[i]), "model_name": "simulated", "model_version": str(served[i]),
              "ts": ts[i]} for i in idx.tolist()]
     with log.writer(key, list(names)) as w:
         w.append(rows)
-    labels = [{"experiment": key, "request_id": f"{key}-{day}-{i}", "label": _LABELS[req["label"][i]],
+    labels = [{"experiment": key, "request_id": f"{rid}-{day}-{i}", "label": _LABELS[req["label"][i]],
                "labelled_at": ts[i] + dt.timedelta(minutes=5)} for i in idx.tolist() if req["labelled"][i]]
     if labels:
         log.append_labels(labels)

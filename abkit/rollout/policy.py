@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 from abkit.errors import AbkitError
 
 __all__ = ["GATE_STATUSES", "GateResult", "NonInferiority", "RolloutError", "RolloutPolicy", "Threshold",
-           "metric_direction"]
+           "metric_direction", "parse_stages"]
 
 GateStatus = Literal["pass", "fail", "inconclusive"]
 GATE_STATUSES = ("pass", "fail", "inconclusive")
@@ -44,20 +44,12 @@ def _fail(field: str, value: Any, fix: str) -> RolloutError:
 
 def metric_direction(metric: str, field: str = "metric") -> bool:
     """``higher_is_better`` of a metric, read from the one metric registry; unknown metrics are refused."""
-    try:
-        from abkit.metrics.registry import get_metric  # type: ignore[import-not-found]  # the storage issue's registry
-    except ImportError:
-        get_metric = None
-    if get_metric is not None:
-        try:
-            return bool(get_metric(metric).higher_is_better)
-        except AbkitError as exc:
-            raise _fail(field, metric, f"it is not a known metric ({exc})") from exc
-    from abkit.metrics import METRICS
+    from abkit.metrics.registry import get_metric
 
-    if metric not in METRICS:
-        raise _fail(field, metric, f"choose a known metric: {sorted(METRICS)}")
-    return METRICS[metric].higher_is_better
+    try:
+        return bool(get_metric(metric).higher_is_better)
+    except AbkitError as exc:
+        raise _fail(field, metric, f"it is not a known metric ({exc})") from exc
 
 
 class GateResult(NamedTuple):
@@ -281,7 +273,21 @@ class RolloutPolicy:
         unknown = sorted(set(d) - known)
         if unknown:
             raise _fail("<rollout>", unknown, f"unknown field(s); valid fields are {sorted(known)}.")
+        if isinstance(d.get("stages"), str):
+            d["stages"] = parse_stages(d["stages"])
         for k in ("stages", "guardrails", "cost_metric"):
             if isinstance(d.get(k), list):
                 d[k] = tuple(d[k])
         return cls(**d)
+
+
+def parse_stages(text: str) -> tuple[float, ...]:
+    """Percentages "10/25/50/100" to shares (0.1, 0.25, 0.5, 1.0); order and range are checked by the policy.
+
+    >>> parse_stages("10/25/50/100")
+    (0.1, 0.25, 0.5, 1.0)
+    """
+    try:
+        return tuple(float(p) / 100.0 for p in str(text).replace(" ", "").split("/"))
+    except ValueError:
+        raise _fail("stages", text, "write percentages separated by '/', e.g. '10/25/50/100'.") from None
