@@ -8,7 +8,7 @@ small results. They do it through this interface:
 2. ``eng = open_engine(source, "duckdb")`` (or ``"spark", spark=session``) registers the log as views:
 
    - ``abkit_pred_once``: the experiment's predictions, each request id once (``PREDICTION_SCHEMA``
-     columns without ``text``, plus ``unit_key``/``request_key`` on a unique source) — **use this one**;
+     columns, plus ``unit_key``/``request_key`` on a unique source) — **use this one**;
    - ``abkit_lab_once``: the experiment's labels, each request id once (``experiment, request_id, label,
      labelled_at``);
    - ``abkit_pred`` / ``abkit_lab``: the raw rows of the source's files (every experiment unless the source
@@ -73,7 +73,8 @@ DUCKDB = Dialect("duckdb", "HUGEINT", "hash(unit), unit", "epoch_us(ts) // 86400
 SPARK = Dialect("spark", "DECIMAL(38, 0)", "xxhash64(unit), unit", "unix_micros(ts) div 86400000000",
                 "CAST(bround({x}, 0) AS BIGINT)")
 
-_PRED_COLS = "experiment, variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms"
+_PRED_COLS = "experiment, variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms, model_name, " \
+             "model_version, text"  # engines read only the columns a query uses; drift reads text and versions
 _LAB_COLS = "experiment, request_id, label, labelled_at"
 _PRED_KEYS, _LAB_KEYS = ", unit_key, request_key", ", request_key"  # read only from files with keys (unique logs)
 _LAB_COPY = ", variant, unit_key, predicted_label, prediction_day"  # a label's copy of its prediction

@@ -20,6 +20,7 @@ outside [0.99, 1.01]; abkit refuses such weights instead, so a typo never become
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -165,6 +166,7 @@ class Experiment(SettingsReprMixin):
     primary_metric: str = "accuracy"
     guardrails: tuple[Guardrail, ...] = ()
     filters: tuple[Filter, ...] = field(default=())
+    bucket_ranges: tuple[tuple[float, float], ...] | None = None  # explicit ranges (a ramp phase), else from weights
 
     def __post_init__(self) -> None:
         if not is_name(self.key):
@@ -213,6 +215,30 @@ class Experiment(SettingsReprMixin):
             raise _fail("guardrails", self.guardrails, "give Guardrail objects or mappings.")
         object.__setattr__(self, "guardrails", guardrails)
         object.__setattr__(self, "filters", self._checked_filters())
+        object.__setattr__(self, "bucket_ranges", self._checked_bucket_ranges())
+
+    def _checked_bucket_ranges(self) -> tuple[tuple[float, float], ...] | None:
+        """Explicit ranges: one per variant, disjoint, inside [0, 1], and the weights their normalised lengths
+        (so the sample-ratio check tests what the ranges assign)."""
+        if self.bucket_ranges is None:
+            return None
+        try:
+            ranges = tuple((_check_number("bucket_ranges", lo), _check_number("bucket_ranges", hi))
+                           for lo, hi in self.bucket_ranges)
+        except (TypeError, ValueError) as exc:
+            raise _fail("bucket_ranges", self.bucket_ranges, "give one [start, end] pair per variant.") from exc
+        if len(ranges) != len(self.variants) or any(not 0.0 <= lo < hi <= 1.0 for lo, hi in ranges):
+            raise _fail("bucket_ranges", self.bucket_ranges,
+                        f"give {len(self.variants)} pairs [start, end] with 0 <= start < end <= 1, one per variant.")
+        ordered = sorted(ranges)
+        if any(b[0] < a[1] for a, b in itertools.pairwise(ordered)):
+            raise _fail("bucket_ranges", self.bucket_ranges, "ranges must not overlap.")
+        total = math.fsum(hi - lo for lo, hi in ranges)
+        if any(abs((hi - lo) / total - v.weight) > 1e-4 for (lo, hi), v in zip(ranges, self.variants)):
+            raise _fail("variants[].weight", [v.weight for v in self.variants],
+                        f"with explicit bucket_ranges the weights are the ranges' shares: "
+                        f"{[round((hi - lo) / total, 6) for lo, hi in ranges]}.")
+        return ranges
 
     def _checked_namespace(self) -> tuple[str, float, float] | None:
         if self.namespace is None:
@@ -270,8 +296,27 @@ class Experiment(SettingsReprMixin):
 
     @property
     def ranges(self) -> list[tuple[float, float]]:
-        """GrowthBook bucket ranges for the weights and coverage."""
+        """GrowthBook bucket ranges for the weights and coverage (or the explicit ``bucket_ranges``)."""
+        if self.bucket_ranges is not None:
+            return list(self.bucket_ranges)
         return _assign.bucket_ranges(len(self.variants), self.coverage, [v.weight for v in self.variants])
+
+    @classmethod
+    def ramp_phase(cls, key: str, control: str, challenger: str, share: float, max_share: float,
+                   **fields: Any) -> Experiment:
+        """One phase of a canary ramp: the challenger on ``share`` of traffic, the control on an equal slice
+        where room allows (``abkit.assign.ramp_ranges``: ranges only grow from phase to phase, so no user who
+        saw a variant moves); the weights are the phase's own, and SRM is checked against them.
+
+        >>> e = Experiment.ramp_phase("canary-1", "v1", "v2", 0.25, 0.5, seed="model-rollout")
+        >>> e.ranges, e.weights.tolist()
+        ([(0.5, 0.75), (0.0, 0.25)], [0.5, 0.5])
+        """
+        ranges = _assign.ramp_ranges(share, max_share)
+        total = math.fsum(hi - lo for lo, hi in ranges)
+        w0 = round((ranges[0][1] - ranges[0][0]) / total, 9)
+        variants = (Variant(control, w0), Variant(challenger, 1.0 - w0))
+        return cls(key=key, variants=variants, bucket_ranges=tuple(ranges), **fields)
 
     @property
     def end(self) -> str:
@@ -322,7 +367,7 @@ class Experiment(SettingsReprMixin):
                 {"seed": f.seed, "ranges": [list(r) for r in f.ranges], "hash_version": f.hash_version}
                 for f in self.filters
             ],
-        }
+        } | ({} if self.bucket_ranges is None else {"bucket_ranges": [list(r) for r in self.bucket_ranges]})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Experiment:
@@ -338,6 +383,8 @@ class Experiment(SettingsReprMixin):
             raise _fail("<experiment>", unknown, f"unknown field(s); valid fields are {sorted(known)}.")
         if d.get("namespace") is not None:
             d["namespace"] = tuple(d["namespace"])
+        if d.get("bucket_ranges") is not None:
+            d["bucket_ranges"] = tuple(tuple(r) for r in d["bucket_ranges"])
         return cls(**d)
 
     def save(self, path: str | Path) -> Path:

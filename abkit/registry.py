@@ -18,7 +18,9 @@ points at) is what replaying the records gives: there is no second file that cou
 
 **Durability and append-only.** A record is written to a hidden temp file, fsynced, then *linked* to its
 sequence number (``os.link`` fails if the name exists, so a record is never overwritten, and two writers
-racing for one number both succeed, one at the next number) and the folder is fsynced. Each record carries
+racing for one number both succeed, one at the next number) and the folder is fsynced. (Checks that read
+the history, such as "this version is new", are not atomic with the append: two writers registering one
+name at the same instant both succeed, and the first record counts.) Each record carries
 the SHA-256 of the previous record's bytes, so an edited, removed or reordered record is detected on reading.
 
 >>> import tempfile
@@ -181,9 +183,13 @@ class ModelRegistry:
         return out
 
     def versions(self) -> dict[str, ModelVersion]:
-        """Registered versions by name, in registration order."""
-        return {r.payload["version"]: ModelVersion(r.payload["version"], r.payload.get("metadata", {}), r.time, r.actor)
-                for r in self.records() if r.kind == "register"}
+        """Registered versions by name, in registration order (a name registered twice by racing writers: the first)."""
+        out: dict[str, ModelVersion] = {}
+        for r in self.records():
+            if r.kind == "register":
+                v = r.payload["version"]
+                out.setdefault(v, ModelVersion(v, r.payload.get("metadata", {}), r.time, r.actor))
+        return out
 
     def aliases(self) -> dict[str, str]:
         """Alias → version after every committed operation (an alias moved to None is dropped)."""

@@ -111,6 +111,8 @@ def test_the_story_promotes_then_rolls_back_a_degraded_champion(tmp_path: Path) 
     assert "<b>main: v2 promoted" in summary._repr_html_()
     table = decision_table(r).to_dicts()
     assert [row["action"] for row in table] == [a for a in acts if a != "hold"]
+    testing = [d.action for d in r.decisions if d.action != "hold" or d.phase in ("canary", "watch")]
+    assert [row["action"] for row in decision_table(r, include_holds=True).to_dicts()] == testing
     out = json.loads(json.dumps(results_json({"main": r}, POLICY, summary), allow_nan=False))
     assert len(out["decisions"]) == len(acts) and out["aliases"]["main"]["champion"] == "v1"
     import matplotlib
@@ -156,3 +158,40 @@ def test_shadow_stage_pairs_the_same_requests_and_gates_the_canary(tmp_path: Pat
     lat = ev.find("latency_ms")
     assert lat.estimate == pytest.approx((every.latency_ms_t - every.latency_ms_r).mean(), rel=1e-9)
     assert ev.find("latency_ms", "p95").control_mean == pytest.approx(np.quantile(every.latency_ms_r, 0.95), rel=1e-9)
+
+
+def test_a_ramp_phase_is_an_experiment_with_its_own_ranges_and_weights() -> None:
+    from abkit.experiment import Experiment, ExperimentError, Variant
+
+    ids = [f"user-{i}" for i in range(5000)]
+    phases = [Experiment.ramp_phase(f"canary-{k}", "v1", "v2", s, 0.5, seed="rollout") for k, s in
+              enumerate((0.1, 0.25, 0.5))]
+    assert [p.weights.tolist() for p in phases] == [[0.5, 0.5]] * 3
+    arms = [p.assign(ids) for p in phases]
+    assert np.array_equal(arms[0], assign_many(ids, seed="rollout", ranges=ramp_ranges(0.1, 0.5)))
+    assert all(np.array_equal(b[a >= 0], a[a >= 0]) for a, b in itertools.pairwise(arms))
+    wide = Experiment.ramp_phase("canary-w", "v1", "v2", 0.75, 0.75, seed="rollout")
+    assert wide.weights.tolist() == pytest.approx([0.25, 0.75])  # a phase's own weights, checked by SRM
+    assert Experiment.from_dict(json.loads(json.dumps(wide.to_dict()))) == wide
+    assert "bucket_ranges" not in Experiment(key="x", variants=phases[0].variants).to_dict()  # old JSON unchanged
+    with pytest.raises(ExperimentError, match="must not overlap"):
+        Experiment(key="x", variants=(Variant("a", 0.5), Variant("b", 0.5)), bucket_ranges=((0.0, 0.5), (0.4, 0.9)))
+    with pytest.raises(ExperimentError, match="ranges' shares"):
+        Experiment(key="x", variants=(Variant("a", 0.5), Variant("b", 0.5)), bucket_ranges=((0.0, 0.1), (0.5, 0.9)))
+    with pytest.raises(ExperimentError, match="one per variant"):
+        Experiment(key="x", variants=(Variant("a", 0.5), Variant("b", 0.5)), bucket_ranges=((0.0, 0.5),))
+
+
+def test_harm_right_after_promotion_is_caught_by_the_holdback_comparison(tmp_path: Path) -> None:
+    # v2 is better, then loses 25 points the day after its promotion: the monitor has no clean reference
+    # yet, so it is the always-valid comparison with v1's 10 % holdback that rolls it back
+    regressing = ModelBehaviour("v2", {"electronics": 0.95}, 21.0, regression_day=5, regression_drop=0.25)
+    cfg = LifecycleConfig(champion=V1, candidates=(regressing,), start_with_challenger=True, shift_day=None, days=8,
+                          users_per_day=3000, n_users=12_000, key="rg")
+    r = run_lifecycle(cfg, POLICY, tmp_path / "run", seed=3)
+    acts = r.actions()
+    assert acts.index("promote") < acts.index("rollback")
+    rollback = r.decisions[acts.index("rollback")]
+    assert rollback.phase == "watch" and rollback.reasons[0].startswith("after promotion: accuracy difference")
+    assert {g.name: g.status for g in rollback.gate_results}["primary accuracy no harm after promotion"] == "fail"
+    assert r.aliases == {"champion": "v1"}

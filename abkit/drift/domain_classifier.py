@@ -1,10 +1,14 @@
 """Input-text drift by a domain classifier: can a model tell current texts from reference texts?
 
-TF-IDF word and bigram features and a logistic regression are cross-fitted over ``n_folds`` stratified
-folds, so every text is scored by a model that never saw it (out-of-fold). Within each fold the held-out
-scores give a Mann–Whitney U of "current" against "reference"; the folds' U statistics are summed and
-standardised (their variances added), one-sided: AUC > 0.5 means the classifier separates the windows.
-Statistic and effect size: the out-of-fold AUC (pooled over folds).
+Both windows are split into a training and a held-out half (stratified, seeded). TF-IDF word and bigram
+features (fit on all texts, without side labels) and a logistic regression are trained on one half; the
+held-out half is scored by a model that never saw it, and a one-sided Mann–Whitney U of "current" against
+"reference" scores tests AUC > 0.5. Under no drift the held-out labels are a random assignment given the
+texts and the model, so this p-value is exact (up to the normal approximation of U). Cross-fitting over
+several folds and summing their U statistics would score every text, but the folds' statistics are
+dependent (each model saw the others' held-out texts); on real data with near-duplicate sentences that
+made the sum over-dispersed and cried wolf, so abkit keeps the single honest split.
+Statistic and effect size: the held-out AUC.
 
 >>> ref = ["the battery lasts long", "the screen is sharp", "great sound and battery"] * 40
 >>> cur = ["the pasta was delicious", "friendly waiter and tasty food"] * 60
@@ -20,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from abkit.drift._base import BatchDetector, Outcome
 from abkit.drift._text import prepare_texts
@@ -40,16 +45,16 @@ def _mann_whitney(scores: np.ndarray, is_current: np.ndarray) -> tuple[float, fl
 
 
 class DomainClassifierDrift(BatchDetector):
-    """Out-of-fold domain classifier (TF-IDF + logistic regression) with a Mann–Whitney test per fold."""
+    """Domain classifier (TF-IDF + logistic regression) scored on a held-out half, with a Mann–Whitney test."""
 
     signal = "domain_classifier"
-    method = "out-of-fold AUC of a TF-IDF logistic-regression domain classifier; one-sided Mann-Whitney per fold"
+    method = "held-out AUC of a TF-IDF logistic-regression domain classifier (50/50 split); one-sided Mann-Whitney"
     default_effect_threshold = 0.55  # Evidently's ROC-AUC threshold for large samples
 
     def __init__(self, *, alpha: float = 0.05, min_size: int = 30, effect_threshold: float | None = None,
-                 n_folds: int = 5, max_per_side: int = 1000, random_state: int | None = 0) -> None:
+                 train_share: float = 0.5, max_per_side: int = 1000, random_state: int | None = 0) -> None:
         super().__init__(alpha=alpha, min_size=min_size, effect_threshold=effect_threshold)
-        self.n_folds, self.max_per_side, self.random_state = int(n_folds), int(max_per_side), random_state
+        self.train_share, self.max_per_side, self.random_state = float(train_share), int(max_per_side), random_state
 
     def _prepare(self, values: Any) -> tuple[np.ndarray, list[str]]:
         return prepare_texts(values)
@@ -58,9 +63,6 @@ class DomainClassifierDrift(BatchDetector):
         self.reference_ = reference
 
     def _test(self, current: np.ndarray) -> Outcome:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-
         rng = np.random.default_rng(self.random_state)
         ref = self.reference_
         if len(ref) > self.max_per_side:
@@ -69,22 +71,22 @@ class DomainClassifierDrift(BatchDetector):
                                                                                     replace=False)]
         texts = np.concatenate([ref, cur])
         y = np.r_[np.zeros(len(ref), bool), np.ones(len(cur), bool)]
-        fold = np.empty(len(y), dtype=int)
-        for side in (False, True):  # stratified folds
-            idx = np.flatnonzero(y == side)
-            fold[rng.permutation(idx)] = np.arange(idx.size) % self.n_folds
-        u_sum = mean_sum = var_sum = pairs = 0.0
-        for k in range(self.n_folds):
-            train, held = fold != k, fold == k
-            vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1)
-            model = LogisticRegression(C=1.0, max_iter=200)
-            model.fit(vec.fit_transform(texts[train]), y[train])
-            scores = model.decision_function(vec.transform(texts[held]))
-            u, mean, var = _mann_whitney(scores, y[held])
-            u_sum, mean_sum, var_sum = u_sum + u, mean_sum + mean, var_sum + var
-            pairs += int(y[held].sum()) * int((~y[held]).sum())
-        auc = u_sum / pairs
-        sd = np.sqrt(var_sum)
-        p = float(stats.norm.sf((u_sum - mean_sum) / sd)) if sd > 0 else (0.0 if auc > 0.5 else 1.0)
+        held = np.zeros(len(y), dtype=bool)
+        for side in (False, True):  # stratified split
+            idx = rng.permutation(np.flatnonzero(y == side))
+            held[idx[int(round(self.train_share * idx.size)):]] = True
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        # The vocabulary and IDF weights use no side labels, so fitting them on all texts keeps the held-out
+        # labels exchangeable under no drift.
+        features = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1).fit_transform(texts)
+        with threadpool_limits(limits=1, user_api="blas"):  # small solves: one thread is faster and load-proof
+            model = LogisticRegression(C=1.0, max_iter=200).fit(features[~held], y[~held])
+            scores = model.decision_function(features[held])
+        u, mean, var = _mann_whitney(scores, y[held])
+        pairs = int(y[held].sum()) * int((~y[held]).sum())
+        auc, sd = u / pairs, float(np.sqrt(var))
+        p = float(stats.norm.sf((u - mean) / sd)) if sd > 0 else (0.0 if auc > 0.5 else 1.0)
         return self._outcome(len(current), auc, p, lambda a: 0.5 + float(stats.norm.isf(a)) * sd / pairs,
-                             n_reference_used=len(ref), n_current_used=len(cur), folds=self.n_folds)
+                             n_reference_used=len(ref), n_current_used=len(cur), n_held_out=int(held.sum()))

@@ -259,7 +259,15 @@ def monitor_frame(frame: pd.DataFrame, *, start: pd.Timestamp, variants: Sequenc
                   config: MonitorConfig | None = None, seed: int | None = 0, encoder: Encoder | None = None
                   ) -> MonitoringReport:
     """Monitor a log already read into a frame (columns of ``windows.COLUMNS``) from ``start``."""
-    config = config or MonitorConfig()
+    from threadpoolctl import threadpool_limits
+
+    # Every product in a pass is small: one BLAS thread is faster, and does not stall on a busy machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _monitor_frame(frame, start, variants, config or MonitorConfig(), seed, encoder)
+
+
+def _monitor_frame(frame: pd.DataFrame, start: pd.Timestamp, variants: Sequence[str], config: MonitorConfig,
+                   seed: int | None, encoder: Encoder | None) -> MonitoringReport:
     rng = np.random.default_rng(seed)
     reference, windows = split_windows(frame["ts"], start, config.reference_days, config.window_size)
     text_signals = [s for s in TEXT_SIGNALS if s in config.signals]
@@ -397,14 +405,15 @@ def _alarm(result: DriftResult, frame: pd.DataFrame, windows: Sequence[Window], 
 
 
 def monitor_run(run_dir: str | Path, config: MonitorConfig | None = None, *, seed: int | None = 0,
-                until: str | None = None, encoder: Encoder | None = None) -> MonitoringReport:
-    """Monitor the run in ``run_dir`` (its ``experiment.json`` and ``log/``): reference = the first
-    ``reference_days`` from the experiment's start, then every window after it."""
+                until: str | None = None, encoder: Encoder | None = None, engine: str = "duckdb",
+                spark: Any = None) -> MonitoringReport:
+    """Monitor the run in ``run_dir`` (its ``experiment.json`` and ``log/``, read through ``engine``):
+    reference = the first ``reference_days`` from the experiment's start, then every window after it."""
     from abkit.experiment import Experiment
 
     run = Path(run_dir)
     experiment = Experiment.load(run / "experiment.json")
-    frame = read_monitoring_frame(run / "log", experiment.key, until)
+    frame = read_monitoring_frame(run / "log", experiment.key, until, engine=engine, spark=spark)
     start = pd.Timestamp(experiment.start, tz="UTC") if experiment.start else frame["ts"].min().floor("D")
     return monitor_frame(frame, start=start, variants=list(experiment.variant_names), config=config, seed=seed,
                          encoder=encoder)

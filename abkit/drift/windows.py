@@ -1,34 +1,44 @@
 """Reading what a monitoring pass needs from a prediction log, and cutting it into windows.
 
-This is the only drift module that touches the log. It reads the experiment's deduplicated predictions with
-their (first) label — through ``abkit.log.PredictionLog`` today; the engine interface can replace the one
-reader below without changing any detector.
+This is the only drift module that touches the log, and it reads it through the public engine interface
+(``abkit.engine``, DuckDB by default or Spark): the engine deduplicates the experiment's predictions and
+labels (its ``*_once`` views), joins each prediction with its first label and returns only the columns the
+detectors read, so a log held by Spark is monitored the same way.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Window", "read_monitoring_frame", "split_windows"]
+__all__ = ["COLUMNS", "Window", "read_monitoring_frame", "split_windows"]
 
 COLUMNS = ("variant", "ts", "text", "predicted_label", "confidence", "model_name", "model_version", "label",
            "labelled_at", "correct")
+_QUERY = ("SELECT p.variant, p.ts, p.text, p.predicted_label, p.confidence, p.model_name, p.model_version, "
+          "l.label, l.labelled_at FROM abkit_pred_once p LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id "
+          "ORDER BY p.ts, p.request_id")
 
 
-def read_monitoring_frame(log_root: str | Path, experiment: str, until: str | pd.Timestamp | None = None
-                          ) -> pd.DataFrame:
-    """Predictions of ``experiment`` (one per request, in time order) with label and ``correct``.
+def read_monitoring_frame(log_root: str | Path, experiment: str, until: str | pd.Timestamp | None = None, *,
+                          engine: str = "duckdb", spark: Any = None) -> pd.DataFrame:
+    """Predictions of ``experiment`` (one per request, in time order) with their first label and ``correct``
+    (None while unlabelled), reduced by ``engine``.
 
     With ``until``, only predictions made before it, and only labels that had arrived by then, are kept
     (what a monitor running at that moment could see).
     """
-    from abkit.log import PredictionLog
+    from abkit.engine import open_engine
+    from abkit.log.layout import log_source
 
-    table = PredictionLog(log_root).read_joined(experiment)
-    frame = table.select(list(COLUMNS)).to_pandas()
+    eng = open_engine(log_source(log_root, experiment), engine, spark=spark)
+    try:
+        frame = eng.arrow(_QUERY).to_pandas()
+    finally:
+        eng.close()
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     frame["labelled_at"] = pd.to_datetime(frame["labelled_at"], utc=True)
     if until is not None:
@@ -36,8 +46,12 @@ def read_monitoring_frame(log_root: str | Path, experiment: str, until: str | pd
         cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut.tz_convert("UTC")
         frame = frame[frame["ts"] < cut].copy()
         late = frame["labelled_at"].isna() | (frame["labelled_at"] >= cut)
-        frame.loc[late, ["label", "labelled_at", "correct"]] = None
-    return frame.reset_index(drop=True)
+        frame.loc[late, ["label", "labelled_at"]] = None
+    labelled = frame["label"].notna().to_numpy()
+    correct = np.full(len(frame), None, dtype=object)
+    correct[labelled] = (frame["predicted_label"].to_numpy()[labelled] == frame["label"].to_numpy()[labelled])
+    frame["correct"] = correct
+    return frame.reset_index(drop=True)[list(COLUMNS)]
 
 
 class Window:

@@ -46,10 +46,11 @@ import numpy as np
 
 from abkit.engine import ENGINES, Dialect, DuckDBEngine, Engine, SparkEngine, spark_session
 from abkit.log.layout import LogSource, has_predictions, log_source
+from abkit.metrics.classes import expand, macro_moments
 from abkit.metrics.registry import VARIABLES, Metric, MetricError, check_metric
 from abkit.metrics.registry import names as metric_names
 from abkit.sql import sql_string
-from abkit.stats.aggregates import ArmStats
+from abkit.stats.aggregates import ArmStats, Moments
 from abkit.stats.config import check_alpha
 from abkit.stats.quantiles import quantile_rank_interval
 
@@ -108,6 +109,9 @@ class LogStats:
     first_day: str | None = None  # first ISO date in the log
     last_day: str | None = None  # last ISO date in the log
     n_days: int = 0  # distinct dates in the log
+    moments: dict[str, Moments] = dataclasses.field(default_factory=dict)  # metric -> Moments over arms
+    #   for metrics that are smooth functions of several ratios (macro-F1)
+    confusion: tuple[tuple[str, str, str, int], ...] = ()  # (variant, label, predicted_label, count) of labelled requests
     invalid_predictions: int = 0  # rows another tool wrote that the analysis cannot use, skipped
     invalid_labels: int = 0  # label rows skipped for the same reason
 
@@ -288,12 +292,16 @@ def collect(
     spark: Any = None,
     con: Any = None,
     daily: bool = True,
+    positive_label: str | None = None,
+    class_metrics: bool = False,
 ) -> LogStats:
     """Reduce the log at ``log_root`` for ``experiment`` to per-arm (and per-day cumulative) statistics.
 
     ``engine="spark"`` uses ``spark`` (or a new local session); ``con`` reuses a DuckDB connection (the arms
     then run one after another on it); ``daily=False`` skips the cumulative per-day statistics (the
-    sequential view), the costliest step.
+    sequential view), the costliest step. ``positive_label`` adds precision, recall and F1 of that label;
+    ``class_metrics`` (or a positive label) adds the confusion counts per arm and, with more than two classes,
+    recall per class and macro-F1 (``abkit.metrics.classes``).
     """
     root = Path(log_root)
     if engine not in ENGINES:
@@ -308,9 +316,13 @@ def collect(
     names = list(variants)
     probs = list(quantiles)
     src = log_source(root, experiment)
-    job = functools.partial(_arm_pass, specs=specs, probs=probs, copied=src.copied, daily=daily)
     duplicates = invalid_predictions = invalid_labels = 0
+    confusion: list[tuple[str, str, str, int]] = []
     if engine == "duckdb" and con is None and src.unique and len(names) > 1:
+        if positive_label or class_metrics:
+            confusion = _confusion(src, experiment)
+        specs, hidden, macros = expand(specs, positive_label, _classes(confusion), required=metrics or ())
+        job = functools.partial(_arm_pass, specs=specs + hidden, probs=probs, copied=src.copied, daily=daily)
         with ThreadPoolExecutor(1) as side:  # the variants come from file metadata meanwhile
             variants_in_log = side.submit(_variants, src, experiment)
             done = _in_parallel(job, src, experiment, names)
@@ -319,6 +331,10 @@ def collect(
         eng = _prepared(DuckDBEngine(src, con) if engine == "duckdb"
                         else SparkEngine(src, spark if spark is not None else spark_session()), src, experiment)
         try:
+            if positive_label or class_metrics:
+                confusion = _confusion(src, experiment, eng)
+            specs, hidden, macros = expand(specs, positive_label, _classes(confusion), required=metrics or ())
+            job = functools.partial(_arm_pass, specs=specs + hidden, probs=probs, copied=src.copied, daily=daily)
             done = [job(eng, v) for v in names]
             found = _variants(src, experiment, eng)
             if not src.unique:
@@ -334,9 +350,14 @@ def collect(
         first, last, n_days = src.days[0], src.days[-1], len(src.days)
     hists, rows = [h for h, _ in done], [r for _, arm_rows in done for r in arm_rows]
     unknown = tuple(sorted(found - set(names)))
-    st = _assemble(rows, names, specs, len(probs), unknown, duplicates, engine)
-    st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days),
-                             invalid_predictions=invalid_predictions, invalid_labels=invalid_labels)
+    st = _assemble(rows, names, specs + hidden, len(probs), unknown, duplicates, engine)
+    moments = {name: macro_moments(st.stats, pairs) for name, pairs in macros.items()}
+    keep = {m.name for m in specs}
+    st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days), moments=moments,
+                             invalid_predictions=invalid_predictions, invalid_labels=invalid_labels,
+                             stats={k: v for k, v in st.stats.items() if k in keep},
+                             daily={k: v for k, v in st.daily.items() if k in keep},
+                             confusion=tuple(r for r in confusion if r[0] in set(names)))
     if not daily:
         st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
     qs = _quantiles(hists, probs, _quantile_values(hists, probs), st, a) if probs else {}
@@ -408,6 +429,24 @@ def _variants(src: LogSource, experiment: str, eng: Engine | None = None) -> set
     finally:
         if eng is None:
             own.close()
+
+
+def _confusion(src: LogSource, experiment: str, eng: Engine | None = None) -> list[tuple[str, str, str, int]]:
+    """(variant, label, predicted_label, count) of the labelled requests (on ``eng`` or a new DuckDB engine)."""
+    own = _prepared(DuckDBEngine(src), src, experiment) if eng is None else eng
+    source = "abkit_labels" if src.copied else "abkit_req"
+    try:
+        rows = own.sql(f"SELECT variant, label, predicted_label, COUNT(*) AS n FROM {source} WHERE label IS NOT NULL "
+                       "GROUP BY variant, label, predicted_label")
+    finally:
+        if eng is None:
+            own.close()
+    return sorted((str(v), str(lab), str(p), int(n)) for v, lab, p, n in rows)
+
+
+def _classes(confusion: Sequence[tuple[str, str, str, int]]) -> list[str]:
+    """The classes seen among the labelled requests (true or predicted)."""
+    return sorted({r[1] for r in confusion} | {r[2] for r in confusion})
 
 
 def _iso_day(number: int | None) -> str | None:

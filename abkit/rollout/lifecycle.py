@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from abkit.assign import hash_many, ramp_ranges
 from abkit.registry import ModelRegistry
 from abkit.rollout.evidence import gather
 from abkit.rollout.loop import Rollout
@@ -118,16 +117,6 @@ def _ts(cfg: LifecycleConfig, day: int, secs: np.ndarray) -> list[dt.datetime]:
     return [base + dt.timedelta(seconds=float(s)) for s in secs]
 
 
-def _experiment(key: str, names: tuple[str, str], weights: tuple[float, float], cfg: LifecycleConfig, day: int) -> Any:
-    from abkit.experiment import Experiment, Variant
-
-    total = weights[0] + weights[1]
-    w0 = round(weights[0] / total, 6)
-    start = (dt.date.fromisoformat(cfg.start) + dt.timedelta(days=day)).isoformat()
-    return Experiment(key=key, variants=(Variant(names[0], w0), Variant(names[1], round(1.0 - w0, 6))),
-                      seed=cfg.key, start=start, duration_days=max(cfg.days - day, 1))
-
-
 def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path, *, seed: int,
                   replace: bool = False) -> LifecycleResult:
     """Simulate ``cfg.days`` days; returns every decision and the traffic timeline.
@@ -174,7 +163,7 @@ def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path,
     for day in range(cfg.days):
         state = rollout.state()
         req = world.requests(day)
-        arm, served, phase, names, weights = _route(state, req["unit_id"], policy, cfg, max_share, phases, day)
+        arm, served, phase = _route(state, req["unit_id"], policy, cfg, max_share, phases, day)
         correct, latency = _predict(models, served, req, day)
         predicted = np.where(correct, req["label"], 1 - req["label"])
         ts = _ts(cfg, day, req["secs"])
@@ -185,14 +174,14 @@ def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path,
         monitor.add(state.champion, day, served == state.champion, correct, req["labelled"])
         in_test = arm >= 0
         if phase is not None and in_test.any():
-            _write(log, phase.key, names, arm, in_test, req, predicted, latency, ts, served, day, phase.key)
+            key = phase.experiment.key
+            _write(log, key, phase.experiment.variant_names, arm, in_test, req, predicted, latency, ts, served, day, key)
         now = t0 + dt.timedelta(days=day + 1)
         if state.phase == "shadow":
             ev = _shadow_step(log, models, state, req, predicted, latency, ts, served, day, cfg, policy, phases, now)
         elif phase is not None:
-            exp = _experiment(phase.key, names, weights, cfg, phase.start_day)
             watched = monitor.alarms(state.champion, day) if state.phase == "watch" else ()
-            ev = gather(log.root, exp, now, policy, alarms=watched)
+            ev = gather(log.root, phase.experiment, now, policy, alarms=watched)
         else:
             ev = Evidence(now, champion_alarms=monitor.alarms(state.champion, day))
         decision = rollout.step(ev)
@@ -206,8 +195,36 @@ def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path,
 
 
 class _Phase(NamedTuple):
-    key: str  # the phase's experiment key in the log
+    experiment: Any  # the phase's Experiment (its own key in the log, ranges and weights)
     start_day: int
+
+
+def _route(state: RolloutState, users: np.ndarray, policy: RolloutPolicy, cfg: LifecycleConfig, max_share: float,
+           phases: dict[tuple[Any, ...], _Phase], day: int) -> tuple[np.ndarray, np.ndarray, _Phase | None]:
+    """Arm per request (-1 = outside the test), the version serving it, and the phase (None: no split)."""
+    from abkit.experiment import Experiment, Variant
+
+    served = np.full(users.size, state.champion, dtype=object)
+    if state.phase not in ("canary", "watch"):
+        return np.full(users.size, -1), served, None
+    ident = (state.phase, state.champion, state.challenger, state.stage, state.since)
+    if ident not in phases:
+        key = f"{cfg.key}-{len(phases) + 1}-" + (f"canary{state.stage}" if state.phase == "canary" else "watch")
+        start = (dt.date.fromisoformat(cfg.start) + dt.timedelta(days=day)).isoformat()
+        common: dict[str, Any] = {"seed": cfg.key, "start": start, "duration_days": max(cfg.days - day, 1)}
+        if state.phase == "canary":
+            exp = Experiment.ramp_phase(key, state.champion, str(state.challenger),
+                                        policy.canary_shares[state.stage], max_share, **common)
+        else:  # the previous champion keeps a holdback at the bottom of the hash range
+            w = policy.watch_share
+            exp = Experiment(key=key, variants=(Variant(str(state.previous_champion), w), Variant(state.champion, 1 - w)),
+                             bucket_ranges=((0.0, w), (w, 1.0)), **common)
+        phases[ident] = _Phase(exp, day)
+    exp = phases[ident].experiment
+    arm = exp.assign(users)
+    for i, name in enumerate(exp.variant_names):
+        served[arm == i] = name
+    return arm, served, phases[ident]
 
 
 def _predict(models: Mapping[str, ModelBehaviour], served: np.ndarray, req: Mapping[str, np.ndarray],
@@ -230,9 +247,10 @@ def _shadow_step(log: Any, models: Mapping[str, ModelBehaviour], state: RolloutS
     """Mirror every request to the challenger, log both predictions under the shadow keys, pair them."""
     from abkit.rollout.shadow import paired_evidence, shadow_keys
 
-    ident = ("shadow", state.champion, state.challenger, state.since)
-    phases.setdefault(ident, _Phase(f"{cfg.key}-{len(phases) + 1}-shadow", day))
-    base = phases[ident].key
+    ident = ("shadow", state.champion, state.challenger, state.stage, state.since)
+    if ident not in phases:
+        phases[ident] = _Phase(f"{cfg.key}-{len(phases) + 1}-shadow", day)
+    base = phases[ident].experiment  # the shadow phase's key (its two log keys derive from it)
     mirrored = np.full(served.size, state.challenger, dtype=object)
     correct_t, latency_t = _predict(models, mirrored, req, day)
     predicted_t = np.where(correct_t, req["label"], 1 - req["label"])
@@ -242,36 +260,6 @@ def _shadow_step(log: Any, models: Mapping[str, ModelBehaviour], state: RolloutS
     _write(log, ref_key, [state.champion], zero, everyone, req, predicted, latency, ts, served, day, base)
     _write(log, tested_key, [str(state.challenger)], zero, everyone, req, predicted_t, latency_t, ts, mirrored, day, base)
     return paired_evidence(log.root, base, now, policy)
-
-
-def _route(state: RolloutState, users: np.ndarray, policy: RolloutPolicy, cfg: LifecycleConfig, max_share: float,
-           phases: dict[tuple[Any, ...], _Phase], day: int
-           ) -> tuple[np.ndarray, np.ndarray, _Phase | None, tuple[str, str], tuple[float, float]]:
-    """Arm per request (-1 = outside the test), the version serving it, the phase, its arm names and weights."""
-    h = hash_many(cfg.key, users)
-    arm = np.full(users.size, -1)
-    served = np.full(users.size, state.champion, dtype=object)
-    names: tuple[Any, Any]
-    ident: tuple[Any, ...]
-    if state.phase == "canary":
-        ranges = ramp_ranges(policy.canary_shares[state.stage], max_share)
-        names = (state.champion, state.challenger)
-        ident = ("canary", state.champion, state.challenger, state.stage, state.since)
-    elif state.phase == "watch":
-        ranges = [(0.0, policy.watch_share), (policy.watch_share, 1.0)]
-        names = (state.previous_champion, state.champion)
-        ident = ("watch", state.champion, state.since)
-    else:
-        return arm, served, None, ("", ""), (0.0, 0.0)
-    for i, (lo, hi) in enumerate(ranges):
-        arm[(h >= lo) & (h < hi)] = i
-    served[arm == 0] = names[0]
-    served[arm == 1] = names[1]
-    if ident not in phases:
-        suffix = f"canary{state.stage}" if state.phase == "canary" else "watch"
-        phases[ident] = _Phase(f"{cfg.key}-{len(phases) + 1}-{suffix}", day)
-    weights = (ranges[0][1] - ranges[0][0], ranges[1][1] - ranges[1][0])
-    return arm, served, phases[ident], (str(names[0]), str(names[1])), weights
 
 
 def _write(log: Any, key: str, names: Sequence[str], arm: np.ndarray, mask: np.ndarray, req: Mapping[str, np.ndarray],

@@ -70,14 +70,15 @@ def verdict(runs: Mapping[str, LifecycleResult]) -> Verdict:
 
 
 def decision_table(result: LifecycleResult, *, include_holds: bool = False) -> ResultTable:
-    """One row per decision: time, action, versions, stage and share, gates that did not pass, first reason."""
+    """One row per decision that moved traffic (with ``include_holds``, also the holds while a model is under
+    test): date, action, versions, phase, the tested model's traffic share, every gate's status, first reason."""
     rows = []
     for d in result.decisions:
-        if d.action == "hold" and not include_holds:
+        if d.action == "hold" and not (include_holds and d.phase in ("shadow", "canary", "watch")):
             continue
-        rows.append({"time": d.time.isoformat()[:16], "action": d.action, "from_version": d.from_version,
+        rows.append({"date": d.time.date().isoformat(), "action": d.action, "from_version": d.from_version,
                      "to_version": d.to_version, "phase": d.phase + (f" {d.stage}" if d.phase == "canary" else ""),
-                     "share": f"{d.share:.0%}",
+                     "tested share": f"{d.share:.0%}",
                      "gates": ", ".join(f"{g.name}: {g.status}" for g in d.gate_results),
                      "reason": d.reasons[0]})
     return ResultTable(rows)
