@@ -46,7 +46,7 @@ import numpy as np
 
 from abkit.engine import ENGINES, Dialect, DuckDBEngine, Engine, SparkEngine, spark_session
 from abkit.log.layout import LogSource, has_predictions, log_source
-from abkit.metrics.classes import expand, macro_moments
+from abkit.metrics.classes import HIDDEN, expand, macro_moments
 from abkit.metrics.registry import VARIABLES, Metric, MetricError, check_metric
 from abkit.metrics.registry import names as metric_names
 from abkit.sql import sql_string
@@ -473,20 +473,25 @@ def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metr
     scale.update({f"ss_{alias}": _scale(a) * _scale(b) for alias, a, b in terms})
     col = {k: c / scale.get(k, 1.0) for k, c in zip(names, cum)}
 
-    def stats_of(num: str, den: str, sl: Any) -> ArmStats:
+    def stats_of(num: str, den: str, sl: Any, own_units: bool = True) -> ArmStats:
         def sq(a: str, b: str) -> np.ndarray:
             a, b = sorted((a, b))
             return col[f"ss_{a}__{b}"][sl]
         # units = the users carrying the metric (labelled users for accuracy): users without any of its data add
-        # nothing to the sums, so the moments, and Welch's degrees of freedom, are those of the carrying users
-        units = col.get(_carrying(num, den), col["new_units"])[sl]
-        return ArmStats(units, col[f"s_{num}"][sl], sq(num, num), col[f"s_{den}"][sl], sq(den, den), sq(num, den))
+        # nothing to the sums, so the moments, and Welch's degrees of freedom, are those of the carrying users.
+        # The helper pairs of a function of several ratios (macro-F1) keep every user: their joint moments need
+        # one common set of units, and zeros are valid data points.
+        units = col.get(_carrying(num, den), col["new_units"]) if own_units else col["new_units"]
+        return ArmStats(units[sl], col[f"s_{num}"][sl], sq(num, num), col[f"s_{den}"][sl], sq(den, den), sq(num, den))
+
+    def metric_stats(m: Metric, sl: Any) -> ArmStats:
+        return stats_of(m.numerator, m.denominator, sl, not m.name.startswith(HIDDEN))
 
     last = -1
     return LogStats(
         variants=tuple(variants), units=col["new_units"][last], predictions=col["s_n"][last],
-        labelled=col["s_labelled"][last], stats={m.name: stats_of(m.numerator, m.denominator, last) for m in specs},
-        days=days, daily={m.name: stats_of(m.numerator, m.denominator, slice(None)) for m in specs} if days else {},
+        labelled=col["s_labelled"][last], stats={m.name: metric_stats(m, last) for m in specs},
+        days=days, daily={m.name: metric_stats(m, slice(None)) for m in specs} if days else {},
         daily_units=col["new_units"] if days else np.zeros((0, len(variants))),
         quantiles={}, unknown_variants=unknown, duplicates=duplicates, engine=engine,
         indicators=tuple(stats_of(f"ind{j}", "n", last) for j in range(n_q)),
