@@ -95,6 +95,8 @@ class AnalysisResult(DictsReprMixin):
     recommendation: Recommendation
     stats: LogStats  # the sufficient statistics the analysis used
     comparisons: tuple[Comparison, ...]
+    cuped: ResultTable = dataclasses.field(default_factory=lambda: ResultTable([]))  # primary metric with and
+    #   without each user's pre-period value as covariate (empty without a pre-period in the log)
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return self.metrics.to_dicts()
@@ -121,7 +123,7 @@ class AnalysisResult(DictsReprMixin):
                        "n_days": st.n_days, "unknown_variants": list(st.unknown_variants),
                        "invalid_predictions_skipped": st.invalid_predictions,
                        "invalid_labels_skipped": st.invalid_labels},
-            "confusion": self.confusion_table().to_dicts(),
+            "confusion": self.confusion_table().to_dicts(), "cuped": self.cuped.to_dicts(),
         })
 
     def confusion_table(self) -> ResultTable:
@@ -207,6 +209,7 @@ def analyze(
     daily: bool = True,
     policy: NonInferiorityPolicy | None = None,
     positive_label: str | None = None,
+    cuped: bool = True,
 ) -> AnalysisResult:
     """Analyze the log at ``log_root`` for ``experiment`` (an ``Experiment`` or a path to its JSON).
 
@@ -219,6 +222,8 @@ def analyze(
     ships one that is non-inferior on it and better on a named secondary metric.
     ``positive_label`` adds precision, recall and F1 of that class; with more than two classes, recall per class
     and macro-F1 are added; the confusion counts per arm are always reported.
+    ``cuped``: when the log holds the experiment's pre-period (``abkit.cuped``), the primary metric's effect,
+    interval and p-value use each user's pre-period value as covariate; ``result.cuped`` shows both.
     """
     exp = _load_experiment(experiment)
     a = check_alpha(alpha)
@@ -249,7 +254,8 @@ def analyze(
         rel = ttest(c, t, alpha=a, relative=True, relative_ci="delta")
         seq = confidence_sequence(res.estimate, res.se, c.n + t.n, tuning=tuning, alpha=a)
         bay = bayes_test(c, t, prior_mean=prior_mean, prior_var=prior_var, inverse=not metric.higher_is_better, alpha=a)
-        ranked = name == exp.primary_metric or any(g.metric == name for g in exp.guardrails)  # else a diagnostic
+        # an informational metric (mean confidence: a diagnostic) claims no win unless it is decided on
+        ranked = not metric.informational or name == exp.primary_metric or any(g.metric == name for g in exp.guardrails)
         method = _method(name, metric, positive_label)
         for i, v in enumerate(variants):
             rows.append({"name": name, "variant": v, "estimate": mo.mean[i], "ci_low": lo[i], "ci_high": hi[i],
@@ -307,6 +313,9 @@ def analyze(
                      "ci_high": None, "p_value": None, "method": "count of deduplicated predictions (first by ts)",
                      "n": int(st.units[i])})
 
+    cuped_rows: list[dict[str, Any]] = []
+    if cuped and METRICS[exp.primary_metric].reduce == "ratio":
+        cuped_rows = _apply_cuped(log_root, exp, variants, positive_label, comps, effects, a, tuning, engine, spark)
     higher = {m: spec.higher_is_better for m, spec in METRICS.items()}
     higher.update({name: spec.higher_is_better for name, spec, _ in _metric_moments(st)})
     end = dt.date.fromisoformat(exp.start) + dt.timedelta(days=exp.duration_days)
@@ -327,4 +336,40 @@ def analyze(
         if e["metric"] == exp.primary_metric and e["statistic"] == "mean":
             e["p_adjusted"] = rec.p_adjusted.get(e["variant"])
     return AnalysisResult(exp.key, tuple(variants), control, a, engine, exp.primary_metric, ResultTable(rows),
-                          ResultTable(effects), ResultTable(seq_rows), srm, rec, st, tuple(comps))
+                          ResultTable(effects), ResultTable(seq_rows), srm, rec, st, tuple(comps),
+                          ResultTable(cuped_rows))
+
+
+def _apply_cuped(log_root: str | Path, exp: Any, variants: list[str], positive_label: str | None,
+                 comps: list[Comparison], effects: list[dict[str, Any]], alpha: float, tuning: float, engine: str,
+                 spark: Any) -> list[dict[str, Any]]:
+    """With a pre-period in the log: the primary metric's comparisons and effects become CUPED-adjusted (each
+    user's pre-period value as covariate); returns the with/without rows for the report (else [])."""
+    from abkit.cuped import collect_cuped, cuped_effects
+    from abkit.metrics.classes import expand
+    from abkit.stats.frequentist import cuped_adjust
+
+    name = exp.primary_metric
+    spec = expand([METRICS[name]], positive_label).specs[0]
+    cs = collect_cuped(log_root, exp.key, variants, spec, engine=engine, spark=spark)
+    if cs is None:
+        return []
+    table = cuped_effects(cs, name, variants, alpha=alpha)
+    c = type(cs)(cs.y[0], cs.x[0], cs.m_mx[0], cs.m_dx[0], cs.d_mx[0], cs.d_dx[0])
+    t = type(cs)(cs.y[1:], cs.x[1:], cs.m_mx[1:], cs.m_dx[1:], cs.d_mx[1:], cs.d_dx[1:])
+    adj_c, adj_t, _ = cuped_adjust(c, t)
+    res = ttest(adj_c, adj_t, alpha=alpha)
+    seq = confidence_sequence(res.estimate, res.se, adj_c.n + adj_t.n, tuning=tuning, alpha=alpha)
+    for j, v in enumerate(variants[1:]):
+        new = dict(estimate=float(res.estimate[j]), ci_low=float(res.ci_low[j]), ci_high=float(res.ci_high[j]),
+                   p_value=float(res.p_value[j]), seq_ci_low=float(seq.ci_low[j]), seq_ci_high=float(seq.ci_high[j]),
+                   seq_p_value=float(seq.p_value[j]), se=float(res.se[j]))
+        for i, cmp in enumerate(comps):
+            if cmp.metric == name and cmp.statistic == "mean" and cmp.variant == v:
+                comps[i] = cmp._replace(**new)
+        for e in effects:
+            if e["metric"] == name and e["statistic"] == "mean" and e["variant"] == v:
+                e.update({k: new[k] for k in ("estimate", "ci_low", "ci_high", "p_value", "seq_ci_low", "seq_ci_high",
+                                              "seq_p_value")})
+                e["method"] += "; CUPED: each user's pre-period value as covariate (see the cuped table)"
+    return table

@@ -12,7 +12,9 @@ adjusted effect beside the plain one: the interval widths with and without CUPED
 
 from __future__ import annotations
 
+import glob as globmod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -42,9 +44,11 @@ class UserSums(NamedTuple):
 
 
 def cuped_stats(test: Sequence[UserSums], pre: UserSums) -> CupedStats:
-    """Per-arm ``CupedStats`` (arrays over the arms of ``test``) with each user's pre-period sums as covariate."""
+    """Per-arm ``CupedStats`` (arrays over the arms of ``test``) with each user's pre-period sums as covariate,
+    over the users that carry the metric in the test (as in the analysis: labelled users for accuracy)."""
     order = np.argsort(pre.unit, kind="stable")
-    keys, pm, pd_ = pre.unit[order], np.asarray(pre.m, dtype=np.float64)[order], np.asarray(pre.d, dtype=np.float64)[order]
+    keys = pre.unit[order]
+    pm, pd_ = np.asarray(pre.m, dtype=np.float64)[order], np.asarray(pre.d, dtype=np.float64)[order]
     cols: dict[str, list[float]] = {k: [] for k in ("n", "m", "mm", "d", "dd", "md", "x", "xx", "e", "ee", "xe",
                                                     "mx", "me", "dx", "de")}
     for arm in test:
@@ -54,6 +58,8 @@ def cuped_stats(test: Sequence[UserSums], pre: UserSums) -> CupedStats:
         hit = (len(keys) > 0) & (keys[pos] == arm.unit) if len(keys) else np.zeros(len(m), dtype=bool)
         x = np.where(hit, pm[pos] if len(keys) else 0.0, 0.0)  # covariate numerator (pre-period)
         e = np.where(hit, pd_[pos] if len(keys) else 0.0, 0.0)  # covariate denominator
+        carry = (m != 0) | (d != 0)  # the users carrying the metric, the analysis's units (labelled users)
+        m, d, x, e = m[carry], d[carry], x[carry], e[carry]
         for k, v in (("n", np.ones_like(m)), ("m", m), ("mm", m * m), ("d", d), ("dd", d * d), ("md", m * d),
                      ("x", x), ("xx", x * x), ("e", e), ("ee", e * e), ("xe", x * e), ("mx", m * x), ("me", m * e),
                      ("dx", d * x), ("de", d * e)):
@@ -89,6 +95,62 @@ def cuped_effects(stats: CupedStats, metric: str, variants: Sequence[str], *, al
                       "for ratio metrics (Deng et al. 2013); Welch t",
         })
     return rows
+
+
+def has_pre_period(log_root: str | Path, experiment: str) -> bool:
+    """Whether the log at ``log_root`` holds a pre-period of ``experiment``."""
+    from abkit.log.layout import kind_glob
+
+    return bool(globmod.glob(kind_glob(Path(log_root), "predictions", pre_period_key(experiment))))
+
+
+def collect_cuped(log_root: str | Path, experiment: str, variants: Sequence[str], metric: Any, *,
+                  engine: str = "duckdb", spark: Any = None) -> CupedStats | None:
+    """Per-arm ``CupedStats`` of ``metric`` (a concrete ratio ``Metric`` of the registry) with each user's
+    pre-period value as covariate, or None when the log holds no pre-period. Both periods are reduced to
+    per-user sums inside the engine (users matched by ``unit_id``); only those sums leave it."""
+    if not has_pre_period(log_root, experiment):
+        return None
+    pre = _user_sums(log_root, pre_period_key(experiment), metric, engine, spark)
+    test = _user_sums(log_root, experiment, metric, engine, spark)
+    empty = UserSums(np.array([], dtype=object), np.zeros(0), np.zeros(0))
+    return cuped_stats([test.get(v, empty) for v in variants], _pooled(pre.values()))
+
+
+def _pooled(parts: Any) -> UserSums:
+    parts = list(parts)
+    if not parts:
+        return UserSums(np.array([], dtype=object), np.zeros(0), np.zeros(0))
+    return UserSums(*(np.concatenate([getattr(p, f) for p in parts]) for f in UserSums._fields))
+
+
+def _user_sums(log_root: str | Path, key: str, metric: Any, engine: str, spark: Any) -> dict[str, UserSums]:
+    """Per arm, every user's sums of ``metric``'s numerator and denominator in experiment ``key``."""
+    from abkit.engine import open_engine
+    from abkit.log.layout import log_source
+    from abkit.metrics.registry import VARIABLES
+
+    eng = open_engine(log_source(log_root, key), engine, spark=spark)
+    try:
+        d = eng.dialect
+        rows = (f"SELECT p.variant, p.unit_id AS unit, {d.whole.format(x='p.latency_ms * 1000')} AS latency_us, "
+                "p.confidence, p.predicted_label, l.label FROM abkit_pred_once p "
+                "LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id")
+
+        def agg(name: str) -> str:
+            var = VARIABLES[name]
+            return var.per_user.format(whole=d.whole.format(x=var.fixed) if var.fixed else "")
+
+        cols = eng.arrays(f"SELECT variant, unit, {agg(metric.numerator)} AS m, {agg(metric.denominator)} AS d "
+                          f"FROM ({rows}) r GROUP BY variant, unit")
+    finally:
+        eng.close()
+    m_scale, d_scale = VARIABLES[metric.numerator].scale, VARIABLES[metric.denominator].scale
+    variant = np.asarray(cols["variant"]).astype(str)
+    unit = np.asarray(cols["unit"]).astype(str)
+    m = np.asarray(cols["m"], dtype=np.float64) / m_scale
+    dd = np.asarray(cols["d"], dtype=np.float64) / d_scale
+    return {v: UserSums(unit[variant == v], m[variant == v], dd[variant == v]) for v in np.unique(variant)}
 
 
 def _arms(stats: CupedStats, index: Any) -> CupedStats:
