@@ -254,7 +254,8 @@ def analyze(
         rel = ttest(c, t, alpha=a, relative=True, relative_ci="delta")
         seq = confidence_sequence(res.estimate, res.se, c.n + t.n, tuning=tuning, alpha=a)
         bay = bayes_test(c, t, prior_mean=prior_mean, prior_var=prior_var, inverse=not metric.higher_is_better, alpha=a)
-        ranked = name == exp.primary_metric or any(g.metric == name for g in exp.guardrails)  # else a diagnostic
+        # an informational metric (mean confidence: a diagnostic) claims no win unless it is decided on
+        ranked = not metric.informational or name == exp.primary_metric or any(g.metric == name for g in exp.guardrails)
         method = _method(name, metric, positive_label)
         for i, v in enumerate(variants):
             rows.append({"name": name, "variant": v, "estimate": mo.mean[i], "ci_low": lo[i], "ci_high": hi[i],

@@ -31,6 +31,7 @@ from abkit.names import is_name
 RESERVED = frozenset({"run_dir"})
 
 _TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
+_DECIMAL = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _CONSTRAINT = re.compile(r"\[([a-z]+:[^\]]*)\]\s*$")
 
 
@@ -88,6 +89,8 @@ class ParamSpec:
         return value
 
     def _coerce(self, value: Any) -> Any:
+        if self.type == "float" and isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 and 1.0e300 as strings
         if isinstance(value, float) and not math.isfinite(value) and self.type in ("int", "float"):
             raise ParameterError(
                 f"parameter {self.name!r} = {value!r} is not a finite number; NaN and infinity make no sense "

@@ -68,7 +68,8 @@ def _ratio_ref(frame: pd.DataFrame, cls: str, num: str, den: str) -> dict[str, n
     for v in EXP.variant_names:
         g = u[u["variant"] == v]
         m, d = g[num].to_numpy(), g[den].to_numpy()
-        for k, x in zip(out, (len(g), m.sum(), (m * m).sum(), d.sum(), (d * d).sum(), (m * d).sum())):
+        carrying = int(((m != 0) | (d != 0)).sum())  # n: the users with the metric's data (issue 11)
+        for k, x in zip(out, (carrying, m.sum(), (m * m).sum(), d.sum(), (d * d).sum(), (m * d).sum())):
             out[k].append(x)
     return {k: np.array(v) for k, v in out.items()}
 

@@ -46,7 +46,8 @@ def _reference(root: Path, variants: list[str], until: str | None = None) -> dic
         for v in variants:
             g = u[u["variant"] == v]
             mm, dd = g[m.numerator].to_numpy(), g[m.denominator].to_numpy()
-            for k, val in zip(fields, (len(g), mm.sum(), (mm * mm).sum(), dd.sum(), (dd * dd).sum(), (mm * dd).sum())):
+            carrying = int(((mm != 0) | (dd != 0)).sum())  # users with the metric's data (labelled ones for accuracy)
+            for k, val in zip(fields, (carrying, mm.sum(), (mm * mm).sum(), dd.sum(), (dd * dd).sum(), (mm * dd).sum())):
                 fields[k].append(val)
         out[name] = {k: np.array(v, dtype=float) for k, v in fields.items()}
     return out

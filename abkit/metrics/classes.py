@@ -27,7 +27,8 @@ from abkit.sql import sql_string
 from abkit.stats.aggregates import ArmStats, Moments
 from abkit.stats.smooth import VectorStats
 
-HIDDEN = "__pair_"  # prefix of the helper metrics that carry cross-products
+HIDDEN = "__pair_"  # prefix of the helper metrics that carry cross-products (every user counts as a unit)
+UNITS = "_units_"  # prefix of a helper whose units are its carrying users (those of a derived metric)
 
 
 class Expansion(NamedTuple):
@@ -82,7 +83,7 @@ def expand(specs: Sequence[Metric], positive_label: str | None, classes: Sequenc
             # F1 = 2·TP / (predicted + actual): its sums follow from those of TP, predicted and actual positives
             tp, pp, ap = (label_variable(v, positive_label) for v in ("tp", "pred_pos", "actual_pos"))
             derived["f1"] = (tp, pp, ap)
-            hidden.extend(_pair(m, a, b) for a, b in ((tp, pp), (tp, ap), (pp, ap)))
+            hidden.extend([_pair(m, tp, pp), _pair(m, tp, ap), _pair(m, pp, ap, UNITS)])
         elif m.reduce == "ratio":
             if positive_label:
                 out.append(_concrete(m, positive_label))
@@ -104,16 +105,18 @@ def expand(specs: Sequence[Metric], positive_label: str | None, classes: Sequenc
     return Expansion(unique, hidden, macros, derived)
 
 
-def _pair(metric: Metric, a: str, b: str) -> Metric:
-    """A hidden ratio metric a/b: the engine returns Σa, Σb, Σa², Σb² and Σa·b for it."""
-    return dataclasses.replace(metric, name=f"{HIDDEN}{a}__{b}", numerator=a, denominator=b, per_label=False,
+def _pair(metric: Metric, a: str, b: str, prefix: str = HIDDEN) -> Metric:
+    """A helper ratio metric a/b: the engine returns Σa, Σb, Σa², Σb² and Σa·b for it."""
+    return dataclasses.replace(metric, name=f"{prefix}{a}__{b}", numerator=a, denominator=b, per_label=False,
                                reduce="ratio")
 
 
 def derive_f1(stats: Mapping[str, ArmStats], tp: str, pp: str, ap: str) -> ArmStats:
-    """``ArmStats`` of F1 = Σ 2·TP / Σ (predicted + actual) from the hidden pairs' sums (exact)."""
-    a, b, c = (stats[f"{HIDDEN}{x}__{y}"] for x, y in ((tp, pp), (tp, ap), (pp, ap)))
-    return ArmStats(a.n, 2.0 * a.m_sum, 4.0 * a.m_ss, a.d_sum + b.d_sum, a.d_ss + 2.0 * c.md_sum + b.d_ss,
+    """``ArmStats`` of F1 = Σ 2·TP / Σ (predicted + actual) from the helper pairs' sums (exact); its units are
+    the users carrying it (with a predicted or an actual positive among their labelled requests)."""
+    a, b = (stats[f"{HIDDEN}{x}__{y}"] for x, y in ((tp, pp), (tp, ap)))
+    c = stats[f"{UNITS}{pp}__{ap}"]
+    return ArmStats(c.n, 2.0 * a.m_sum, 4.0 * a.m_ss, a.d_sum + b.d_sum, a.d_ss + 2.0 * c.md_sum + b.d_ss,
                     2.0 * (a.md_sum + b.md_sum))
 
 

@@ -46,7 +46,7 @@ import numpy as np
 
 from abkit.engine import ENGINES, Dialect, DuckDBEngine, Engine, SparkEngine, spark_session
 from abkit.log.layout import LogSource, has_predictions, log_source
-from abkit.metrics.classes import derive_f1, expand, macro_moments
+from abkit.metrics.classes import HIDDEN, derive_f1, expand, macro_moments
 from abkit.metrics.registry import VARIABLES, Metric, MetricError, check_metric
 from abkit.metrics.registry import names as metric_names
 from abkit.sql import sql_string
@@ -200,18 +200,20 @@ class _Side(NamedTuple):
     variables: list[str]
     terms: list[tuple[str, str, str]]
     counts_users: bool  # the side whose users are the arm's users
+    pairs: list[tuple[str, str]]  # (numerator, denominator) of the metrics whose users carrying them it counts
 
 
 def _sides(metrics: Sequence[Metric], n_quantiles: int, copied: bool) -> list[_Side]:
     variables, terms = _variables(metrics, n_quantiles), _moment_terms(metrics, n_quantiles)
+    pairs = sorted({(m.numerator, m.denominator) for m in metrics})
     if not copied:
-        return [_Side("abkit_req", variables, terms, True)]
+        return [_Side("abkit_req", variables, terms, True, pairs)]
     if any(_label_side(a) != _label_side(b) for _, a, b in terms):  # pragma: no cover - METRICS guard
         raise MetricError("a metric mixes label and prediction variables; it needs the joined requests")
     return [_Side("abkit_req", [v for v in variables if not _label_side(v)],
-                  [t for t in terms if not _label_side(t[1])], True),
+                  [t for t in terms if not _label_side(t[1])], True, [p for p in pairs if not _label_side(p[0])]),
             _Side("abkit_labels", [v for v in variables if _label_side(v)],
-                  [t for t in terms if _label_side(t[1])], False)]
+                  [t for t in terms if _label_side(t[1])], False, [p for p in pairs if _label_side(p[0])])]
 
 
 def _user_sums(variables: Sequence[str], thresholds: Sequence[int] | None, dialect: Dialect) -> str:
@@ -248,6 +250,11 @@ def _arm_sql(side: _Side, arm: str, thresholds: Sequence[int] | None, columns: S
     own = {f"s_{v}": f"SUM({v})" for v in side.variables}
     own.update({f"ss_{alias}": f"SUM({product(a, b)})" for alias, a, b in side.terms})
     own["new_units"] = units if side.counts_users else "0"
+    for num, den in side.pairs:  # users carrying each metric: a non-zero numerator or denominator
+        now = f"{num} <> 0 OR {den} <> 0"
+        if daily:  # counted on the first day the user carries it (nothing before: cumulative sums were 0)
+            now = f"(c_{num} <> 0 OR c_{den} <> 0) AND c_{num} - {num} = 0 AND c_{den} - {den} = 0"
+        own[_carrying(num, den)] = f"SUM(CASE WHEN {now} THEN 1 ELSE 0 END)"
     return (f"SELECT {sql_string(arm)} AS variant, {day} AS day, "
             f"{', '.join(f'{own.get(c, 0)} AS {c}' for c in columns)} FROM {source}")
 
@@ -264,7 +271,13 @@ def _stats_sql(metrics: Sequence[Metric], dialect: Dialect, arm: str, thresholds
 
 def _columns(metrics: Sequence[Metric], n_quantiles: int) -> list[str]:
     return ([f"s_{v}" for v in _variables(metrics, n_quantiles)]
-            + [f"ss_{alias}" for alias, _, _ in _moment_terms(metrics, n_quantiles)] + ["new_units"])
+            + [f"ss_{alias}" for alias, _, _ in _moment_terms(metrics, n_quantiles)] + ["new_units"]
+            + sorted({_carrying(m.numerator, m.denominator) for m in metrics}))
+
+
+def _carrying(num: str, den: str) -> str:
+    """Column of the users that carry the metric ``num``/``den`` (any non-zero per-user sum of either)."""
+    return f"k_{num}__{den}"
 
 
 def collect(
@@ -466,17 +479,25 @@ def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metr
     scale.update({f"ss_{alias}": _scale(a) * _scale(b) for alias, a, b in terms})
     col = {k: c / scale.get(k, 1.0) for k, c in zip(names, cum)}
 
-    def stats_of(num: str, den: str, sl: Any) -> ArmStats:
+    def stats_of(num: str, den: str, sl: Any, own_units: bool = True) -> ArmStats:
         def sq(a: str, b: str) -> np.ndarray:
             a, b = sorted((a, b))
             return col[f"ss_{a}__{b}"][sl]
-        return ArmStats(col["new_units"][sl], col[f"s_{num}"][sl], sq(num, num), col[f"s_{den}"][sl], sq(den, den), sq(num, den))
+        # units = the users carrying the metric (labelled users for accuracy): users without any of its data add
+        # nothing to the sums, so the moments, and Welch's degrees of freedom, are those of the carrying users.
+        # The helper pairs of a function of several ratios (macro-F1) keep every user: their joint moments need
+        # one common set of units, and zeros are valid data points.
+        units = col.get(_carrying(num, den), col["new_units"]) if own_units else col["new_units"]
+        return ArmStats(units[sl], col[f"s_{num}"][sl], sq(num, num), col[f"s_{den}"][sl], sq(den, den), sq(num, den))
+
+    def metric_stats(m: Metric, sl: Any) -> ArmStats:
+        return stats_of(m.numerator, m.denominator, sl, not m.name.startswith(HIDDEN))
 
     last = -1
     return LogStats(
         variants=tuple(variants), units=col["new_units"][last], predictions=col["s_n"][last],
-        labelled=col["s_labelled"][last], stats={m.name: stats_of(m.numerator, m.denominator, last) for m in specs},
-        days=days, daily={m.name: stats_of(m.numerator, m.denominator, slice(None)) for m in specs} if days else {},
+        labelled=col["s_labelled"][last], stats={m.name: metric_stats(m, last) for m in specs},
+        days=days, daily={m.name: metric_stats(m, slice(None)) for m in specs} if days else {},
         daily_units=col["new_units"] if days else np.zeros((0, len(variants))),
         quantiles={}, unknown_variants=unknown, duplicates=duplicates, engine=engine,
         indicators=tuple(stats_of(f"ind{j}", "n", last) for j in range(n_q)),
