@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from abkit.decide import Comparison, Recommendation, decide
+from abkit.decide import Comparison, NonInferiorityPolicy, Recommendation, decide_policy
 from abkit.errors import AbkitError
 from abkit.metrics.compute import QUANTILES, LogStats, collect
 from abkit.metrics.registry import METRICS
@@ -95,6 +95,8 @@ class AnalysisResult(DictsReprMixin):
     recommendation: Recommendation
     stats: LogStats  # the sufficient statistics the analysis used
     comparisons: tuple[Comparison, ...]
+    cuped: ResultTable = dataclasses.field(default_factory=lambda: ResultTable([]))  # primary metric with and
+    #   without each user's pre-period value as covariate (empty without a pre-period in the log)
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return self.metrics.to_dicts()
@@ -121,7 +123,13 @@ class AnalysisResult(DictsReprMixin):
                        "n_days": st.n_days, "unknown_variants": list(st.unknown_variants),
                        "invalid_predictions_skipped": st.invalid_predictions,
                        "invalid_labels_skipped": st.invalid_labels},
+            "confusion": self.confusion_table().to_dicts(), "cuped": self.cuped.to_dicts(),
         })
+
+    def confusion_table(self) -> ResultTable:
+        """The confusion counts per arm: one row per (variant, label, predicted_label) of labelled requests."""
+        return ResultTable([{"variant": v, "label": lab, "predicted_label": p, "n": n}
+                            for v, lab, p, n in self.stats.confusion])
 
     def srm_table(self) -> ResultTable:
         """The SRM check as a one-row table."""
@@ -133,7 +141,7 @@ class AnalysisResult(DictsReprMixin):
     def check(self) -> AnalysisResult:
         """Raise ``AbkitError`` if the analysis itself is broken (not for an "invalid" recommendation)."""
         names = {r["name"] for r in self.metrics.to_dicts()}
-        missing = {*METRICS, "predictions"} - names
+        missing = {*(n for n, m in METRICS.items() if not m.per_label), "predictions"} - names
         if missing:
             raise AbkitError(f"analysis is missing metrics {sorted(missing)}; the log or the metric SQL is broken")
         if self.recommendation.decision == "invalid" and not self.recommendation.reasons:
@@ -164,6 +172,23 @@ def _arm_interval(mo: Moments, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     return mo.mean - t * se, mo.mean + t * se
 
 
+def _metric_moments(st: LogStats) -> list[tuple[str, Any, Moments]]:
+    """(name, registry metric, per-arm Moments) of every metric the log was reduced to: the ratios, then the
+    smooth functions of ratios (macro-F1); per-class rows such as ``recall:spam`` take their family's metric."""
+    out = [(name, METRICS[name.split(":")[0]], s.moments()) for name, s in st.stats.items()]
+    return out + [(name, METRICS[name], mo) for name, mo in st.moments.items()]
+
+
+def _method(name: str, metric: Any, positive_label: str | None) -> str:
+    if metric.reduce == "macro":
+        return ("mean over the classes of each class's F1 = Σ 2·TP / Σ (predicted + actual), delta method over the "
+                "joint covariance of the per-user sums, clustered by user")
+    what = f" of class {name.split(':', 1)[1]!r}" if ":" in name else (
+        f" of class {positive_label!r}" if metric.per_label else "")
+    return (f"Σ per-user {metric.numerator} / Σ per-user {metric.denominator}{what}, delta method clustered by "
+            "user")
+
+
 def analyze(
     log_root: str | Path,
     experiment: Any,
@@ -182,6 +207,9 @@ def analyze(
     quantiles: Sequence[float] = QUANTILES,
     con: Any = None,
     daily: bool = True,
+    policy: NonInferiorityPolicy | None = None,
+    positive_label: str | None = None,
+    cuped: bool = True,
 ) -> AnalysisResult:
     """Analyze the log at ``log_root`` for ``experiment`` (an ``Experiment`` or a path to its JSON).
 
@@ -190,12 +218,23 @@ def analyze(
     ``min_units`` / ``min_labelled_units``: the minimum evidence per arm (users / units carrying the primary
     metric, e.g. labelled users); None takes them from ``abkit.stats.config``.
     ``daily=False`` skips the per-day sequential view (the costliest SQL step on large logs).
+    ``policy``: None ships a challenger shown better on the primary metric; a ``NonInferiorityPolicy`` also
+    ships one that is non-inferior on it and better on a named secondary metric.
+    ``positive_label`` adds precision, recall and F1 of that class; with more than two classes, recall per class
+    and macro-F1 are added; the confusion counts per arm are always reported.
+    ``cuped``: when the log holds the experiment's pre-period (``abkit.cuped``), the primary metric's effect,
+    interval and p-value use each user's pre-period value as covariate; ``result.cuped`` shows both.
     """
     exp = _load_experiment(experiment)
     a = check_alpha(alpha)
     tuning = float(resolve("sequential_tuning", sequential_tuning))
     variants = list(exp.variant_names)
-    st = collect(log_root, exp.key, variants, quantiles=quantiles, alpha=a, engine=engine, spark=spark, con=con, daily=daily)
+    wanted = [exp.primary_metric, *(g.metric for g in exp.guardrails)]
+    needs = [m for m in wanted if METRICS[m].per_label and METRICS[m].reduce == "ratio"]
+    if needs and not positive_label:
+        raise AbkitError(f"metrics {needs} are computed for one class: give positive_label, e.g. positive_label='spam'")
+    st = collect(log_root, exp.key, variants, quantiles=quantiles, alpha=a, engine=engine, spark=spark, con=con,
+                 daily=daily, positive_label=positive_label or None, class_metrics=True)
     if st.invalid_predictions or st.invalid_labels:  # shown in the report: the kernel's warnings are output
         warnings.warn(f"the log of {exp.key!r} holds {st.invalid_predictions} prediction and {st.invalid_labels} label "
                       "row(s) that the analysis cannot use (written by another tool: a null id, NaN or out-of-range "
@@ -207,8 +246,7 @@ def analyze(
     comps: list[Comparison] = []
     seq_rows: list[dict[str, Any]] = []
     ok = st.units > 0
-    for name, metric in METRICS.items():
-        mo = st.stats[name].moments()
+    for name, metric, mo in _metric_moments(st):
         lo, hi = _arm_interval(mo, a)
         c = Moments(mo.mean[0], mo.var[0], mo.n[0])
         t = Moments(mo.mean[1:], mo.var[1:], mo.n[1:])
@@ -216,8 +254,9 @@ def analyze(
         rel = ttest(c, t, alpha=a, relative=True, relative_ci="delta")
         seq = confidence_sequence(res.estimate, res.se, c.n + t.n, tuning=tuning, alpha=a)
         bay = bayes_test(c, t, prior_mean=prior_mean, prior_var=prior_var, inverse=not metric.higher_is_better, alpha=a)
-        ranked = name == exp.primary_metric or any(g.metric == name for g in exp.guardrails)  # else a diagnostic
-        method = f"Σ per-user {metric.numerator} / Σ per-user {metric.denominator}, delta method clustered by user"
+        # an informational metric (mean confidence: a diagnostic) claims no win unless it is decided on
+        ranked = not metric.informational or name == exp.primary_metric or any(g.metric == name for g in exp.guardrails)
+        method = _method(name, metric, positive_label)
         for i, v in enumerate(variants):
             rows.append({"name": name, "variant": v, "estimate": mo.mean[i], "ci_low": lo[i], "ci_high": hi[i],
                          "p_value": None if i == 0 else res.p_value[i - 1],
@@ -238,7 +277,7 @@ def analyze(
                 "risk_treatment": bay.risk_treatment[j] if ranked else None, "n_control": c.n, "n_treatment": t.n[j],
                 "method": f"{res.method}; relative: delta method; sequential: {seq.method}; Bayesian: {bay.method}",
             })
-        if st.days:
+        if st.days and name in st.daily:
             dm = st.daily[name].moments()
             dc = Moments(dm.mean[:, :1], dm.var[:, :1], dm.n[:, :1])
             dt_ = Moments(dm.mean[:, 1:], dm.var[:, 1:], dm.n[:, 1:])
@@ -274,7 +313,11 @@ def analyze(
                      "ci_high": None, "p_value": None, "method": "count of deduplicated predictions (first by ts)",
                      "n": int(st.units[i])})
 
+    cuped_rows: list[dict[str, Any]] = []
+    if cuped and METRICS[exp.primary_metric].reduce == "ratio":
+        cuped_rows = _apply_cuped(log_root, exp, variants, positive_label, comps, effects, a, tuning, engine, spark)
     higher = {m: spec.higher_is_better for m, spec in METRICS.items()}
+    higher.update({name: spec.higher_is_better for name, spec, _ in _metric_moments(st)})
     end = dt.date.fromisoformat(exp.start) + dt.timedelta(days=exp.duration_days)
     duration_over = st.last_day is not None and dt.date.fromisoformat(st.last_day) >= end - dt.timedelta(days=1)
     per_day = float(st.stats[exp.primary_metric].n.sum()) / max(st.n_days, 1)  # units carrying the primary metric
@@ -284,12 +327,49 @@ def analyze(
     elif not ok.all() and srm.status != "mismatch":
         rec = Recommendation("invalid", None, tuple(f"too little data: variant {v} has no users" for v, k in zip(variants, ok) if not k), "data check")
     else:
-        rec = decide(comps, srm, primary_metric=exp.primary_metric, higher_is_better=higher, guardrails=exp.guardrails,
-                     units=dict(zip(variants, st.units.tolist())), alpha=a, multiple=multiple, inference=inference,
-                     min_units=min_units, min_labelled_units=min_labelled_units, min_effect=min_effect,
-                     units_per_day=per_day, duration_over=duration_over)
+        rec = decide_policy(comps, srm, policy=policy, sequential_tuning=tuning, primary_metric=exp.primary_metric,
+                            higher_is_better=higher, guardrails=exp.guardrails,
+                            units=dict(zip(variants, st.units.tolist())), alpha=a, multiple=multiple,
+                            inference=inference, min_units=min_units, min_labelled_units=min_labelled_units,
+                            min_effect=min_effect, units_per_day=per_day, duration_over=duration_over)
     for e in effects:
         if e["metric"] == exp.primary_metric and e["statistic"] == "mean":
             e["p_adjusted"] = rec.p_adjusted.get(e["variant"])
     return AnalysisResult(exp.key, tuple(variants), control, a, engine, exp.primary_metric, ResultTable(rows),
-                          ResultTable(effects), ResultTable(seq_rows), srm, rec, st, tuple(comps))
+                          ResultTable(effects), ResultTable(seq_rows), srm, rec, st, tuple(comps),
+                          ResultTable(cuped_rows))
+
+
+def _apply_cuped(log_root: str | Path, exp: Any, variants: list[str], positive_label: str | None,
+                 comps: list[Comparison], effects: list[dict[str, Any]], alpha: float, tuning: float, engine: str,
+                 spark: Any) -> list[dict[str, Any]]:
+    """With a pre-period in the log: the primary metric's comparisons and effects become CUPED-adjusted (each
+    user's pre-period value as covariate); returns the with/without rows for the report (else [])."""
+    from abkit.cuped import collect_cuped, cuped_effects
+    from abkit.metrics.classes import expand
+    from abkit.stats.frequentist import cuped_adjust
+
+    name = exp.primary_metric
+    spec = expand([METRICS[name]], positive_label).specs[0]
+    cs = collect_cuped(log_root, exp.key, variants, spec, engine=engine, spark=spark)
+    if cs is None:
+        return []
+    table = cuped_effects(cs, name, variants, alpha=alpha)
+    c = type(cs)(cs.y[0], cs.x[0], cs.m_mx[0], cs.m_dx[0], cs.d_mx[0], cs.d_dx[0])
+    t = type(cs)(cs.y[1:], cs.x[1:], cs.m_mx[1:], cs.m_dx[1:], cs.d_mx[1:], cs.d_dx[1:])
+    adj_c, adj_t, _ = cuped_adjust(c, t)
+    res = ttest(adj_c, adj_t, alpha=alpha)
+    seq = confidence_sequence(res.estimate, res.se, adj_c.n + adj_t.n, tuning=tuning, alpha=alpha)
+    for j, v in enumerate(variants[1:]):
+        new = dict(estimate=float(res.estimate[j]), ci_low=float(res.ci_low[j]), ci_high=float(res.ci_high[j]),
+                   p_value=float(res.p_value[j]), seq_ci_low=float(seq.ci_low[j]), seq_ci_high=float(seq.ci_high[j]),
+                   seq_p_value=float(seq.p_value[j]), se=float(res.se[j]))
+        for i, cmp in enumerate(comps):
+            if cmp.metric == name and cmp.statistic == "mean" and cmp.variant == v:
+                comps[i] = cmp._replace(**new)
+        for e in effects:
+            if e["metric"] == name and e["statistic"] == "mean" and e["variant"] == v:
+                e.update({k: new[k] for k in ("estimate", "ci_low", "ci_high", "p_value", "seq_ci_low", "seq_ci_high",
+                                              "seq_p_value")})
+                e["method"] += "; CUPED: each user's pre-period value as covariate (see the cuped table)"
+    return table

@@ -1,7 +1,10 @@
 """CUPED in the analysis: each user's pre-period metric as the covariate of the same metric in the test.
 
 The pre-period is the time before the test when the champion served every user; the log holds it as its own
-experiment, ``pre_period_key(key)``, whose single variant is the control.
+experiment, ``pre_period_key(key)``, whose single variant is the control. The engine reduces both periods to
+per-user sums of the metric's numerator and denominator; ``cuped_stats`` joins them by user (a user without
+pre-period traffic has covariate sums 0) into per-arm ``CupedStats``, and ``cuped_effects`` reports the
+adjusted effect beside the plain one: the interval widths with and without CUPED and the variance reduction.
 
 >>> pre_period_key("sentiment-ab")
 'sentiment-ab.pre'
@@ -9,7 +12,16 @@ experiment, ``pre_period_key(key)``, whose single variant is the control.
 
 from __future__ import annotations
 
+import glob as globmod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
 from abkit.errors import AbkitError
+from abkit.stats.aggregates import ArmStats, CupedStats
+from abkit.stats.frequentist import cuped_adjust, ttest
 
 PRE_SUFFIX = ".pre"
 
@@ -21,3 +33,127 @@ def pre_period_key(experiment: str) -> str:
         raise AbkitError(f"experiment key {experiment!r} is too long for a pre-period ({key!r} > 128 characters); "
                          "shorten the key to 124 characters or fewer")
     return key
+
+
+class UserSums(NamedTuple):
+    """Per-user sums of one metric's numerator and denominator (one entry per user)."""
+
+    unit: np.ndarray  # user key (any sortable dtype, the same in both periods)
+    m: np.ndarray  # Σ numerator over the user's requests
+    d: np.ndarray  # Σ denominator
+
+
+def cuped_stats(test: Sequence[UserSums], pre: UserSums) -> CupedStats:
+    """Per-arm ``CupedStats`` (arrays over the arms of ``test``) with each user's pre-period sums as covariate,
+    over the users that carry the metric in the test (as in the analysis: labelled users for accuracy)."""
+    order = np.argsort(pre.unit, kind="stable")
+    keys = pre.unit[order]
+    pm, pd_ = np.asarray(pre.m, dtype=np.float64)[order], np.asarray(pre.d, dtype=np.float64)[order]
+    cols: dict[str, list[float]] = {k: [] for k in ("n", "m", "mm", "d", "dd", "md", "x", "xx", "e", "ee", "xe",
+                                                    "mx", "me", "dx", "de")}
+    for arm in test:
+        m, d = np.asarray(arm.m, dtype=np.float64), np.asarray(arm.d, dtype=np.float64)
+        pos = np.searchsorted(keys, arm.unit)
+        pos = np.minimum(pos, max(len(keys) - 1, 0))
+        hit = (len(keys) > 0) & (keys[pos] == arm.unit) if len(keys) else np.zeros(len(m), dtype=bool)
+        x = np.where(hit, pm[pos] if len(keys) else 0.0, 0.0)  # covariate numerator (pre-period)
+        e = np.where(hit, pd_[pos] if len(keys) else 0.0, 0.0)  # covariate denominator
+        carry = (m != 0) | (d != 0)  # the users carrying the metric, the analysis's units (labelled users)
+        m, d, x, e = m[carry], d[carry], x[carry], e[carry]
+        for k, v in (("n", np.ones_like(m)), ("m", m), ("mm", m * m), ("d", d), ("dd", d * d), ("md", m * d),
+                     ("x", x), ("xx", x * x), ("e", e), ("ee", e * e), ("xe", x * e), ("mx", m * x), ("me", m * e),
+                     ("dx", d * x), ("de", d * e)):
+            cols[k].append(float(v.sum()))
+    c = {k: np.asarray(v) for k, v in cols.items()}
+    y = ArmStats(c["n"], c["m"], c["mm"], c["d"], c["dd"], c["md"])
+    x = ArmStats(c["n"], c["x"], c["xx"], c["e"], c["ee"], c["xe"])
+    return CupedStats(y, x, c["mx"], c["me"], c["dx"], c["de"])
+
+
+def cuped_effects(stats: CupedStats, metric: str, variants: Sequence[str], *, alpha: float) -> list[dict[str, Any]]:
+    """Per challenger: the CUPED-adjusted difference and interval beside the plain ones, the width ratio
+    (adjusted / plain) and the variance reduction 1 − var_adjusted / var_plain of the difference."""
+    if len(variants) < 2:
+        return []
+    c, t = _arms(stats, 0), _arms(stats, slice(1, None))
+    plain = ttest(c.y.moments(), t.y.moments(), alpha=alpha)
+    adj_c, adj_t, theta = cuped_adjust(c, t)
+    adjusted = ttest(adj_c, adj_t, alpha=alpha)
+    rows = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (adjusted.ci_high - adjusted.ci_low) / (plain.ci_high - plain.ci_low)
+        reduction = 1.0 - adjusted.se**2 / plain.se**2
+    covered = np.asarray(stats.x.d_sum > 0)
+    for j, v in enumerate(variants[1:]):
+        rows.append({
+            "metric": metric, "variant": v, "estimate": adjusted.estimate[j], "ci_low": adjusted.ci_low[j],
+            "ci_high": adjusted.ci_high[j], "p_value": adjusted.p_value[j], "plain_estimate": plain.estimate[j],
+            "plain_ci_low": plain.ci_low[j], "plain_ci_high": plain.ci_high[j], "plain_p_value": plain.p_value[j],
+            "width_ratio": ratio[j], "variance_reduction": reduction[j], "theta": np.asarray(theta).reshape(-1)[j],
+            "covariate": bool(covered[0] and covered[j + 1]),
+            "method": "CUPED: the user's pre-period metric as covariate, θ pooled over arms, delta method "
+                      "for ratio metrics (Deng et al. 2013); Welch t",
+        })
+    return rows
+
+
+def has_pre_period(log_root: str | Path, experiment: str) -> bool:
+    """Whether the log at ``log_root`` holds a pre-period of ``experiment``."""
+    from abkit.log.layout import kind_glob
+
+    return bool(globmod.glob(kind_glob(Path(log_root), "predictions", pre_period_key(experiment))))
+
+
+def collect_cuped(log_root: str | Path, experiment: str, variants: Sequence[str], metric: Any, *,
+                  engine: str = "duckdb", spark: Any = None) -> CupedStats | None:
+    """Per-arm ``CupedStats`` of ``metric`` (a concrete ratio ``Metric`` of the registry) with each user's
+    pre-period value as covariate, or None when the log holds no pre-period. Both periods are reduced to
+    per-user sums inside the engine (users matched by ``unit_id``); only those sums leave it."""
+    if not has_pre_period(log_root, experiment):
+        return None
+    pre = _user_sums(log_root, pre_period_key(experiment), metric, engine, spark)
+    test = _user_sums(log_root, experiment, metric, engine, spark)
+    empty = UserSums(np.array([], dtype=object), np.zeros(0), np.zeros(0))
+    return cuped_stats([test.get(v, empty) for v in variants], _pooled(pre.values()))
+
+
+def _pooled(parts: Any) -> UserSums:
+    parts = list(parts)
+    if not parts:
+        return UserSums(np.array([], dtype=object), np.zeros(0), np.zeros(0))
+    return UserSums(*(np.concatenate([getattr(p, f) for p in parts]) for f in UserSums._fields))
+
+
+def _user_sums(log_root: str | Path, key: str, metric: Any, engine: str, spark: Any) -> dict[str, UserSums]:
+    """Per arm, every user's sums of ``metric``'s numerator and denominator in experiment ``key``."""
+    from abkit.engine import open_engine
+    from abkit.log.layout import log_source
+    from abkit.metrics.registry import VARIABLES
+
+    eng = open_engine(log_source(log_root, key), engine, spark=spark)
+    try:
+        d = eng.dialect
+        rows = (f"SELECT p.variant, p.unit_id AS unit, {d.whole.format(x='p.latency_ms * 1000')} AS latency_us, "
+                "p.confidence, p.predicted_label, l.label FROM abkit_pred_once p "
+                "LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id")
+
+        def agg(name: str) -> str:
+            var = VARIABLES[name]
+            return var.per_user.format(whole=d.whole.format(x=var.fixed) if var.fixed else "")
+
+        cols = eng.arrays(f"SELECT variant, unit, {agg(metric.numerator)} AS m, {agg(metric.denominator)} AS d "
+                          f"FROM ({rows}) r GROUP BY variant, unit")
+    finally:
+        eng.close()
+    m_scale, d_scale = VARIABLES[metric.numerator].scale, VARIABLES[metric.denominator].scale
+    variant = np.asarray(cols["variant"]).astype(str)
+    unit = np.asarray(cols["unit"]).astype(str)
+    m = np.asarray(cols["m"], dtype=np.float64) / m_scale
+    dd = np.asarray(cols["d"], dtype=np.float64) / d_scale
+    return {v: UserSums(unit[variant == v], m[variant == v], dd[variant == v]) for v in np.unique(variant)}
+
+
+def _arms(stats: CupedStats, index: Any) -> CupedStats:
+    """The arms ``index`` of array-valued ``CupedStats``."""
+    return CupedStats(stats.y[index], stats.x[index], stats.m_mx[index], stats.m_dx[index], stats.d_mx[index],
+                      stats.d_dx[index])

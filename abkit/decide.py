@@ -363,3 +363,120 @@ def _continue(reasons: list[str], prim: Sequence[Comparison], method: str, adjus
     target = f"an effect of {min_effect:g}" if min_effect is not None else "the observed effect"
     return Recommendation("continue", variant, tuple(reasons + [f"continue: {what} to detect {target} with 80% power"]),
                           method, more, days, adjusted)
+
+
+POLICIES = ("superiority", "non-inferiority")
+STATISTICS = ("mean", "p50", "p95", "p99")
+
+
+@dataclasses.dataclass(frozen=True)
+class NonInferiorityPolicy:
+    """Ship a challenger that is non-inferior on the primary metric and better on a named secondary metric.
+
+    ``margin`` (≥ 0) is the loss on the primary metric still accepted, in its units, or with ``relative`` as a
+    fraction of the control mean (taken as known, as spotify-confidence does). ``secondary_metric`` and
+    ``secondary_statistic`` name the comparison the challenger must win (e.g. latency_ms, p50).
+    """
+
+    margin: float
+    secondary_metric: str
+    secondary_statistic: str = "mean"
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        m = _num(self.margin)
+        if not (_finite(m) and m >= 0) or isinstance(self.margin, bool):
+            raise AbkitError(f"ni_margin={self.margin!r} must be a finite number >= 0 (the accepted loss on the "
+                             "primary metric, e.g. 0.02 for two accuracy points)")
+        if not isinstance(self.secondary_metric, str) or not self.secondary_metric:
+            raise AbkitError(f"secondary_metric={self.secondary_metric!r} must name the metric the challenger must "
+                             "win, e.g. 'latency_ms'")
+        if self.secondary_statistic not in STATISTICS:
+            raise AbkitError(f"secondary_statistic={self.secondary_statistic!r} is unknown; use one of {STATISTICS}")
+
+
+def decide_policy(comparisons: Sequence[Comparison], srm: SRMResult, *, policy: NonInferiorityPolicy | None,
+                  sequential_tuning: float | None = None, **kwargs: Any) -> Recommendation:
+    """``decide`` (``policy`` None: superiority) or ``decide_non_inferior`` with the same keyword arguments."""
+    if policy is None:
+        return decide(comparisons, srm, **kwargs)
+    return decide_non_inferior(comparisons, srm, policy=policy, sequential_tuning=sequential_tuning, **kwargs)
+
+
+def decide_non_inferior(
+    comparisons: Sequence[Comparison],
+    srm: SRMResult,
+    *,
+    policy: NonInferiorityPolicy,
+    primary_metric: str,
+    higher_is_better: Mapping[str, bool],
+    guardrails: Sequence[Any] = (),
+    sequential_tuning: float | None = None,
+    **kwargs: Any,
+) -> Recommendation:
+    """"Ship if non-inferior on the primary metric and better on the secondary": ``decide`` first (an invalid
+    result, too little evidence, or a challenger that is plainly better stand as they are); otherwise a
+    challenger ships when its primary effect passes the one-sided non-inferiority test at the margin, its
+    secondary effect the one-sided superiority test, and every guardrail passes. Each test is at α / (number
+    of challengers) (Bonferroni), fixed-horizon or always-valid like ``inference``.
+    """
+    from abkit.stats.noninferiority import effect_margin_test
+
+    if policy.secondary_metric not in higher_is_better:
+        raise AbkitError(f"secondary_metric={policy.secondary_metric!r} has no direction; known: "
+                         f"{sorted(higher_is_better)}")
+    base = decide(comparisons, srm, primary_metric=primary_metric, higher_is_better=higher_is_better,
+                  guardrails=guardrails, **kwargs)
+    a = check_alpha(kwargs.get("alpha"))
+    seq = kwargs.get("inference", "sequential") == "sequential"
+    prim = [c for c in comparisons if c.metric == primary_metric and c.statistic == "mean"]
+    method = (f"{base.method}; policy: ship if non-inferior on {primary_metric} (margin {policy.margin:g}"
+              f"{' of the control mean' if policy.relative else ''}) and better on {policy.secondary_statistic} "
+              f"{policy.secondary_metric}, one-sided tests at α/{max(len(prim), 1)}")
+    if base.decision in ("ship", "invalid") or any(
+            r.startswith(("too little evidence", "no verdict until")) for r in base.reasons):
+        return dataclasses.replace(base, method=method)
+    level = a / max(len(prim), 1)
+    up = higher_is_better[primary_metric]
+    sec_up = higher_is_better[policy.secondary_metric]
+    directions = {id(g): _direction(g, higher_is_better) for g in guardrails}
+    test = {"alpha": level, "inference": "sequential" if seq else "fixed", "sequential_tuning": sequential_tuning}
+    reasons: list[str] = list(base.reasons)
+    worse: list[Comparison] = []
+    for c in sorted(prim, key=lambda c: c.estimate if up else -c.estimate, reverse=True):
+        delta = policy.margin * abs(c.control_mean) if policy.relative else policy.margin
+        ni = effect_margin_test(c.estimate, c.se, n=c.units, margin=delta, higher_is_better=up, **test)
+        bound = float(ni.ci_low if up else ni.ci_high)
+        if not _finite(bound):
+            reasons.append(f"non-inferiority of {primary_metric} for {c.variant}: insufficient data, not a pass")
+            continue
+        reasons.append(f"non-inferiority of {primary_metric} for {c.variant} (margin {delta:.4g}): one-sided bound "
+                       f"{bound:+.4g} {'>' if bool(ni.passed) else 'does not clear'} {float(ni.threshold):+.4g}"
+                       f" (p = {float(ni.p_value):.3g})")
+        if not bool(ni.passed):
+            _, lo, hi = _view(c, seq)
+            if _finite(lo, hi) and ((hi < -delta) if up else (lo > delta)):
+                worse.append(c)
+            continue
+        sec = [s for s in comparisons if s.metric == policy.secondary_metric
+               and s.statistic == policy.secondary_statistic and s.variant == c.variant]
+        if not sec:
+            reasons.append(f"{policy.secondary_statistic} {policy.secondary_metric} for {c.variant}: no comparison")
+            continue
+        s = sec[0]
+        sup = effect_margin_test(s.estimate, s.se, n=s.units, hypothesis="superiority", higher_is_better=sec_up,
+                                 **test)
+        good = bool(sup.passed)
+        reasons.append(f"{policy.secondary_statistic} {policy.secondary_metric} {c.variant} − control = "
+                       f"{s.estimate:+.4g} (p = {float(sup.p_value):.3g}): {'better' if good else 'not shown better'}")
+        if not good:
+            continue
+        verdicts = [_guardrail(g, directions[id(g)], c.variant, comparisons, seq) for g in guardrails]
+        reasons.extend(v for _, v in verdicts)
+        if {st for st, _ in verdicts} <= {"pass"}:
+            return Recommendation("ship", c.variant, tuple(reasons), method, p_adjusted=base.p_adjusted)
+    if prim and len(worse) == len(prim):
+        return Recommendation("keep", None, tuple(reasons + [f"every challenger is worse than control by more than "
+                                                             f"the margin on {primary_metric}"]), method,
+                              p_adjusted=base.p_adjusted)
+    return dataclasses.replace(base, reasons=tuple(reasons), method=method)

@@ -31,6 +31,7 @@ from abkit.names import is_name
 RESERVED = frozenset({"run_dir"})
 
 _TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
+_DECIMAL = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _CONSTRAINT = re.compile(r"\[([a-z]+:[^\]]*)\]\s*$")
 
 
@@ -88,6 +89,8 @@ class ParamSpec:
         return value
 
     def _coerce(self, value: Any) -> Any:
+        if self.type == "float" and isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 and 1.0e300 as strings
         if isinstance(value, float) and not math.isfinite(value) and self.type in ("int", "float"):
             raise ParameterError(
                 f"parameter {self.name!r} = {value!r} is not a finite number; NaN and infinity make no sense "
@@ -359,10 +362,17 @@ def _check_model_reference(values: Mapping[str, Any], name: str) -> None:
     from abkit.models import BUILTIN_KINDS
 
     ref = values[name]
-    if ref in BUILTIN_KINDS or Path(ref).exists() or re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", ref):
+    if ref in BUILTIN_KINDS or _exists(ref) or re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", ref):
         return
     raise _bad(values, name, f"give one of {', '.join(BUILTIN_KINDS)}, a factory 'package.module:function' "
                "or the folder of a saved model (no such folder exists).")
+
+
+def _exists(path: str, *, file: bool = False) -> bool:
+    try:
+        return Path(path).is_file() if file else Path(path).exists()
+    except (OSError, ValueError):  # a NUL byte, a name too long: no such file
+        return False
 
 
 def _check_dataset(values: Mapping[str, Any]) -> None:
@@ -372,7 +382,7 @@ def _check_dataset(values: Mapping[str, Any]) -> None:
     if values["dataset"] == "synthetic" or (kind == "uci" and arg in (*UCI_DOMAINS, "all", "")):
         return
     if kind == "table" and arg:
-        if Path(arg).is_file():
+        if _exists(arg, file=True):
             return
         raise _bad(values, "dataset", f"the table file {arg!r} does not exist (paths are relative to the folder "
                    "abkit runs in).")

@@ -110,6 +110,26 @@ class RunSummary:
         return asdict(self) | {"ok": self.ok}
 
 
+def ensure_kernel(name: str = KERNEL, *, manager: Any = None, prefix: str | None = None) -> str:
+    """The folder of Jupyter kernel ``name``, registered for this Python first when Jupyter does not know it.
+
+    ``make setup`` registers it (``ipykernel install --sys-prefix``); an environment made another way (``conda env
+    create -f environment.yml``, a plain ``pip install``) gets the same registration, into its own prefix, on
+    its first ``abkit run``.
+    """
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = manager or KernelSpecManager()
+    try:
+        return str(manager.get_kernel_spec(name).resource_dir)
+    except NoSuchKernel:
+        from ipykernel.kernelspec import install
+
+        return str(install(manager, kernel_name=name, display_name=name, prefix=prefix or sys.prefix))
+
+
 def _ipc_kernel_manager() -> type:
     """A kernel manager on Unix sockets in a private folder of its own.
 
@@ -227,6 +247,7 @@ def run_pipeline(
     from tqdm.auto import tqdm
 
     run_dir = prepare_run_dir(output_root, run_name)
+    ensure_kernel()
     effective = effective_values(params, [specs[path.stem] for path in notebooks])
     summary = RunSummary(run_name, str(run_dir), effective, provenance(effective), started=_now(),
                          params_files=[str(p) for p in params_files])

@@ -34,59 +34,32 @@ class MetricInfo:
     needs_labels: bool = False
 
 
-# What the report knows when the metric registry does not say (the registry wins where it has the metric).
-_KNOWN: dict[str, MetricInfo] = {
-    "accuracy": MetricInfo("Accuracy", "rate", "higher", True),
-    "confidence": MetricInfo("Mean confidence", "rate", "neutral"),
-    "latency_ms": MetricInfo("Latency", "ms", "lower"),
-    "predictions": MetricInfo("Predictions", "count", "neutral"),
-}
+# Units the registry names, in the report's terms (abkit.format.UNITS).
+_UNITS = {"share": "rate", "probability": "rate", "rate": "rate", "ms": "ms", "count": "count"}
+# What is shown but not a registered metric.
+_EXTRA: dict[str, MetricInfo] = {"predictions": MetricInfo("Predictions", "count", "neutral")}
 
 
 def metric_info(name: str) -> MetricInfo:
-    """Label, unit and direction of metric ``name``: from the metric registry when it has one, else known
-    defaults, else a neutral plain number (so any registered metric can be shown)."""
-    reg = _registry_info(name)
-    if reg is not None:
-        return reg
-    if name in _KNOWN:
-        return _KNOWN[name]
-    return MetricInfo(name.replace("_", " ").capitalize(), "number", "neutral")
+    """Label, unit and direction of metric ``name`` from the metric registry (``abkit.metrics.registry``);
+    a name it does not hold is shown as a neutral plain number, so any registered metric can be shown."""
+    from abkit.metrics.registry import MetricError, get_metric
 
-
-def _registry_info(name: str) -> MetricInfo | None:
-    """The registry's view of ``name`` (``abkit.metrics.registry``), or None when it is not available."""
     try:
-        from abkit.metrics import registry  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    get = getattr(registry, "get", None) or getattr(registry, "get_metric", None)
-    try:
-        spec = get(name) if get else None
-    except Exception:  # noqa: BLE001 - an unknown name falls back to the defaults
-        return None
-    if spec is None:
-        return None
-    direction = str(getattr(spec, "direction", "neutral"))
-    direction = {"increase": "higher", "decrease": "lower", "up": "higher", "down": "lower"}.get(direction, direction)
-    if direction not in _DIRECTIONS:
-        direction = "neutral"
-    unit = str(getattr(spec, "unit", "") or "")
-    unit = {"share": "rate", "ratio": "rate", "%": "rate", "proportion": "rate", "milliseconds": "ms"}.get(unit, unit)
-    known = _KNOWN.get(name)
-    if unit not in F.UNITS:
-        unit = known.unit if known else "number"
-    label = getattr(spec, "label", None) or (known.label if known else name.replace("_", " ").capitalize())
-    needs = bool(getattr(spec, "needs_labels", known.needs_labels if known else False))
-    return MetricInfo(str(label), unit, direction, needs)
+        m = get_metric(name)
+    except MetricError:
+        return _EXTRA.get(name, MetricInfo(name.replace("_", " ").capitalize(), "number", "neutral"))
+    direction = m.direction if m.direction in _DIRECTIONS else "neutral"
+    return MetricInfo(m.title, _UNITS.get(m.unit, "number"), direction, m.needs_labels)
 
 
 def statistic_label(metric: str, statistic: str) -> str:
     """``Accuracy``, ``Mean latency``, ``p95 latency``."""
-    info = metric_info(metric)
+    label = metric_info(metric).label
     if statistic == "mean":
-        return "Mean latency" if metric == "latency_ms" else info.label
-    return f"{statistic} {info.label.lower()}"
+        return label
+    base = label[5:] if label.lower().startswith("mean ") else label.lower()
+    return f"{statistic} {base}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,7 +203,7 @@ _DECISION = {
 _STATUS_WORD = {"good": "better", "bad": "worse", "inconclusive": "inconclusive", "info": "informational",
                 "pending": "pending"}
 
-_E_NUMBER = re.compile(r"(p = )?([+-]?\d+(?:\.\d+)?[eE][+-]?\d+)")
+_E_NUMBER = re.compile(r"(p = )?(?<![0-9A-Za-z.])([+-]?\d+(?:\.\d+)?[eE][+-]?\d+)(?![0-9A-Za-z])")
 
 
 def plain_text(text: str) -> str:

@@ -11,8 +11,9 @@ from abkit.metrics import registry as R
 def test_lookup_names_the_known_metrics() -> None:
     m = R.check_metric("latency_ms")
     assert (m.higher_is_better, m.unit, m.numerator, m.denominator, m.reduce) == (False, "ms", "latency_ms", "n", "ratio")
-    with pytest.raises(R.MetricError, match=r"metric 'f1' is unknown; use one of \['accuracy', 'confidence', 'latency_ms'\]"):
-        R.check_metric("f1")
+    known = r"\['accuracy', 'confidence', 'f1', 'latency_ms', 'macro_f1', 'precision', 'recall'\]"
+    with pytest.raises(R.MetricError, match=rf"metric 'f2' is unknown; use one of {known}"):
+        R.check_metric("f2")
 
 
 def test_register_checks_what_a_metric_names(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,8 +32,9 @@ def test_register_checks_what_a_metric_names(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_experiments_reject_unknown_metrics_with_the_list() -> None:
-    with pytest.raises(ExperimentError, match=r"choose one of \['accuracy', 'confidence', 'latency_ms'\]"):
-        Guardrail("f1")
+    with pytest.raises(ExperimentError, match=r"choose one of \['accuracy', 'confidence', 'latency_ms', 'precision', "
+                                              r"'recall', 'f1', 'macro_f1'\]"):
+        Guardrail("f2")
 
 
 def test_what_reports_and_rollout_read() -> None:

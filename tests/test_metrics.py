@@ -18,6 +18,8 @@ from abkit.log import PREDICTION_SCHEMA, PredictionLog, all_unique
 from abkit.log.layout import log_source as _source
 from abkit.metrics import METRICS, LogStats, MetricError, collect
 
+BASIC = [n for n, m in METRICS.items() if not m.per_label]  # computed without a positive label
+
 EXP = Experiment.from_params(key="mtest", start="2024-03-01", duration_days=4)
 UTC = dt.timezone.utc
 
@@ -39,12 +41,13 @@ def _reference(root: Path, variants: list[str], until: str | None = None) -> dic
     p["correct"] = (p["label"] == p["predicted_label"]).astype(float)
     u = p.groupby(["variant", "unit_id"])[["n", "labelled", "correct", "confidence", "latency_ms"]].sum().reset_index()
     out: dict[str, dict[str, np.ndarray]] = {}
-    for name, m in METRICS.items():
+    for name, m in ((n, METRICS[n]) for n in BASIC):
         fields = {k: [] for k in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum")}
         for v in variants:
             g = u[u["variant"] == v]
             mm, dd = g[m.numerator].to_numpy(), g[m.denominator].to_numpy()
-            for k, val in zip(fields, (len(g), mm.sum(), (mm * mm).sum(), dd.sum(), (dd * dd).sum(), (mm * dd).sum())):
+            carrying = int(((mm != 0) | (dd != 0)).sum())  # users with the metric's data (labelled ones for accuracy)
+            for k, val in zip(fields, (carrying, mm.sum(), (mm * mm).sum(), dd.sum(), (dd * dd).sum(), (mm * dd).sum())):
                 fields[k].append(val)
         out[name] = {k: np.array(v, dtype=float) for k, v in fields.items()}
     return out
@@ -107,11 +110,11 @@ def test_matches_pandas_reference_and_days_accumulate(random_log: Path) -> None:
     variants = list(EXP.variant_names)
     s = collect(random_log, "mtest", variants)
     ref = _reference(random_log, variants)
-    for name in METRICS:
+    for name in BASIC:
         _assert_stats(s.stats[name], ref[name])
     for d, day in enumerate(s.days):
         ref_d = _reference(random_log, variants, until=day)
-        for name in METRICS:
+        for name in BASIC:
             _assert_stats(s.daily[name][d], ref_d[name])
     # the last cumulative day is the whole test
     np.testing.assert_allclose(s.daily["accuracy"].m_ss[-1], s.stats["accuracy"].m_ss)
@@ -153,7 +156,7 @@ def _assert_same_stats(a: LogStats, b: LogStats, *, exact_quantiles: bool = True
     assert (a.variants, a.days, a.first_day, a.last_day, a.n_days) == (b.variants, b.days, b.first_day, b.last_day, b.n_days)
     for f in ("units", "predictions", "labelled", "daily_units"):
         np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
-    for name in METRICS:
+    for name in BASIC:
         for f in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum"):
             # exact integer sums: identical, not merely close
             np.testing.assert_array_equal(getattr(a.stats[name], f), getattr(b.stats[name], f), err_msg=f"{name}.{f}")
@@ -222,7 +225,9 @@ def test_quantiles_match_numpy_and_intervals_bracket(random_log: Path) -> None:
 def test_bad_input(random_log: Path, tmp_path: Path) -> None:
     with pytest.raises(MetricError, match="engine"):
         collect(random_log, "mtest", ["control"], engine="polars")
-    with pytest.raises(MetricError, match="metric 'recall' is unknown"):
+    with pytest.raises(MetricError, match="metric 'recal' is unknown"):
+        collect(random_log, "mtest", ["control"], metrics=["recal"])
+    with pytest.raises(MetricError, match="needs positive_label"):  # a class metric needs its class
         collect(random_log, "mtest", ["control"], metrics=["recall"])
     with pytest.raises(MetricError, match="no prediction files"):
         collect(tmp_path, "mtest", ["control"])
@@ -290,7 +295,7 @@ def test_without_daily_view_the_totals_are_the_same(random_log: Path) -> None:
     full = collect(random_log, "mtest", list(EXP.variant_names))
     fast = collect(random_log, "mtest", list(EXP.variant_names), daily=False)
     assert fast.days == () and fast.n_days == full.n_days == len(full.days) and fast.last_day == full.days[-1]
-    for name in METRICS:
+    for name in BASIC:
         for f in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum"):
             np.testing.assert_array_equal(getattr(fast.stats[name], f), getattr(full.stats[name], f))
     for p, q in full.quantiles.items():

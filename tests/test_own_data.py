@@ -156,8 +156,13 @@ def test_headerless_tsv_and_user_model_run_end_to_end(mail_run):
     assert sum(analysis["counts"]["users"]) > 150
 
 
-_REPR = re.compile(r"\d(?:\.\d+)?[eE][+-]?\d|\bNaN\b|\bnan\b|\bNone\b|\{'|\['|array\(|<(?:Figure|Axes|matplotlib)|"
-                   r"\b(?:ResultTable|Scorecard|DataFrame|Recommendation)\(|<IPython")
+# numbers like 1.09e+04 or 7e-144 (not hex ids such as a commit "57e28ed"), NaN, None and Python reprs
+_REPR = re.compile("|".join((
+    r"(?<![0-9A-Za-z])\d+(?:\.\d+)?[eE][+-]?\d+(?![0-9A-Za-z])",  # 1.09e+04, 7e-144 (not a hash like 57e28ed)
+    r"\bNaN\b", r"\bnan\b", r"\bNone\b", r"\b(?:True|False)\b(?!-)",  # missing values and booleans as Python
+    r"\{'", r"\['", r"\b[A-Za-z_]\w*\((?:'|\"|\[|\{)", r"<(?:Figure|Axes|matplotlib|IPython)",  # reprs
+    r"\b(?:ResultTable|Scorecard|DataFrame|Recommendation|array)\(",
+)))
 
 
 def _layout(browser, path: Path, width: int = 1280) -> dict:
@@ -177,7 +182,7 @@ def _layout(browser, path: Path, width: int = 1280) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("notebook", ["00_setup", "20_analyze"])
+@pytest.mark.parametrize("notebook", ["00_setup", "10_simulate", "20_analyze"])
 def test_stakeholder_reports_read_well_in_a_browser(browser, mail_run, notebook):
     path = mail_run / f"{notebook}.stakeholder.html"
     page = _layout(browser, path)
@@ -194,3 +199,47 @@ def test_stakeholder_reports_read_well_in_a_browser(browser, mail_run, notebook)
         pytest.xfail(f"nbconvert's template still loads {len(external)} script(s) from a CDN (blocked offline); "
                      "reports become self-contained with export_html's CSP work (issue #12)")
     assert visit.console_errors == []
+
+
+@pytest.mark.slow
+def test_a_production_log_becomes_a_report_with_one_command(tmp_path):
+    """The README's library snippet, at volume: log with the library, then `abkit run --only 20_analyze`."""
+    from abkit.experiment import Experiment
+    from abkit.log import PredictionLog
+
+    run = tmp_path / "outputs" / "prod"
+    exp = Experiment.from_params(key="prod-test", split="50/50", variant_names="champion,challenger", duration_days=14)
+    exp.save(run / "experiment.json")
+    rng = np.random.default_rng(3)
+    users = [f"user-{i}" for i in range(600)]
+    arms = np.array(exp.variant_names, dtype=object)[exp.assign(np.array(users))]  # coverage 1: every user is in
+    rows = pd.DataFrame({"variant": arms, "unit_id": users, "request_id": [f"req-{i}" for i in range(600)],
+                         "text": "an order", "predicted_label": "ok", "confidence": rng.uniform(0.5, 1, 600),
+                         "latency_ms": rng.lognormal(1, 0.3, 600), "model_name": "m", "model_version": "1"})
+    log = PredictionLog(run / "log")
+    with log.writer(exp.key, exp.variant_names) as writer:
+        writer.append(rows)
+    labels = np.where(rng.random(len(rows)) < 0.8, "ok", "bad")
+    log.append_labels([{"experiment": exp.key, "request_id": r, "label": lab}
+                       for r, lab in zip(rows.request_id, labels)])
+    proc = subprocess.run([sys.executable, "-m", "abkit", "run", "--only", "20_analyze", "--run-name", "prod",
+                           "--output-dir", str(tmp_path / "outputs"), "-p", "calibration_sims=0", "--no-progress"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run / "20_analyze.json").read_text())
+    assert results["experiment"] == "prod-test" and sum(results["counts"]["users"]) == len(rows)
+    assert results["recommendation"]["decision"] == "continue"  # day one of a 14-day test: no verdict yet
+    assert "Continue the test" in (run / "20_analyze.stakeholder.html").read_text()
+    assert "prod" in (tmp_path / "outputs" / "index.html").read_text()
+
+
+def test_held_out_accuracy_has_one_all_row_without_domains():
+    from abkit.models import evaluate_variants
+
+    texts, labels = ["free cash", "lunch notes", "win prize", "call tomorrow"] * 4, ["spam", "ham"] * 8
+    model = train_model("tfidf_logreg", texts, labels, rng=0, measure_cost=False)
+    pool = pd.DataFrame({"text": texts, "label": labels, "domain": "all"})  # a table without a domain column
+    accuracy, _ = evaluate_variants({"champion": model, "challenger": model}, pool)
+    assert accuracy.index.tolist() == ["all"]
+    with_domains = pool.assign(domain=["a", "b"] * 8)
+    assert evaluate_variants({"champion": model}, with_domains)[0].index.tolist() == ["a", "b", "all"]

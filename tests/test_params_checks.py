@@ -47,6 +47,10 @@ def _run(*args: str) -> list[str]:
         ("requests_per_day=.inf", "parameter 'requests_per_day' = inf is not a finite number"),
         ("sequential_tuning=.inf", "parameter 'sequential_tuning' = inf is not a finite number"),
         ("guardrail_latency_p95_ms=-.inf", "parameter 'guardrail_latency_p95_ms' = -inf is not a finite number"),
+        # Finite but senseless: a rate no user can reach, delays that overflow a timestamp.
+        ("requests_per_day=1.0e300", "parameter 'requests_per_day' = 1e+300 is above the maximum"),
+        ("label_delay_days=1.0e300", "parameter 'label_delay_days' = 1e+300 is above the maximum"),
+        ("requests_sigma=1000", "parameter 'requests_sigma' = 1000.0 is above the maximum"),
         # The experiment, built as 00_setup builds it, before any model is trained.
         ("split=10/80", "parameter 'split' = '10/80' is not valid"),
         ("split=34/33/33", "parameter 'split' = '34/33/33' is not valid"),
@@ -78,6 +82,20 @@ def test_bad_values_are_refused_before_any_notebook_runs(calls, capsys, override
 def test_good_values_pass(calls, override):
     assert cli.main(_run("--params", str(ROOT / "params" / "smoke.yaml"), "-p", override)) == 0
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(("text", "value"), [("1e-3", 0.001), ("2.5E2", 250.0), (".5", 0.5), ("-1e+0", -1.0)])
+def test_floats_that_yaml_reads_as_text_are_numbers(text, value):
+    spec = P.ParamSpec("x", "float", 0.0)
+    assert spec.check(text) == value
+    with pytest.raises(ParameterError, match="has type str"):
+        spec.check("nan")  # the words stay words: NaN is refused either way
+
+
+@pytest.mark.parametrize(("name", "value"), [("dataset", "table:a\0b"), ("challenger_model", "m\0")])
+def test_a_nul_byte_in_a_path_is_no_such_file(name, value):
+    with pytest.raises(ParameterError, match=f"parameter '{name}'"):
+        P.check_together({name: value})
 
 
 def test_checks_only_the_notebooks_that_run(calls):

@@ -100,3 +100,20 @@ def test_enter_project_moves_from_notebooks_to_the_root(tmp_path, monkeypatch):
     monkeypatch.chdir(other)
     enter_project()
     assert Path.cwd() == other  # anywhere else nothing moves
+
+
+def test_ensure_kernel_registers_the_abkit_kernel_once_when_missing(tmp_path):
+    import json
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from abkit.report import ensure_kernel
+
+    manager = KernelSpecManager(kernel_dirs=[str(tmp_path / "share" / "jupyter" / "kernels")])
+    manager.ensure_native_kernel = False
+    assert "abkit" not in manager.find_kernel_specs()
+    folder = ensure_kernel("abkit", manager=manager, prefix=str(tmp_path))
+    spec = json.loads((tmp_path / "share" / "jupyter" / "kernels" / "abkit" / "kernel.json").read_text())
+    assert folder.endswith("abkit") and spec["argv"][0] == sys.executable and spec["display_name"] == "abkit"
+    assert ensure_kernel("abkit", manager=manager, prefix=str(tmp_path / "elsewhere")) == folder  # found, not redone

@@ -46,10 +46,11 @@ import numpy as np
 
 from abkit.engine import ENGINES, Dialect, DuckDBEngine, Engine, SparkEngine, spark_session
 from abkit.log.layout import LogSource, has_predictions, log_source
+from abkit.metrics.classes import HIDDEN, expand, macro_moments
 from abkit.metrics.registry import VARIABLES, Metric, MetricError, check_metric
 from abkit.metrics.registry import names as metric_names
 from abkit.sql import sql_string
-from abkit.stats.aggregates import ArmStats
+from abkit.stats.aggregates import ArmStats, Moments
 from abkit.stats.config import check_alpha
 from abkit.stats.quantiles import quantile_rank_interval
 
@@ -108,6 +109,9 @@ class LogStats:
     first_day: str | None = None  # first ISO date in the log
     last_day: str | None = None  # last ISO date in the log
     n_days: int = 0  # distinct dates in the log
+    moments: dict[str, Moments] = dataclasses.field(default_factory=dict)  # metric -> Moments over arms
+    #   for metrics that are smooth functions of several ratios (macro-F1)
+    confusion: tuple[tuple[str, str, str, int], ...] = ()  # (variant, label, predicted_label, count) of labelled requests
     invalid_predictions: int = 0  # rows another tool wrote that the analysis cannot use, skipped
     invalid_labels: int = 0  # label rows skipped for the same reason
 
@@ -196,18 +200,20 @@ class _Side(NamedTuple):
     variables: list[str]
     terms: list[tuple[str, str, str]]
     counts_users: bool  # the side whose users are the arm's users
+    pairs: list[tuple[str, str]]  # (numerator, denominator) of the metrics whose users carrying them it counts
 
 
 def _sides(metrics: Sequence[Metric], n_quantiles: int, copied: bool) -> list[_Side]:
     variables, terms = _variables(metrics, n_quantiles), _moment_terms(metrics, n_quantiles)
+    pairs = sorted({(m.numerator, m.denominator) for m in metrics})
     if not copied:
-        return [_Side("abkit_req", variables, terms, True)]
+        return [_Side("abkit_req", variables, terms, True, pairs)]
     if any(_label_side(a) != _label_side(b) for _, a, b in terms):  # pragma: no cover - METRICS guard
         raise MetricError("a metric mixes label and prediction variables; it needs the joined requests")
     return [_Side("abkit_req", [v for v in variables if not _label_side(v)],
-                  [t for t in terms if not _label_side(t[1])], True),
+                  [t for t in terms if not _label_side(t[1])], True, [p for p in pairs if not _label_side(p[0])]),
             _Side("abkit_labels", [v for v in variables if _label_side(v)],
-                  [t for t in terms if _label_side(t[1])], False)]
+                  [t for t in terms if _label_side(t[1])], False, [p for p in pairs if _label_side(p[0])])]
 
 
 def _user_sums(variables: Sequence[str], thresholds: Sequence[int] | None, dialect: Dialect) -> str:
@@ -244,6 +250,11 @@ def _arm_sql(side: _Side, arm: str, thresholds: Sequence[int] | None, columns: S
     own = {f"s_{v}": f"SUM({v})" for v in side.variables}
     own.update({f"ss_{alias}": f"SUM({product(a, b)})" for alias, a, b in side.terms})
     own["new_units"] = units if side.counts_users else "0"
+    for num, den in side.pairs:  # users carrying each metric: a non-zero numerator or denominator
+        now = f"{num} <> 0 OR {den} <> 0"
+        if daily:  # counted on the first day the user carries it (nothing before: cumulative sums were 0)
+            now = f"(c_{num} <> 0 OR c_{den} <> 0) AND c_{num} - {num} = 0 AND c_{den} - {den} = 0"
+        own[_carrying(num, den)] = f"SUM(CASE WHEN {now} THEN 1 ELSE 0 END)"
     return (f"SELECT {sql_string(arm)} AS variant, {day} AS day, "
             f"{', '.join(f'{own.get(c, 0)} AS {c}' for c in columns)} FROM {source}")
 
@@ -260,7 +271,13 @@ def _stats_sql(metrics: Sequence[Metric], dialect: Dialect, arm: str, thresholds
 
 def _columns(metrics: Sequence[Metric], n_quantiles: int) -> list[str]:
     return ([f"s_{v}" for v in _variables(metrics, n_quantiles)]
-            + [f"ss_{alias}" for alias, _, _ in _moment_terms(metrics, n_quantiles)] + ["new_units"])
+            + [f"ss_{alias}" for alias, _, _ in _moment_terms(metrics, n_quantiles)] + ["new_units"]
+            + sorted({_carrying(m.numerator, m.denominator) for m in metrics}))
+
+
+def _carrying(num: str, den: str) -> str:
+    """Column of the users that carry the metric ``num``/``den`` (any non-zero per-user sum of either)."""
+    return f"k_{num}__{den}"
 
 
 def collect(
@@ -275,12 +292,16 @@ def collect(
     spark: Any = None,
     con: Any = None,
     daily: bool = True,
+    positive_label: str | None = None,
+    class_metrics: bool = False,
 ) -> LogStats:
     """Reduce the log at ``log_root`` for ``experiment`` to per-arm (and per-day cumulative) statistics.
 
     ``engine="spark"`` uses ``spark`` (or a new local session); ``con`` reuses a DuckDB connection (the arms
     then run one after another on it); ``daily=False`` skips the cumulative per-day statistics (the
-    sequential view), the costliest step.
+    sequential view), the costliest step. ``positive_label`` adds precision, recall and F1 of that label;
+    ``class_metrics`` (or a positive label) adds the confusion counts per arm and, with more than two classes,
+    recall per class and macro-F1 (``abkit.metrics.classes``).
     """
     root = Path(log_root)
     if engine not in ENGINES:
@@ -295,9 +316,13 @@ def collect(
     names = list(variants)
     probs = list(quantiles)
     src = log_source(root, experiment)
-    job = functools.partial(_arm_pass, specs=specs, probs=probs, copied=src.copied, daily=daily)
     duplicates = invalid_predictions = invalid_labels = 0
+    confusion: list[tuple[str, str, str, int]] = []
     if engine == "duckdb" and con is None and src.unique and len(names) > 1:
+        if positive_label or class_metrics:
+            confusion = _confusion(src, experiment)
+        specs, hidden, macros = expand(specs, positive_label, _classes(confusion), required=metrics or ())
+        job = functools.partial(_arm_pass, specs=specs + hidden, probs=probs, copied=src.copied, daily=daily)
         with ThreadPoolExecutor(1) as side:  # the variants come from file metadata meanwhile
             variants_in_log = side.submit(_variants, src, experiment)
             done = _in_parallel(job, src, experiment, names)
@@ -306,6 +331,10 @@ def collect(
         eng = _prepared(DuckDBEngine(src, con) if engine == "duckdb"
                         else SparkEngine(src, spark if spark is not None else spark_session()), src, experiment)
         try:
+            if positive_label or class_metrics:
+                confusion = _confusion(src, experiment, eng)
+            specs, hidden, macros = expand(specs, positive_label, _classes(confusion), required=metrics or ())
+            job = functools.partial(_arm_pass, specs=specs + hidden, probs=probs, copied=src.copied, daily=daily)
             done = [job(eng, v) for v in names]
             found = _variants(src, experiment, eng)
             if not src.unique:
@@ -321,9 +350,14 @@ def collect(
         first, last, n_days = src.days[0], src.days[-1], len(src.days)
     hists, rows = [h for h, _ in done], [r for _, arm_rows in done for r in arm_rows]
     unknown = tuple(sorted(found - set(names)))
-    st = _assemble(rows, names, specs, len(probs), unknown, duplicates, engine)
-    st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days),
-                             invalid_predictions=invalid_predictions, invalid_labels=invalid_labels)
+    st = _assemble(rows, names, specs + hidden, len(probs), unknown, duplicates, engine)
+    moments = {name: macro_moments(st.stats, pairs) for name, pairs in macros.items()}
+    keep = {m.name for m in specs}
+    st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days), moments=moments,
+                             invalid_predictions=invalid_predictions, invalid_labels=invalid_labels,
+                             stats={k: v for k, v in st.stats.items() if k in keep},
+                             daily={k: v for k, v in st.daily.items() if k in keep},
+                             confusion=tuple(r for r in confusion if r[0] in set(names)))
     if not daily:
         st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
     qs = _quantiles(hists, probs, _quantile_values(hists, probs), st, a) if probs else {}
@@ -397,6 +431,24 @@ def _variants(src: LogSource, experiment: str, eng: Engine | None = None) -> set
             own.close()
 
 
+def _confusion(src: LogSource, experiment: str, eng: Engine | None = None) -> list[tuple[str, str, str, int]]:
+    """(variant, label, predicted_label, count) of the labelled requests (on ``eng`` or a new DuckDB engine)."""
+    own = _prepared(DuckDBEngine(src), src, experiment) if eng is None else eng
+    source = "abkit_labels" if src.copied else "abkit_req"
+    try:
+        rows = own.sql(f"SELECT variant, label, predicted_label, COUNT(*) AS n FROM {source} WHERE label IS NOT NULL "
+                       "GROUP BY variant, label, predicted_label")
+    finally:
+        if eng is None:
+            own.close()
+    return sorted((str(v), str(lab), str(p), int(n)) for v, lab, p, n in rows)
+
+
+def _classes(confusion: Sequence[tuple[str, str, str, int]]) -> list[str]:
+    """The classes seen among the labelled requests (true or predicted)."""
+    return sorted({r[1] for r in confusion} | {r[2] for r in confusion})
+
+
 def _iso_day(number: int | None) -> str | None:
     """ISO date of a day number (days since 1970-01-01)."""
     return None if number is None else (dt.date(1970, 1, 1) + dt.timedelta(days=int(number))).isoformat()
@@ -421,17 +473,25 @@ def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metr
     scale.update({f"ss_{alias}": _scale(a) * _scale(b) for alias, a, b in terms})
     col = {k: c / scale.get(k, 1.0) for k, c in zip(names, cum)}
 
-    def stats_of(num: str, den: str, sl: Any) -> ArmStats:
+    def stats_of(num: str, den: str, sl: Any, own_units: bool = True) -> ArmStats:
         def sq(a: str, b: str) -> np.ndarray:
             a, b = sorted((a, b))
             return col[f"ss_{a}__{b}"][sl]
-        return ArmStats(col["new_units"][sl], col[f"s_{num}"][sl], sq(num, num), col[f"s_{den}"][sl], sq(den, den), sq(num, den))
+        # units = the users carrying the metric (labelled users for accuracy): users without any of its data add
+        # nothing to the sums, so the moments, and Welch's degrees of freedom, are those of the carrying users.
+        # The helper pairs of a function of several ratios (macro-F1) keep every user: their joint moments need
+        # one common set of units, and zeros are valid data points.
+        units = col.get(_carrying(num, den), col["new_units"]) if own_units else col["new_units"]
+        return ArmStats(units[sl], col[f"s_{num}"][sl], sq(num, num), col[f"s_{den}"][sl], sq(den, den), sq(num, den))
+
+    def metric_stats(m: Metric, sl: Any) -> ArmStats:
+        return stats_of(m.numerator, m.denominator, sl, not m.name.startswith(HIDDEN))
 
     last = -1
     return LogStats(
         variants=tuple(variants), units=col["new_units"][last], predictions=col["s_n"][last],
-        labelled=col["s_labelled"][last], stats={m.name: stats_of(m.numerator, m.denominator, last) for m in specs},
-        days=days, daily={m.name: stats_of(m.numerator, m.denominator, slice(None)) for m in specs} if days else {},
+        labelled=col["s_labelled"][last], stats={m.name: metric_stats(m, last) for m in specs},
+        days=days, daily={m.name: metric_stats(m, slice(None)) for m in specs} if days else {},
         daily_units=col["new_units"] if days else np.zeros((0, len(variants))),
         quantiles={}, unknown_variants=unknown, duplicates=duplicates, engine=engine,
         indicators=tuple(stats_of(f"ind{j}", "n", last) for j in range(n_q)),

@@ -6,6 +6,12 @@ SQL, on which side of the log it lives, its fixed-point scale). The reduction ki
 
 - ``"ratio"``: Σ per-user numerator / Σ per-user denominator over the arm's users, clustered by user (delta
   method); ``numerator``/``denominator`` name variables.
+- ``"macro"``: the mean over the classes of the ratio numerator/denominator, each a variable template of a
+  class (macro-F1); a smooth function of ratios, delta method over the joint covariance of all the sums.
+
+*Class metrics* (``per_label``: precision, recall, F1 of a positive label, macro-F1) name variable templates
+whose SQL holds ``{label}``; ``abkit.metrics.classes`` fills in the experiment's positive label (or each class)
+before the engine runs, so the registry holds one definition whatever the labels are.
 
 New kinds (functions of several ratios, user-declared SQL numerators and denominators) are added by giving
 ``Metric.reduce`` a new value and the fields it needs, registering their variables with
@@ -17,7 +23,7 @@ variables a metric names exist.
 >>> get_metric("acc")
 Traceback (most recent call last):
 ...
-abkit.metrics.registry.MetricError: metric 'acc' is unknown; use one of ['accuracy', 'confidence', 'latency_ms']
+abkit.metrics.registry.MetricError: metric 'acc' is unknown; use one of ['accuracy', 'confidence', 'f1', 'latency_ms', 'macro_f1', 'precision', 'recall']
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from abkit.errors import AbkitError
 __all__ = ["METRICS", "REDUCTIONS", "VARIABLES", "Metric", "MetricError", "Variable", "check_metric", "get_metric", "names",
            "register", "register_variable"]
 
-REDUCTIONS = ("ratio",)
+REDUCTIONS = ("ratio", "macro")
 
 
 class MetricError(AbkitError):
@@ -66,6 +72,7 @@ class Metric:
     reduce: str = "ratio"  # one of REDUCTIONS
     label: str = ""  # a name for people (reports); empty: derived from ``name``
     informational: bool = False  # a diagnostic: reports show it without a good or bad side
+    per_label: bool = False  # a class metric: its variables are templates of a label (``{label}``)
 
     @property
     def direction(self) -> str:
@@ -139,5 +146,26 @@ for _m in (
     Metric("confidence", "confidence", "n", True, "mean confidence per prediction", "probability",
            label="Mean confidence", informational=True),
     Metric("latency_ms", "latency_ms", "n", False, "mean latency per prediction (ms)", "ms", label="Mean latency"),
+):
+    register(_m)
+# class metrics: templates of a label, filled in by abkit.metrics.classes (per-user counts of labelled requests)
+for _v in (
+    Variable("tp", "COUNT_IF(label = {label} AND predicted_label = {label})", "labels"),
+    Variable("pred_pos", "COUNT_IF(label IS NOT NULL AND predicted_label = {label})", "labels"),
+    Variable("actual_pos", "COUNT_IF(label = {label})", "labels"),
+    Variable("f1_num", "2 * COUNT_IF(label = {label} AND predicted_label = {label})", "labels"),
+    Variable("f1_den", "COUNT_IF(label IS NOT NULL AND predicted_label = {label}) + COUNT_IF(label = {label})",
+             "labels"),
+):
+    register_variable(_v)
+for _m in (
+    Metric("precision", "tp", "pred_pos", True, "share of predictions of the positive label that are right "
+           "(labelled requests)", "share", label="Precision", per_label=True),
+    Metric("recall", "tp", "actual_pos", True, "share of requests of the positive label that are found", "share",
+           label="Recall", per_label=True),
+    Metric("f1", "f1_num", "f1_den", True, "F1 of the positive label: 2·TP / (predicted + actual positives)",
+           "share", label="F1", per_label=True),
+    Metric("macro_f1", "f1_num", "f1_den", True, "mean over the classes of each class's F1", "share",
+           reduce="macro", label="Macro-F1", per_label=True),
 ):
     register(_m)

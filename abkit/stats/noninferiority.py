@@ -79,6 +79,41 @@ def margin_test(
     ``sequential_tuning`` units) or ``"group-sequential"`` (planned looks at information ``fractions``, the
     last being this look; α spent by ``spending``: "power" with exponent ``rho``, "obrien-fleming", "pocock").
     """
+    c = Moments(*(np.asarray(x, dtype=np.float64) for x in control))
+    t = Moments(*(np.asarray(x, dtype=np.float64) for x in treatment))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if relative:
+            est = (t.mean - c.mean) / np.abs(c.mean)
+            se = np.sqrt(relative_variance(c, t))
+        else:
+            est = t.mean - c.mean
+            se = np.sqrt(c.var / c.n + t.var / t.n)
+        df = welch_df(c, t) if use_t and not relative and inference == "fixed" else np.inf
+    r = effect_margin_test(est, se, n=c.n + t.n, df=df, margin=margin, hypothesis=hypothesis,
+                           higher_is_better=higher_is_better, alpha=alpha, inference=inference,
+                           sequential_tuning=sequential_tuning, fractions=fractions, spending=spending, rho=rho)
+    scale = "relative (delta method)" if relative else "absolute"
+    return r._replace(control=c.mean, treatment=t.mean, method=r.method.replace("(absolute)", f"({scale})"))
+
+
+def effect_margin_test(
+    estimate: object,
+    se: object,
+    *,
+    n: object,
+    df: object = np.inf,
+    margin: object = 0.0,
+    hypothesis: str = "non-inferiority",
+    higher_is_better: bool = True,
+    alpha: float | None = None,
+    inference: str = "fixed",
+    sequential_tuning: float | None = None,
+    fractions: object = None,
+    spending: str = "power",
+    rho: float = 2.0,
+) -> MarginResult:
+    """The margin test of :func:`margin_test` from an effect ``estimate`` (treatment − control), its standard
+    error ``se``, the units ``n`` in both arms (the sequential clock) and degrees of freedom ``df`` (inf: z)."""
     a = check_alpha(alpha)
     if hypothesis not in HYPOTHESES:
         raise AbkitError(f"hypothesis={hypothesis!r} is unknown; use one of {HYPOTHESES}")
@@ -87,26 +122,17 @@ def margin_test(
     delta = np.asarray(margin, dtype=np.float64)
     if np.any(~np.isfinite(delta)) or np.any(delta < 0):
         raise AbkitError(f"margin={margin!r} must be finite and >= 0 (the size of the allowed loss or required gain)")
-    c = Moments(*(np.asarray(x, dtype=np.float64) for x in control))
-    t = Moments(*(np.asarray(x, dtype=np.float64) for x in treatment))
+    est, s = np.asarray(estimate, dtype=np.float64), np.asarray(se, dtype=np.float64)
     sign = 1.0 if higher_is_better else -1.0
+    null = delta if hypothesis == "superiority" else -delta  # on the oriented (positive = better) scale
     with np.errstate(divide="ignore", invalid="ignore"):
-        if relative:
-            est = (t.mean - c.mean) / np.abs(c.mean)
-            se = np.sqrt(relative_variance(c, t))
-        else:
-            est = t.mean - c.mean
-            se = np.sqrt(c.var / c.n + t.var / t.n)
-        null = delta if hypothesis == "superiority" else -delta  # on the oriented (positive = better) scale
-        stat = (sign * est - null) / se
+        stat = (sign * est - null) / s
         if inference == "fixed":
-            df = welch_df(c, t) if use_t and not relative else np.full(np.shape(se), np.inf)
-            z_crit = critical(a, df, "greater")
-            p = sf(stat, df)
+            d = np.asarray(df, dtype=np.float64)
+            z_crit, p = critical(a, d, "greater"), sf(stat, d)
             level = np.full(np.shape(p), a)
-            how = ("Welch t" if use_t and not relative else "z") + ", fixed horizon"
+            how = ("z" if np.all(np.isinf(d)) else "Welch t") + ", fixed horizon"
         elif inference == "sequential":
-            n = c.n + t.n
             tuning = float(resolve("sequential_tuning", sequential_tuning))
             z_crit, p = _one_sided_mixture(stat, n, a, tuning)
             level = np.full(np.shape(p), a)
@@ -123,14 +149,14 @@ def margin_test(
             level = np.full(np.shape(p), b.nominal_p[-1])
             how = f"group-sequential, {spending} spending" + (f" (ρ = {rho:g})" if spending == "power" else "")
             how += f", look {b.fractions.size} at t = {b.fractions[-1]:.3g}"
-        bound = sign * est - z_crit * se  # oriented lower bound
+        bound = sign * est - z_crit * s  # oriented lower bound
     low = np.where(higher_is_better, bound, -np.inf) + 0.0 * est
     high = np.where(higher_is_better, np.inf, -bound) + 0.0 * est
     passed = np.asarray(np.isfinite(bound) & (bound > null) & (p < level))
-    scale = "relative (delta method)" if relative else "absolute"
-    method = f"{hypothesis} with margin {float(np.max(delta)):g} ({scale}), one-sided α = {a:g}; {how}"
-    return MarginResult(c.mean, t.mean, est, low, high, sign * null + 0.0 * est, se, stat, p, level, passed,
-                        hypothesis, method)
+    method = f"{hypothesis} with margin {float(np.max(delta)):g} (absolute), one-sided α = {a:g}; {how}"
+    nan = np.full(np.shape(est), np.nan)
+    return MarginResult(nan, nan, est, low, high, sign * null + 0.0 * est, s, stat, p, level, passed, hypothesis,
+                        method)
 
 
 def _one_sided_mixture(stat: np.ndarray, n: np.ndarray, alpha: float, tuning: float) -> tuple[np.ndarray, np.ndarray]:
