@@ -346,11 +346,11 @@ def _apply_cuped(log_root: str | Path, exp: Any, variants: list[str], positive_l
     """With a pre-period in the log: the primary metric's comparisons and effects become CUPED-adjusted (each
     user's pre-period value as covariate); returns the with/without rows for the report (else [])."""
     from abkit.cuped import collect_cuped, cuped_effects
-    from abkit.metrics.classes import expand
+    from abkit.metrics.classes import concrete
     from abkit.stats.frequentist import cuped_adjust
 
     name = exp.primary_metric
-    spec = expand([METRICS[name]], positive_label).specs[0]
+    spec = concrete(METRICS[name], positive_label)
     cs = collect_cuped(log_root, exp.key, variants, spec, engine=engine, spark=spark)
     if cs is None:
         return []

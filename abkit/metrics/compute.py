@@ -46,7 +46,7 @@ import numpy as np
 
 from abkit.engine import ENGINES, Dialect, DuckDBEngine, Engine, SparkEngine, spark_session
 from abkit.log.layout import LogSource, has_predictions, log_source
-from abkit.metrics.classes import HIDDEN, expand, macro_moments
+from abkit.metrics.classes import HIDDEN, derive_f1, expand, macro_moments
 from abkit.metrics.registry import VARIABLES, Metric, MetricError, check_metric
 from abkit.metrics.registry import names as metric_names
 from abkit.sql import sql_string
@@ -331,7 +331,7 @@ def collect(
     if engine == "duckdb" and con is None and src.unique and len(names) > 1:
         if positive_label or class_metrics:
             confusion = _confusion(src, experiment)
-        specs, hidden, macros = expand(specs, positive_label, _classes(confusion), required=metrics or ())
+        specs, hidden, macros, derived = expand(specs, positive_label, _classes(confusion), required=metrics or ())
         job = functools.partial(_arm_pass, specs=specs + hidden, probs=probs, copied=src.copied, daily=daily)
         with ThreadPoolExecutor(1) as side:  # the variants come from file metadata meanwhile
             variants_in_log = side.submit(_variants, src, experiment)
@@ -343,7 +343,8 @@ def collect(
         try:
             if positive_label or class_metrics:
                 confusion = _confusion(src, experiment, eng)
-            specs, hidden, macros = expand(specs, positive_label, _classes(confusion), required=metrics or ())
+            specs, hidden, macros, derived = expand(specs, positive_label, _classes(confusion),
+                                                    required=metrics or ())
             job = functools.partial(_arm_pass, specs=specs + hidden, probs=probs, copied=src.copied, daily=daily)
             done = [job(eng, v) for v in names]
             found = _variants(src, experiment, eng)
@@ -363,6 +364,11 @@ def collect(
     st = _assemble(rows, names, specs + hidden, len(probs), unknown, duplicates, engine)
     moments = {name: macro_moments(st.stats, pairs) for name, pairs in macros.items()}
     keep = {m.name for m in specs}
+    for name, parts in derived.items():
+        st.stats[name] = derive_f1(st.stats, *parts)
+        if st.daily:
+            st.daily[name] = derive_f1(st.daily, *parts)
+        keep.add(name)
     st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days), moments=moments,
                              invalid_predictions=invalid_predictions, invalid_labels=invalid_labels,
                              stats={k: v for k, v in st.stats.items() if k in keep},

@@ -13,6 +13,8 @@ from abkit.stats.quantiles import quantile_difference, quantile_rank_interval
 from abkit.stats.sequential import (
     GroupSequentialBounds, SequentialResult, confidence_sequence, group_sequential_bounds, msprt_p_values, spending,
 )
+from abkit.stats.noninferiority import MarginResult, effect_margin_test, margin_test
+from abkit.stats.smooth import VectorStats
 from abkit.stats.srm import SRMResult, check_weights, srm_test
 
 __all__ = [
@@ -23,4 +25,5 @@ __all__ = [
     "msprt_p_values", "normal_posterior", "paired_difference", "power", "proportion_moments", "proportions_exact",
     "proportions_ztest", "quantile_difference", "quantile_rank_interval", "sample_size", "set_config", "spending",
     "srm_test", "ttest",
+    "MarginResult", "VectorStats", "effect_margin_test", "margin_test",  # margin tests; smooth functions of sums
 ]
