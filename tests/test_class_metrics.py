@@ -23,7 +23,7 @@ from abkit.stats.smooth import VectorStats
 
 EXP = Experiment.from_params(key="ctest", start="2024-03-01", duration_days=4)
 CLASSES = ("ham", "promo", "spam")
-T0 = dt.datetime(2024, 3, 1, 8, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2024, 3, 1, 8, tzinfo=dt.UTC)
 
 
 def _write(root: Path, *, n_users: int = 600, seed: int = 4, classes: tuple[str, ...] = CLASSES,

@@ -22,7 +22,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from abkit.metrics.registry import VARIABLES, Metric, MetricError, Variable, get_metric, register_variable
+from abkit.metrics.registry import (
+    VARIABLES,
+    Metric,
+    MetricError,
+    Variable,
+    get_metric,
+    register_variable,
+)
 from abkit.sql import sql_string
 from abkit.stats.aggregates import ArmStats, Moments
 from abkit.stats.smooth import VectorStats
@@ -39,7 +46,7 @@ class Expansion(NamedTuple):
     specs: list[Metric]
     hidden: list[Metric]
     macros: dict[str, list[tuple[str, str]]]
-    derived: dict[str, tuple[str, str, str]] = {}
+    derived: dict[str, tuple[str, str, str]]
 
 
 def label_variable(template: str, label: str) -> str:
