@@ -147,6 +147,15 @@ def _rows_sql(unique: bool, dialect: Dialect) -> str:
     return f"SELECT variant, {_fixed(dialect, 'latency_us')} AS latency_us, {dialect.day} AS day FROM abkit_pred"
 
 
+def _once_requests_sql(dialect: Dialect) -> str:
+    """Predictions with their label from the engine's exactly-once views (compacted rows as they are, appended
+    rows deduplicated against them), joined on the string ids."""
+    return f"""
+SELECT {_OUT_COLS.format(unit="unit_id", day=dialect.day, latency_us=_fixed(dialect, "latency_us"))}
+FROM (SELECT p.variant, p.unit_id, p.ts, p.predicted_label, p.confidence, p.latency_ms, l.label
+      FROM abkit_pred_once p LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id) j"""
+
+
 def _requests_sql(key: str, dialect: Dialect) -> str:
     """Deduplicated predictions with their first label. Only request ids stored more than once go through
     the (costly) window; the rest pass through an anti-join. Sources are inlined (not shared CTEs) so that
@@ -316,7 +325,8 @@ def collect(
     names = list(variants)
     probs = list(quantiles)
     src = log_source(root, experiment)
-    duplicates = invalid_predictions = invalid_labels = 0
+    duplicates = src.dropped  # rows compaction removed as copies of a counted request
+    invalid_predictions, invalid_labels = src.invalid  # rows compaction left out as unusable
     confusion: list[tuple[str, str, str, int]] = []
     if engine == "duckdb" and con is None and src.unique and len(names) > 1:
         if positive_label or class_metrics:
@@ -342,7 +352,7 @@ def collect(
                 raw, kept, lo, hi, n_days = eng.sql(
                     f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {sql_string(experiment)}), "
                     "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
-                duplicates, first, last = int(raw) - int(kept), _iso_day(lo), _iso_day(hi)
+                duplicates, first, last = int(raw) - int(kept) + src.dropped, _iso_day(lo), _iso_day(hi)
                 invalid_predictions, invalid_labels = eng.invalid_rows()
         finally:
             for name in ("abkit_rows", "abkit_labels", "abkit_req"):
@@ -383,7 +393,9 @@ def _prepared(eng: _E, src: LogSource, experiment: str) -> _E:
         eng.view("abkit_labels", labels)
     elif src.unique:
         eng.view("abkit_req", _unique_requests_sql(eng.dialect))
-    else:
+    elif src.compacted["predictions"] or src.compacted["labels"]:  # deduplicate the appended rows only
+        eng.materialize("abkit_req", _once_requests_sql(eng.dialect))
+    else:  # nothing compacted yet: the same rule, only ids stored more than once go through a window
         eng.materialize("abkit_req", _requests_sql(experiment, eng.dialect))
     eng.view("abkit_rows", _rows_sql(src.unique, eng.dialect))
     return eng
