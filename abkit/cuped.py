@@ -44,7 +44,8 @@ class UserSums(NamedTuple):
 
 
 def cuped_stats(test: Sequence[UserSums], pre: UserSums) -> CupedStats:
-    """Per-arm ``CupedStats`` (arrays over the arms of ``test``) with each user's pre-period sums as covariate."""
+    """Per-arm ``CupedStats`` (arrays over the arms of ``test``) with each user's pre-period sums as covariate,
+    over the users that carry the metric in the test (as in the analysis: labelled users for accuracy)."""
     order = np.argsort(pre.unit, kind="stable")
     keys = pre.unit[order]
     pm, pd_ = np.asarray(pre.m, dtype=np.float64)[order], np.asarray(pre.d, dtype=np.float64)[order]
@@ -57,14 +58,16 @@ def cuped_stats(test: Sequence[UserSums], pre: UserSums) -> CupedStats:
         hit = (len(keys) > 0) & (keys[pos] == arm.unit) if len(keys) else np.zeros(len(m), dtype=bool)
         x = np.where(hit, pm[pos] if len(keys) else 0.0, 0.0)  # covariate numerator (pre-period)
         e = np.where(hit, pd_[pos] if len(keys) else 0.0, 0.0)  # covariate denominator
+        carry = (m != 0) | (d != 0)  # the users carrying the metric, the analysis's units (labelled users)
+        m, d, x, e = m[carry], d[carry], x[carry], e[carry]
         for k, v in (("n", np.ones_like(m)), ("m", m), ("mm", m * m), ("d", d), ("dd", d * d), ("md", m * d),
                      ("x", x), ("xx", x * x), ("e", e), ("ee", e * e), ("xe", x * e), ("mx", m * x), ("me", m * e),
                      ("dx", d * x), ("de", d * e)):
             cols[k].append(float(v.sum()))
     c = {k: np.asarray(v) for k, v in cols.items()}
-    y = ArmStats(c["n"], c["m"], c["mm"], c["d"], c["dd"], c["md"])
-    x = ArmStats(c["n"], c["x"], c["xx"], c["e"], c["ee"], c["xe"])
-    return CupedStats(y, x, c["mx"], c["me"], c["dx"], c["de"])
+    metric = ArmStats(c["n"], c["m"], c["mm"], c["d"], c["dd"], c["md"])
+    covariate = ArmStats(c["n"], c["x"], c["xx"], c["e"], c["ee"], c["xe"])
+    return CupedStats(metric, covariate, c["mx"], c["me"], c["dx"], c["de"])
 
 
 def cuped_effects(stats: CupedStats, metric: str, variants: Sequence[str], *, alpha: float) -> list[dict[str, Any]]:

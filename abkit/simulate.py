@@ -61,6 +61,28 @@ def parse_mix(spec: str | Mapping[str, float] | None) -> Mix | None:
     return tuple((k, w / total) for k, w in items)
 
 
+def parse_latency(spec: str | Mapping[str, Any] | None) -> dict[str, CostProfile] | None:
+    """Pinned latency per variant: ``"champion=3/5,challenger=15/20"`` (p50/p95 in ms), a mapping of variant to
+    ``(p50, p95)`` or ``CostProfile``, or None/"" (the models' measured profiles)."""
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        return None
+    items = [part.partition("=")[::2] for part in spec.split(",")] if isinstance(spec, str) else list(spec.items())
+    out: dict[str, CostProfile] = {}
+    for name, value in items:
+        if isinstance(value, CostProfile):
+            out[str(name).strip()] = value
+            continue
+        try:
+            p50, p95 = (float(x) for x in (value.split("/") if isinstance(value, str) else value))
+            out[str(name).strip()] = CostProfile.pinned(p50, p95)
+        except (TypeError, ValueError, AbkitError):
+            raise SimulationError(f"latency pin {name}={value!r} is not p50/p95 in ms with 0 < p50 <= p95; "
+                                  "write e.g. 'champion=3/5,challenger=15/20'.") from None
+    if not all(out):
+        raise SimulationError(f"latency pin {spec!r} names no variant; write e.g. 'champion=3/5,challenger=15/20'.")
+    return out
+
+
 @dataclass(frozen=True)
 class SimulationConfig(SettingsReprMixin):
     """Traffic settings. Every field is validated on construction; mixes accept strings or mappings."""
@@ -84,11 +106,13 @@ class SimulationConfig(SettingsReprMixin):
     pre_period_days: int = 0  # days before the test when the champion serves every user (CUPED covariate); 0 = none
     user_affinity: float = 0.0  # share of a user's requests drawn from the user's own pool of texts (persistent users)
     user_pool_size: int = 20  # texts in each user's own pool (with user_affinity > 0)
+    latency_ms: Any = None  # pinned latency per variant ("champion=3/5,...": p50/p95 ms); None = measured profiles
     progress: bool = True  # show tqdm progress bars
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mix_before", parse_mix(self.mix_before))
         object.__setattr__(self, "mix_after", parse_mix(self.mix_after))
+        object.__setattr__(self, "latency_ms", parse_latency(self.latency_ms))
         checks = [
             ("n_users", self.n_users, isinstance(self.n_users, (int, np.integer)) and self.n_users >= 1, "an integer >= 1"),
             ("days", self.days, self.days is None or (int(self.days) == self.days and self.days >= 1), "None or an integer >= 1"),
@@ -166,6 +190,10 @@ def _check_inputs(experiment: Any, models: Mapping[str, Classifier], corpus: pd.
         raise SimulationError(f"no model for variant(s) {missing}; pass models={{variant: classifier}} for "
                               f"every variant of {list(experiment.variant_names)}.")
     labels = check_label_sets({v: models[v] for v in experiment.variant_names})
+    strange = sorted(set(config.latency_ms or {}) - set(experiment.variant_names))
+    if strange:
+        raise SimulationError(f"latency pin names variant(s) {strange} that the experiment does not have; "
+                              f"pin any of {list(experiment.variant_names)}.")
     for column in ("text", "label"):
         if column not in corpus.columns:
             raise SimulationError(f"corpus lacks column {column!r} (has {list(corpus.columns)}); pass a "
@@ -275,13 +303,15 @@ def _predict_rows(model: Classifier, texts: np.ndarray, rows: np.ndarray, batch_
     return labels[inverse], conf[inverse]
 
 
-def _cost_profile(model: Classifier, texts: np.ndarray, rng: np.random.Generator) -> CostProfile:
-    profile = getattr(model, "cost_profile", None)
+def _cost_profile(model: Classifier, texts: np.ndarray, rng: np.random.Generator,
+                  pinned: CostProfile | None = None) -> CostProfile:
+    """The pinned profile, else the model's stored one, else one measured now (with a warning)."""
+    profile = pinned or getattr(model, "cost_profile", None)
     if profile is None:
         import warnings
 
-        warnings.warn(f"model {model.name!r} has no stored cost profile; measuring one now — latencies "
-                      "will not reproduce across runs. Train with abkit.models.train_model to store one.",
+        warnings.warn(f"model {model.name!r} has no stored cost profile; measuring one now (a few seconds). "
+                      "Train with abkit.models.train_model to store one, or pin latency_ms in the simulation.",
                       stacklevel=3)
         profile = measure_cost_profile(model, list(texts[:200]), rng=rng)
     return profile
@@ -335,7 +365,8 @@ def simulate(
         model = models[variant]
         predicted[sel], confidence[sel] = _predict_rows(model, texts, rows[sel], config.batch_size,
                                                         f"predict {variant}", config.progress)
-        latency[sel] = _cost_profile(model, texts, rng).sample(len(sel), rng)
+        pinned = (config.latency_ms or {}).get(variant)
+        latency[sel] = _cost_profile(model, texts, rng, pinned).sample(len(sel), rng)
         names[sel], versions[sel] = model.name, model.version
 
     ts = start + pd.to_timedelta(t_us, unit="us")
@@ -415,7 +446,8 @@ def _write_pre_period(experiment: Any, champion: Classifier, corpus: pd.DataFram
     frame = pd.DataFrame({
         "experiment": key, "variant": control, "unit_id": unit_ids[user], "request_id": request_id,
         "ts": first + pd.to_timedelta(t_us, unit="us"), "text": texts[rows], "predicted_label": predicted,
-        "confidence": confidence, "latency_ms": _cost_profile(champion, texts, rng).sample(len(user), rng),
+        "confidence": confidence,
+        "latency_ms": _cost_profile(champion, texts, rng, (config.latency_ms or {}).get(control)).sample(len(user), rng),
         "model_name": champion.name, "model_version": champion.version,
     })
     labelled = rng.random(len(user)) < config.label_rate

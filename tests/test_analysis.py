@@ -76,7 +76,11 @@ def test_five_labels_never_ship(tmp_path: Path) -> None:
     """Issue 11, repro 1: 2 against 3 labels with accuracy 0.1 against 0.9 shipped (zero-width interval)."""
     write_log(tmp_path / "log", EXP, n_users=2000, label_rate=0.0006, accuracy={"control": .1, "challenger": .9}, seed=3)
     r = analyze(tmp_path / "log", EXP)
-    assert r.recommendation.decision == "continue"
+    acc = next(c for c in r.comparisons if c.metric == "accuracy")
+    assert (acc.n_control, acc.n_treatment) == (2, 3)  # labelled users, not the 2,000 users
+    assert r.recommendation.decision == "continue" and r.recommendation.samples_needed == 2 * 30 - 5
+    assert "units carrying accuracy per arm control: 2, challenger: 3" in r.recommendation.reasons[0]
+    assert r.stats.daily["accuracy"].n[-1].tolist() == [2, 3]  # the daily view counts them on their first day
     eff = next(e for e in r.effects.to_dicts() if e["metric"] == "accuracy")
     assert math.isnan(eff["seq_p_value"]) and math.isnan(eff["p_value"]) and math.isnan(eff["chance_to_win"])
 

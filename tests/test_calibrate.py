@@ -68,5 +68,5 @@ def test_decisions_through_the_real_path() -> None:
     r = calibrate_decisions(4, seed=0, sparse=(3,))
     assert r["false_ship_rate_aa"] == 0.0 and r["ship_rate_ab"] == 1.0
     assert r["false_ship_rate_sparse"]["3"]["rate"] == 0.0
-    assert "ship" not in r["false_ship_rate_sparse"]["3"]["decisions"]
+    assert r["false_ship_rate_sparse"]["3"]["decisions"] == {"continue": 4}
     assert sum(r["decisions_aa"].values()) == 4 and "SQL" in r["decision_path"]

@@ -14,11 +14,28 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from abkit.drift import (
-    Alarm, BernoulliCUSUM, DomainClassifierDrift, DriftError, EstimatedAccuracyDrift, KSDrift,
-    LabelDistributionDrift, MMDDrift, OOVDrift, PSIDrift, TextLengthDrift, WassersteinDrift,
+    Alarm,
+    BernoulliCUSUM,
+    DomainClassifierDrift,
+    DriftError,
+    EstimatedAccuracyDrift,
+    KSDrift,
+    LabelDistributionDrift,
+    MMDDrift,
+    OOVDrift,
+    PSIDrift,
+    TextLengthDrift,
+    WassersteinDrift,
 )
 from abkit.drift._distributions import (
-    bin_edges, binned_counts, category_counts, chi2_goodness_of_fit, chi2_two_sample, js_distance, psi, shares,
+    bin_edges,
+    binned_counts,
+    category_counts,
+    chi2_goodness_of_fit,
+    chi2_two_sample,
+    js_distance,
+    psi,
+    shares,
 )
 from abkit.drift.estimated_accuracy import expected_accuracy
 from abkit.drift.mmd import sigma_median
@@ -213,12 +230,33 @@ def test_cusum_detects_a_step_and_resets():
     assert det.drift_detected is False and det.statistic_ <= det.threshold
 
 
-def test_detectors_pickle_and_repr_show_their_settings():
-    det = PSIDrift(alpha=0.01, bins=5).fit(np.random.default_rng(0).normal(size=100))
-    assert "alpha=0.01" in repr(det) and "bins=5" in repr(det)
-    again = pickle.loads(pickle.dumps(det))
-    x = np.random.default_rng(1).normal(size=100)
-    assert again.calculate(x) == det.calculate(x)
+def _fitted_cases():
+    """Every batch detector, fitted on data of its kind, with a window to check (generic contract checks)."""
+    rng = np.random.default_rng(0)
+    nums, texts = rng.normal(size=200), [f"word{i % 13} other{i % 7} text" for i in range(200)]
+    conf = rng.uniform(0.5, 1, 200)
+    return [
+        (KSDrift(alpha=0.01), nums, nums + 1), (PSIDrift(alpha=0.01, bins=5), nums, nums * 2),
+        (WassersteinDrift(alpha=0.01, n_null=500), nums, nums + 1),
+        (LabelDistributionDrift(alpha=0.01), ["a", "b"] * 100, ["a"] * 150 + ["b"] * 50),
+        (TextLengthDrift(alpha=0.01), texts, [t + " more words" for t in texts]),
+        (OOVDrift(alpha=0.01), texts, [t + " novel" for t in texts]),
+        (DomainClassifierDrift(alpha=0.01), texts, [t + " novel" for t in texts]),
+        (MMDDrift(alpha=0.01, n_permutations=199), rng.normal(size=(120, 4)), rng.normal(1, 1, size=(80, 4))),
+        (EstimatedAccuracyDrift(alpha=0.01), (conf, rng.random(200) < conf), (conf * 0.8, None)),
+    ]
+
+
+@pytest.mark.parametrize("det, ref, cur", _fitted_cases(), ids=lambda v: type(v).__name__ if hasattr(v, "fit") else "")
+def test_every_detector_keeps_the_contract(det, ref, cur):
+    """repr shows the settings; construction stores them; pickling keeps the fitted state; the same seed gives
+    the same result; a clear shift alarms; the threshold and p-value agree."""
+    assert repr(det).startswith(type(det).__name__ + "(") and "alpha=0.01" in repr(det)
+    det.fit(ref)
+    result = det.calculate(cur)
+    assert result.alarm is True and result.statistic >= result.threshold and result.p_value <= 0.01
+    assert pickle.loads(pickle.dumps(det)).calculate(cur) == result
+    assert type(det)(**{k: v for k, v in vars(det).items() if not k.endswith("_")}).fit(ref).calculate(cur) == result
 
 
 def test_same_seed_same_result():

@@ -11,8 +11,16 @@ import numpy as np
 import pytest
 
 from abkit.drift import (
-    BernoulliCUSUM, DomainClassifierDrift, EstimatedAccuracyDrift, KSDrift, LabelDistributionDrift, MMDDrift,
-    OOVDrift, PSIDrift, TextLengthDrift, WassersteinDrift,
+    BernoulliCUSUM,
+    DomainClassifierDrift,
+    EstimatedAccuracyDrift,
+    KSDrift,
+    LabelDistributionDrift,
+    MMDDrift,
+    OOVDrift,
+    PSIDrift,
+    TextLengthDrift,
+    WassersteinDrift,
 )
 
 
@@ -46,7 +54,7 @@ def test_numeric_detectors_false_alarm_rate(name, make):
 def test_numeric_detectors_with_ties_stay_within_the_target():
     # Confidences of a model on a pool of repeated sentences take few distinct values.
     values = np.round(np.linspace(0.5, 1.0, 40), 3)
-    draw = lambda size: (lambda g: g.choice(values, size, p=np.linspace(1, 3, 40) / np.linspace(1, 3, 40).sum()))  # noqa: E731
+    draw = lambda size: (lambda g: g.choice(values, size, p=np.linspace(1, 3, 40) / np.linspace(1, 3, 40).sum()))
     alpha, n = 0.05, 300
     for make in (lambda: KSDrift(effect_threshold=0), lambda: PSIDrift(effect_threshold=0),
                  lambda: WassersteinDrift(effect_threshold=0, n_null=2000, grid=100, random_state=None)):
@@ -55,7 +63,7 @@ def test_numeric_detectors_with_ties_stay_within_the_target():
 
 def test_label_distribution_false_alarm_rate():
     alpha, n = 0.05, 400
-    draw = lambda size: (lambda g: g.choice(["neg", "pos", "neutral"], size, p=[0.45, 0.45, 0.1]))  # noqa: E731
+    draw = lambda size: (lambda g: g.choice(["neg", "pos", "neutral"], size, p=[0.45, 0.45, 0.1]))
     rate = _rate(lambda: LabelDistributionDrift(effect_threshold=0), draw(500), draw(150), n, alpha, seed=13)
     assert rate <= _bound(alpha, n)
 
@@ -88,7 +96,7 @@ def texts():
 
 def test_text_statistics_false_alarm_rate(texts):
     alpha, n = 0.05, 120
-    pick = lambda size: (lambda g: texts[g.choice(texts.size, size, replace=False)])  # noqa: E731
+    pick = lambda size: (lambda g: texts[g.choice(texts.size, size, replace=False)])
     for make in (lambda: TextLengthDrift(effect_threshold=0), lambda: OOVDrift(effect_threshold=0, random_state=None)):
         assert _rate(make, pick(400), pick(150), n, alpha, seed=16) <= _bound(alpha, n)
 
@@ -96,7 +104,7 @@ def test_text_statistics_false_alarm_rate(texts):
 def test_domain_classifier_false_alarm_rate(texts):
     # The out-of-fold test: every text is scored by a model that never saw it; per-fold Mann-Whitney U summed.
     alpha, n = 0.1, 60
-    pick = lambda size: (lambda g: texts[g.choice(texts.size, size, replace=False)])  # noqa: E731
+    pick = lambda size: (lambda g: texts[g.choice(texts.size, size, replace=False)])
     rate = _rate(lambda: DomainClassifierDrift(effect_threshold=0, random_state=None), pick(150), pick(100), n,
                  alpha, seed=17)
     assert rate <= _bound(alpha, n)

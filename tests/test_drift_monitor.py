@@ -181,9 +181,9 @@ def test_monitor_run_reads_a_run_folder_and_honours_until(run_folder):
     assert full.windows == ("2024-06-06", "2024-06-07", "2024-06-08", "2024-06-09", "2024-06-10")
     cut = monitor_run(run_folder, config, seed=1, until="2024-06-08")
     assert cut.windows == ("2024-06-06", "2024-06-07")
-    last = [r for r in cut.checks if r.window == "2024-06-07" and r.signal == "label_prior"][0]
+    last = next(r for r in cut.checks if r.window == "2024-06-07" and r.signal == "label_prior")
     assert last.alarm is None and last.n_current == 0  # labels arrive a day late: none had arrived by the cut
-    full_last = [r for r in full.checks if r.window == "2024-06-07" and r.signal == "label_prior"][0]
+    full_last = next(r for r in full.checks if r.window == "2024-06-07" and r.signal == "label_prior")
     assert full_last.alarm is False and full_last.n_current > 50
     assert full.alarms == ()
     json.dumps(full.to_json())

@@ -9,7 +9,14 @@ from abkit.drift.estimated_accuracy import EstimatedAccuracyDrift
 from abkit.drift.ks import KSDrift
 from abkit.drift.label_distribution import LabelDistributionDrift
 from abkit.drift.mmd import MMDDrift
-from abkit.drift.monitor import SIGNALS, MonitorConfig, MonitoringReport, load_alarms, monitor_frame, monitor_run
+from abkit.drift.monitor import (
+    SIGNALS,
+    MonitorConfig,
+    MonitoringReport,
+    load_alarms,
+    monitor_frame,
+    monitor_run,
+)
 from abkit.drift.oov import OOVDrift
 from abkit.drift.psi import PSIDrift
 from abkit.drift.result import Alarm, DriftResult, DriftResults

@@ -55,8 +55,9 @@ class Outcome:
     def decide(self, alpha: float) -> DriftResult:
         """The result at per-check level ``alpha``: alarm iff statistic >= critical(alpha) and effect >= floor."""
         alpha = check_alpha(alpha)
-        common = dict(signal=self.signal, method=self.method, n_reference=self.n_reference,
-                      n_current=self.n_current, effect_threshold=self.effect_threshold, details=dict(self.details))
+        common: dict[str, Any] = {"signal": self.signal, "method": self.method, "n_reference": self.n_reference,
+                                  "n_current": self.n_current, "effect_threshold": self.effect_threshold,
+                                  "details": dict(self.details)}
         if self.insufficient or self.critical is None or self.statistic is None:
             return DriftResult(statistic=self.statistic, p_value=self.p_value, effect_size=self.effect_size,
                                threshold=None, alpha=alpha, alarm=None, status="insufficient data",
@@ -68,11 +69,11 @@ class Outcome:
         large = effect >= self.effect_threshold
         p = "" if self.p_value is None else f", p = {self.p_value:.3g}"
         if significant and large:
-            reasons = (f"{self.signal}: {stat:.4g} >= threshold {threshold:.4g} at alpha = {alpha:.3g}{p}; "
-                       f"effect {effect:.4g} >= {self.effect_threshold:.4g}",)
+            reasons = ((f"{self.signal}: {stat:.4g} >= threshold {threshold:.4g} at alpha = {alpha:.3g}{p}; "
+                        f"effect {effect:.4g} >= {self.effect_threshold:.4g}"),)
         elif significant:
-            reasons = (f"{self.signal}: {stat:.4g} >= threshold {threshold:.4g}{p}, but the effect {effect:.4g} is "
-                       f"below the smallest that matters ({self.effect_threshold:.4g}); no alarm",)
+            reasons = ((f"{self.signal}: {stat:.4g} >= threshold {threshold:.4g}{p}, but the effect {effect:.4g} is "
+                        f"below the smallest that matters ({self.effect_threshold:.4g}); no alarm"),)
         else:
             reasons = (f"{self.signal}: {stat:.4g} < threshold {threshold:.4g} at alpha = {alpha:.3g}{p}",)
         return DriftResult(statistic=stat, p_value=self.p_value, effect_size=effect, threshold=threshold,

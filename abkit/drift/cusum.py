@@ -122,7 +122,7 @@ class BernoulliCUSUM:
         """Whether the last ``update`` detected a change."""
         return self._drift
 
-    def update(self, x: bool | int | float) -> BernoulliCUSUM:
+    def update(self, x: bool | float) -> BernoulliCUSUM:
         """Add one labelled prediction (True/1 = correct)."""
         if not hasattr(self, "h_"):
             raise DriftError("BernoulliCUSUM needs p0: pass p0= or call .fit(reference_correct) first.")

@@ -74,7 +74,7 @@ class DomainClassifierDrift(BatchDetector):
         held = np.zeros(len(y), dtype=bool)
         for side in (False, True):  # stratified split
             idx = rng.permutation(np.flatnonzero(y == side))
-            held[idx[int(round(self.train_share * idx.size)):]] = True
+            held[idx[round(self.train_share * idx.size):]] = True
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 

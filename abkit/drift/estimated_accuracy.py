@@ -49,7 +49,7 @@ class EstimatedAccuracyDrift(BatchDetector):
         super().__init__(alpha=alpha, min_size=min_size, effect_threshold=effect_threshold)
         self.min_labelled, self.band_level = int(min_labelled), float(band_level)
 
-    def _prepare(self, values: Any) -> tuple[tuple[np.ndarray, np.ndarray], list[str]]:
+    def _prepare(self, values: Any) -> tuple[Any, list[str]]:
         confidence, correct = values
         conf = np.asarray(confidence, dtype=float).ravel()
         corr = np.full(conf.size, np.nan) if correct is None else np.array(

@@ -29,12 +29,16 @@ class LabelDistributionDrift(BatchDetector):
     default_effect_threshold = 0.05
 
     def _prepare(self, values: Any) -> tuple[np.ndarray, list[str]]:
+        import pandas as pd
+
         arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=object).ravel()
-        missing = int(sum(v is None or (isinstance(v, float) and np.isnan(v)) or v == "" for v in arr))
+        missing = int((pd.isna(arr) | (arr == "")).sum()) if arr.size else 0
         return arr, ([f"{missing} of {arr.size} labels are missing"] if missing else [])
 
     def _reference_problem(self, reference: np.ndarray) -> str | None:
-        found = sorted({str(v) for v in reference})
+        import pandas as pd
+
+        found = pd.unique(pd.Series(reference).astype(str))
         return f"it holds one class only ({found[0]!r}); a label distribution needs two" if len(found) < 2 else None
 
     def _fit(self, reference: Sequence[Any]) -> None:

@@ -12,10 +12,12 @@ of false alarms is then at most H / windows_between_false_alarms.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -186,6 +188,22 @@ def _default_encoder() -> Encoder:
     return _shared_encoder(str(minilm_path()), 128, 64).encode
 
 
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread: on a shared, busy machine two threads wait on each other (measured 3x
+    slower than one under load); on an idle one a single thread costs ~1.5x. Restores the setting after."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class _Embeddings:
     """Embeds each distinct text once (MiniLM is the slow part of a pass)."""
 
@@ -195,7 +213,9 @@ class _Embeddings:
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         todo = sorted({t for t in texts if t not in self.cache})
         if todo:
-            for t, e in zip(todo, self.encoder(todo)):
+            with _one_torch_thread():
+                vectors = self.encoder(todo)
+            for t, e in zip(todo, vectors):
                 self.cache[t] = e
         return np.array([self.cache[t] for t in texts]) if len(texts) else np.empty((0, 0), np.float32)
 
@@ -203,7 +223,10 @@ class _Embeddings:
 def _detectors(config: MonitorConfig, alpha: float, seed: int | None, n_perm: int) -> dict[str, BatchDetector]:
     """One fresh detector per batch signal, configured for a pass."""
     floors = config.effect_thresholds
-    kw = lambda s: dict(alpha=alpha, min_size=config.min_window, effect_threshold=floors.get(s))  # noqa: E731
+
+    def kw(signal: str) -> dict[str, Any]:
+        return {"alpha": alpha, "min_size": config.min_window, "effect_threshold": floors.get(signal)}
+
     rs = None if seed is None else int(seed)
     return {
         "text_length": TextLengthDrift(**kw("text_length")),
@@ -214,7 +237,9 @@ def _detectors(config: MonitorConfig, alpha: float, seed: int | None, n_perm: in
         "label_prior": LabelDistributionDrift(**kw("label_prior")),
         "confidence_ks": KSDrift(**kw("confidence_ks")),
         "confidence_psi": PSIDrift(**kw("confidence_psi")),
-        "confidence_wasserstein": WassersteinDrift(**kw("confidence_wasserstein"), random_state=rs),
+        # enough simulated null draws that about 20 lie beyond the per-check threshold
+        "confidence_wasserstein": WassersteinDrift(**kw("confidence_wasserstein"), random_state=rs,
+                                                   n_null=int(min(max(20_000, math.ceil(20 / alpha)), 200_000))),
         "predicted_label": LabelDistributionDrift(**kw("predicted_label")),
         "estimated_accuracy": EstimatedAccuracyDrift(**kw("estimated_accuracy")),
     }
@@ -243,6 +268,10 @@ def _inputs(frame: pd.DataFrame, signal: str, rows: np.ndarray, embed: _Embeddin
         correct = part["correct"].map(lambda v: np.nan if v is None or pd.isna(v) else float(v))
         return part["confidence"].to_numpy(dtype=float), correct.to_numpy(dtype=float)
     raise DriftError(f"unknown signal {signal!r}")  # pragma: no cover - guarded by MonitorConfig
+
+
+def _every(rows: np.ndarray) -> np.ndarray:
+    return rows
 
 
 def _bh_level(p_values: Sequence[float], q: float) -> float:
@@ -285,20 +314,19 @@ def _monitor_frame(frame: pd.DataFrame, start: pd.Timestamp, variants: Sequence[
     variant_arr = frame["variant"].to_numpy(dtype=object)
 
     # (signal, variant) -> fitted detector and the rows it reads
-    plans: list[tuple[str, str, BatchDetector | None, Callable[[np.ndarray], np.ndarray]]] = []
-    for s in text_signals:
-        plans.append((s, "all", None, lambda rows: rows))
-    for v in variants:
-        for s in model_signals:
-            plans.append((s, v, None, lambda rows, v=v: rows[variant_arr[rows] == v]))
-    fitted = []
-    for signal, variant, _, select in plans:
-        det = _detectors(config, alpha_check, seed, n_perm)[signal]
+    def of_variant(v: str) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda rows: rows[variant_arr[rows] == v]
+
+    plans: list[tuple[str, str, Callable[[np.ndarray], np.ndarray]]] = [(s, "all", _every) for s in text_signals]
+    plans += [(s, v, of_variant(v)) for v in variants for s in model_signals]
+    fitted: list[tuple[str, str, BatchDetector | None, Callable[[np.ndarray], np.ndarray]]] = []
+    for signal, variant, select in plans:
         if signal == "embedding_mmd" and embed is None:
             fitted.append((signal, variant, None, select))
             continue
-        det.fit(_inputs(frame, signal, select(reference.rows), embed, rng, config, True))
-        fitted.append((signal, variant, det, select))
+        detector = _detectors(config, alpha_check, seed, n_perm)[signal]
+        detector.fit(_inputs(frame, signal, select(reference.rows), embed, rng, config, True))
+        fitted.append((signal, variant, detector, select))
 
     checks: list[DriftResult] = []
     for w in windows:
@@ -345,10 +373,11 @@ def _cusum_checks(frame: pd.DataFrame, reference: Window, windows: Sequence[Wind
     ref = labelled(reference.rows)
     per_window = ref.size / max(len(_days_or_blocks(reference, config)), 1)
     ert = max(per_window / alpha_check, 2.0)
-    base = dict(signal="accuracy_cusum", p_value=None, effect_threshold=0.0, alpha=alpha_check,
-                n_reference=int(ref.size), variant=variant,
-                method=f"Bernoulli CUSUM on labelled correctness (accuracy drop {config.cusum_shift:g}); "
-                       f"ERT {ert:.3g} labelled predictions")
+    base: dict[str, Any] = {
+        "signal": "accuracy_cusum", "p_value": None, "effect_threshold": 0.0, "alpha": alpha_check,
+        "n_reference": int(ref.size), "variant": variant,
+        "method": (f"Bernoulli CUSUM on labelled correctness (accuracy drop {config.cusum_shift:g}); "
+                   f"ERT {ert:.3g} labelled predictions")}
     results = []
     if ref.size < 30 or ref.mean() in (0.0, 1.0):
         why = (f"reference: {ref.size} labelled predictions; the CUSUM needs at least 30" if ref.size < 30 else

@@ -51,3 +51,35 @@ def trend_plots(report: MonitoringReport) -> Any:
         trend_plot(report, signal, ax=ax)
     fig.tight_layout()
     return fig
+
+
+def accuracy_plot(report: MonitoringReport, ax: Any = None) -> Any:
+    """Per arm and window: accuracy estimated from calibrated confidence (line), the band the realised accuracy
+    of the labelled predictions should fall in if the estimate is right (bar), and the realised accuracy (dot)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3))
+    labels = list(report.windows)
+    pos = {w: i for i, w in enumerate(labels)}
+    rows = [r for r in report.checks if r.signal == "estimated_accuracy" and r.alarm is not None]
+    for k, variant in enumerate(dict.fromkeys(r.variant for r in rows)):
+        mine = [r for r in rows if r.variant == variant]
+        x = [pos[r.window] + 0.1 * k for r in mine]
+        line = ax.plot(x, [r.details["estimated_accuracy"] for r in mine], marker="o", ms=3,
+                       label=f"{variant}: estimated")[0]
+        labelled = [(xx, r) for xx, r in zip(x, mine) if "realised_accuracy" in r.details]
+        if labelled:
+            xs = [xx for xx, _ in labelled]
+            mid = [r.details["expected_on_labelled"] for _, r in labelled]
+            low = [m - r.details["band_low"] for m, (_, r) in zip(mid, labelled)]
+            high = [r.details["band_high"] - m for m, (_, r) in zip(mid, labelled)]
+            ax.errorbar(xs, mid, yerr=[low, high], fmt="none", ecolor=line.get_color(), alpha=0.5, capsize=3)
+            ax.scatter(xs, [r.details["realised_accuracy"] for _, r in labelled], marker="D", s=18,
+                       color=line.get_color(), label=f"{variant}: realised (labelled)")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("accuracy")
+    ax.set_title("Estimated accuracy (CBPE) vs realised accuracy as labels arrive; bars: 95% band", fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+    return ax

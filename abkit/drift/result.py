@@ -105,7 +105,8 @@ class Alarm:
     def from_dict(cls, data: dict[str, Any]) -> Alarm:
         """Rebuild an alarm from ``to_dict`` output (e.g. read from ``30_drift.json``)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if k == "reasons" else v) for k, v in data.items() if k in names})
+        kwargs: dict[str, Any] = {k: (tuple(v) if k == "reasons" else v) for k, v in data.items() if k in names}
+        return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -63,7 +63,7 @@ class Window:
     def __repr__(self) -> str:
         return f"Window({self.label!r}, {len(self.rows)} rows)"
 
-    def bounds(self) -> dict[str, str]:
+    def bounds(self) -> dict[str, Any]:
         return {"window_start": self.start.isoformat(), "window_end": self.end.isoformat()}
 
 

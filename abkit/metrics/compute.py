@@ -46,7 +46,7 @@ import numpy as np
 
 from abkit.engine import ENGINES, Dialect, DuckDBEngine, Engine, SparkEngine, spark_session
 from abkit.log.layout import LogSource, has_predictions, log_source
-from abkit.metrics.classes import expand, macro_moments
+from abkit.metrics.classes import HIDDEN, derive_f1, expand, macro_moments
 from abkit.metrics.registry import VARIABLES, Metric, MetricError, check_metric
 from abkit.metrics.registry import names as metric_names
 from abkit.sql import sql_string
@@ -147,6 +147,15 @@ def _rows_sql(unique: bool, dialect: Dialect) -> str:
     return f"SELECT variant, {_fixed(dialect, 'latency_us')} AS latency_us, {dialect.day} AS day FROM abkit_pred"
 
 
+def _once_requests_sql(dialect: Dialect) -> str:
+    """Predictions with their label from the engine's exactly-once views (compacted rows as they are, appended
+    rows deduplicated against them), joined on the string ids."""
+    return f"""
+SELECT {_OUT_COLS.format(unit="unit_id", day=dialect.day, latency_us=_fixed(dialect, "latency_us"))}
+FROM (SELECT p.variant, p.unit_id, p.ts, p.predicted_label, p.confidence, p.latency_ms, l.label
+      FROM abkit_pred_once p LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id) j"""
+
+
 def _requests_sql(key: str, dialect: Dialect) -> str:
     """Deduplicated predictions with their first label. Only request ids stored more than once go through
     the (costly) window; the rest pass through an anti-join. Sources are inlined (not shared CTEs) so that
@@ -200,18 +209,20 @@ class _Side(NamedTuple):
     variables: list[str]
     terms: list[tuple[str, str, str]]
     counts_users: bool  # the side whose users are the arm's users
+    pairs: list[tuple[str, str]]  # (numerator, denominator) of the metrics whose users carrying them it counts
 
 
 def _sides(metrics: Sequence[Metric], n_quantiles: int, copied: bool) -> list[_Side]:
     variables, terms = _variables(metrics, n_quantiles), _moment_terms(metrics, n_quantiles)
+    pairs = sorted({(m.numerator, m.denominator) for m in metrics})
     if not copied:
-        return [_Side("abkit_req", variables, terms, True)]
+        return [_Side("abkit_req", variables, terms, True, pairs)]
     if any(_label_side(a) != _label_side(b) for _, a, b in terms):  # pragma: no cover - METRICS guard
         raise MetricError("a metric mixes label and prediction variables; it needs the joined requests")
     return [_Side("abkit_req", [v for v in variables if not _label_side(v)],
-                  [t for t in terms if not _label_side(t[1])], True),
+                  [t for t in terms if not _label_side(t[1])], True, [p for p in pairs if not _label_side(p[0])]),
             _Side("abkit_labels", [v for v in variables if _label_side(v)],
-                  [t for t in terms if _label_side(t[1])], False)]
+                  [t for t in terms if _label_side(t[1])], False, [p for p in pairs if _label_side(p[0])])]
 
 
 def _user_sums(variables: Sequence[str], thresholds: Sequence[int] | None, dialect: Dialect) -> str:
@@ -248,6 +259,11 @@ def _arm_sql(side: _Side, arm: str, thresholds: Sequence[int] | None, columns: S
     own = {f"s_{v}": f"SUM({v})" for v in side.variables}
     own.update({f"ss_{alias}": f"SUM({product(a, b)})" for alias, a, b in side.terms})
     own["new_units"] = units if side.counts_users else "0"
+    for num, den in side.pairs:  # users carrying each metric: a non-zero numerator or denominator
+        now = f"{num} <> 0 OR {den} <> 0"
+        if daily:  # counted on the first day the user carries it (nothing before: cumulative sums were 0)
+            now = f"(c_{num} <> 0 OR c_{den} <> 0) AND c_{num} - {num} = 0 AND c_{den} - {den} = 0"
+        own[_carrying(num, den)] = f"SUM(CASE WHEN {now} THEN 1 ELSE 0 END)"
     return (f"SELECT {sql_string(arm)} AS variant, {day} AS day, "
             f"{', '.join(f'{own.get(c, 0)} AS {c}' for c in columns)} FROM {source}")
 
@@ -264,7 +280,13 @@ def _stats_sql(metrics: Sequence[Metric], dialect: Dialect, arm: str, thresholds
 
 def _columns(metrics: Sequence[Metric], n_quantiles: int) -> list[str]:
     return ([f"s_{v}" for v in _variables(metrics, n_quantiles)]
-            + [f"ss_{alias}" for alias, _, _ in _moment_terms(metrics, n_quantiles)] + ["new_units"])
+            + [f"ss_{alias}" for alias, _, _ in _moment_terms(metrics, n_quantiles)] + ["new_units"]
+            + sorted({_carrying(m.numerator, m.denominator) for m in metrics}))
+
+
+def _carrying(num: str, den: str) -> str:
+    """Column of the users that carry the metric ``num``/``den`` (any non-zero per-user sum of either)."""
+    return f"k_{num}__{den}"
 
 
 def collect(
@@ -303,12 +325,13 @@ def collect(
     names = list(variants)
     probs = list(quantiles)
     src = log_source(root, experiment)
-    duplicates = invalid_predictions = invalid_labels = 0
+    duplicates = src.dropped  # rows compaction removed as copies of a counted request
+    invalid_predictions, invalid_labels = src.invalid  # rows compaction left out as unusable
     confusion: list[tuple[str, str, str, int]] = []
     if engine == "duckdb" and con is None and src.unique and len(names) > 1:
         if positive_label or class_metrics:
             confusion = _confusion(src, experiment)
-        specs, hidden, macros = expand(specs, positive_label, _classes(confusion), required=metrics or ())
+        specs, hidden, macros, derived = expand(specs, positive_label, _classes(confusion), required=metrics or ())
         job = functools.partial(_arm_pass, specs=specs + hidden, probs=probs, copied=src.copied, daily=daily)
         with ThreadPoolExecutor(1) as side:  # the variants come from file metadata meanwhile
             variants_in_log = side.submit(_variants, src, experiment)
@@ -320,7 +343,8 @@ def collect(
         try:
             if positive_label or class_metrics:
                 confusion = _confusion(src, experiment, eng)
-            specs, hidden, macros = expand(specs, positive_label, _classes(confusion), required=metrics or ())
+            specs, hidden, macros, derived = expand(specs, positive_label, _classes(confusion),
+                                                    required=metrics or ())
             job = functools.partial(_arm_pass, specs=specs + hidden, probs=probs, copied=src.copied, daily=daily)
             done = [job(eng, v) for v in names]
             found = _variants(src, experiment, eng)
@@ -328,7 +352,7 @@ def collect(
                 raw, kept, lo, hi, n_days = eng.sql(
                     f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {sql_string(experiment)}), "
                     "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
-                duplicates, first, last = int(raw) - int(kept), _iso_day(lo), _iso_day(hi)
+                duplicates, first, last = int(raw) - int(kept) + src.dropped, _iso_day(lo), _iso_day(hi)
                 invalid_predictions, invalid_labels = eng.invalid_rows()
         finally:
             for name in ("abkit_rows", "abkit_labels", "abkit_req"):
@@ -340,6 +364,11 @@ def collect(
     st = _assemble(rows, names, specs + hidden, len(probs), unknown, duplicates, engine)
     moments = {name: macro_moments(st.stats, pairs) for name, pairs in macros.items()}
     keep = {m.name for m in specs}
+    for name, parts in derived.items():
+        st.stats[name] = derive_f1(st.stats, *parts)
+        if st.daily:
+            st.daily[name] = derive_f1(st.daily, *parts)
+        keep.add(name)
     st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days), moments=moments,
                              invalid_predictions=invalid_predictions, invalid_labels=invalid_labels,
                              stats={k: v for k, v in st.stats.items() if k in keep},
@@ -364,7 +393,9 @@ def _prepared(eng: _E, src: LogSource, experiment: str) -> _E:
         eng.view("abkit_labels", labels)
     elif src.unique:
         eng.view("abkit_req", _unique_requests_sql(eng.dialect))
-    else:
+    elif src.compacted["predictions"] or src.compacted["labels"]:  # deduplicate the appended rows only
+        eng.materialize("abkit_req", _once_requests_sql(eng.dialect))
+    else:  # nothing compacted yet: the same rule, only ids stored more than once go through a window
         eng.materialize("abkit_req", _requests_sql(experiment, eng.dialect))
     eng.view("abkit_rows", _rows_sql(src.unique, eng.dialect))
     return eng
@@ -460,17 +491,25 @@ def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metr
     scale.update({f"ss_{alias}": _scale(a) * _scale(b) for alias, a, b in terms})
     col = {k: c / scale.get(k, 1.0) for k, c in zip(names, cum)}
 
-    def stats_of(num: str, den: str, sl: Any) -> ArmStats:
+    def stats_of(num: str, den: str, sl: Any, own_units: bool = True) -> ArmStats:
         def sq(a: str, b: str) -> np.ndarray:
             a, b = sorted((a, b))
             return col[f"ss_{a}__{b}"][sl]
-        return ArmStats(col["new_units"][sl], col[f"s_{num}"][sl], sq(num, num), col[f"s_{den}"][sl], sq(den, den), sq(num, den))
+        # units = the users carrying the metric (labelled users for accuracy): users without any of its data add
+        # nothing to the sums, so the moments, and Welch's degrees of freedom, are those of the carrying users.
+        # The helper pairs of a function of several ratios (macro-F1) keep every user: their joint moments need
+        # one common set of units, and zeros are valid data points.
+        units = col.get(_carrying(num, den), col["new_units"]) if own_units else col["new_units"]
+        return ArmStats(units[sl], col[f"s_{num}"][sl], sq(num, num), col[f"s_{den}"][sl], sq(den, den), sq(num, den))
+
+    def metric_stats(m: Metric, sl: Any) -> ArmStats:
+        return stats_of(m.numerator, m.denominator, sl, not m.name.startswith(HIDDEN))
 
     last = -1
     return LogStats(
         variants=tuple(variants), units=col["new_units"][last], predictions=col["s_n"][last],
-        labelled=col["s_labelled"][last], stats={m.name: stats_of(m.numerator, m.denominator, last) for m in specs},
-        days=days, daily={m.name: stats_of(m.numerator, m.denominator, slice(None)) for m in specs} if days else {},
+        labelled=col["s_labelled"][last], stats={m.name: metric_stats(m, last) for m in specs},
+        days=days, daily={m.name: metric_stats(m, slice(None)) for m in specs} if days else {},
         daily_units=col["new_units"] if days else np.zeros((0, len(variants))),
         quantiles={}, unknown_variants=unknown, duplicates=duplicates, engine=engine,
         indicators=tuple(stats_of(f"ind{j}", "n", last) for j in range(n_q)),
