@@ -346,11 +346,11 @@ def _apply_cuped(log_root: str | Path, exp: Any, variants: list[str], positive_l
     """With a pre-period in the log: the primary metric's comparisons and effects become CUPED-adjusted (each
     user's pre-period value as covariate); returns the with/without rows for the report (else [])."""
     from abkit.cuped import collect_cuped, cuped_effects
-    from abkit.metrics.classes import expand
+    from abkit.metrics.classes import concrete
     from abkit.stats.frequentist import cuped_adjust
 
     name = exp.primary_metric
-    spec = expand([METRICS[name]], positive_label).specs[0]
+    spec = concrete(METRICS[name], positive_label)
     cs = collect_cuped(log_root, exp.key, variants, spec, engine=engine, spark=spark)
     if cs is None:
         return []
@@ -361,9 +361,9 @@ def _apply_cuped(log_root: str | Path, exp: Any, variants: list[str], positive_l
     res = ttest(adj_c, adj_t, alpha=alpha)
     seq = confidence_sequence(res.estimate, res.se, adj_c.n + adj_t.n, tuning=tuning, alpha=alpha)
     for j, v in enumerate(variants[1:]):
-        new = dict(estimate=float(res.estimate[j]), ci_low=float(res.ci_low[j]), ci_high=float(res.ci_high[j]),
-                   p_value=float(res.p_value[j]), seq_ci_low=float(seq.ci_low[j]), seq_ci_high=float(seq.ci_high[j]),
-                   seq_p_value=float(seq.p_value[j]), se=float(res.se[j]))
+        new = {"estimate": float(res.estimate[j]), "ci_low": float(res.ci_low[j]), "ci_high": float(res.ci_high[j]),
+               "p_value": float(res.p_value[j]), "seq_ci_low": float(seq.ci_low[j]),
+               "seq_ci_high": float(seq.ci_high[j]), "seq_p_value": float(seq.p_value[j]), "se": float(res.se[j])}
         for i, cmp in enumerate(comps):
             if cmp.metric == name and cmp.statistic == "mean" and cmp.variant == v:
                 comps[i] = cmp._replace(**new)

@@ -309,7 +309,7 @@ def write_log(
         "model_name": "synthetic-" + v_of.astype(str), "model_version": "1",
     }).iloc[order]
     log = PredictionLog(root)
-    with log.writer(experiment.key, names, batch_size=max(len(preds), 1), check_disk=False) as w:
+    with log.writer(experiment.key, names, batch_size=max(len(preds), 1)) as w:
         w.append(preds)
     labelled = rng.random(rows.size) < label_rate
     if labelled_users is not None:

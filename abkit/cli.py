@@ -12,7 +12,7 @@ from abkit.errors import AbkitError, NotebookFailed
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``abkit`` command (subcommands run, params, calibrate, download-data)."""
+    """The argument parser of the ``abkit`` command (subcommands run, params, calibrate, download-data, log)."""
     parser = argparse.ArgumentParser(prog="abkit", description="A/B tests of text classifiers, from notebooks.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -47,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="target folder (default: ~/.cache/abkit/data)")
     data.add_argument("--sha256", default=None,
                       help="expected SHA-256 of the archive (default: the published digest pinned in abkit)")
+
+    log = sub.add_parser("log", help="maintain a prediction log")
+    log_sub = log.add_subparsers(dest="log_command", required=True)
+    comp = log_sub.add_parser("compact", help="rewrite appended and foreign files into the fast layout "
+                                              "(deduplicated, clustered, marked); safe while writers append")
+    comp.add_argument("root", metavar="LOG", help="the PredictionLog root (with predictions/ and labels/)")
+    comp.add_argument("--experiment", default=None, help="only this experiment (default: all)")
+    comp.add_argument("--memory-limit", default=None, metavar="SIZE", help="DuckDB memory cap, e.g. 2GB")
+    comp.add_argument("--json", action="store_true", help="print one JSON object per experiment")
     return parser
 
 
@@ -54,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``abkit`` command; returns the process exit status."""
     args = build_parser().parse_args(argv)
     try:
-        commands = {"run": _run, "params": _params, "calibrate": _calibrate, "download-data": _download}
+        commands = {"run": _run, "params": _params, "calibrate": _calibrate, "download-data": _download, "log": _log}
         return commands[args.command](args)
     except NotebookFailed as exc:
         print(f"abkit: {exc}\nThe partial report is in the run folder; open its index.html to see where it broke.",
@@ -115,6 +124,20 @@ def _download(args: argparse.Namespace) -> int:
 
     path = download_uci(args.dest, **({"sha256": args.sha256} if args.sha256 else {}))
     print(f"abkit: UCI sentiment sentences ready; use them with: export ABKIT_DATA_DIR={path}")
+    return 0
+
+
+def _log(args: argparse.Namespace) -> int:
+    from abkit.log.compact import compact
+
+    for report in compact(args.root, args.experiment, memory_limit=args.memory_limit):
+        if args.json:
+            print(json.dumps(report.__dict__, sort_keys=True))
+        else:
+            print(f"abkit: {report.experiment}: {report.predictions} predictions and {report.labels} labels compacted, "
+                  f"{report.dropped_predictions} repeated predictions dropped, {report.consumed} files absorbed, "
+                  f"{report.removed} files removed" + (" (ids share 64-bit keys: read by string)" if report.collided
+                                                        else ""))
     return 0
 
 

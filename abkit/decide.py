@@ -476,7 +476,6 @@ def decide_non_inferior(
         if {st for st, _ in verdicts} <= {"pass"}:
             return Recommendation("ship", c.variant, tuple(reasons), method, p_adjusted=base.p_adjusted)
     if prim and len(worse) == len(prim):
-        return Recommendation("keep", None, tuple(reasons + [f"every challenger is worse than control by more than "
-                                                             f"the margin on {primary_metric}"]), method,
-                              p_adjusted=base.p_adjusted)
+        why = f"every challenger is worse than control by more than the margin on {primary_metric}"
+        return Recommendation("keep", None, (*reasons, why), method, p_adjusted=base.p_adjusted)
     return dataclasses.replace(base, reasons=tuple(reasons), method=method)

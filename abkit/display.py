@@ -82,6 +82,8 @@ class SettingsReprMixin(DictsReprMixin):
 
 
 def _setting_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, dict):
         return ", ".join(f"{k}: {_setting_text(v)}" for k, v in value.items() if v is not None)
     if isinstance(value, (list, tuple)):

@@ -3,24 +3,28 @@
 Metrics, drift and rollout compute their statistics *inside* the engine that holds the log and take home only
 small results. They do it through this interface:
 
-1. ``source = abkit.log.layout.log_source(root, experiment)`` says what to read (the folders, and whether
-   every file is unique so that no deduplication is needed, see ``abkit.log.layout.LogSource``);
+1. ``source = abkit.log.layout.log_source(root, experiment)`` says what to read: the experiment's compacted
+   files and its appended files (``abkit.log.layout.LogSource``; ``source.unique`` when nothing needs
+   deduplicating);
 2. ``eng = open_engine(source, "duckdb")`` (or ``"spark", spark=session``) registers the log as views:
 
-   - ``abkit_pred_once``: the experiment's predictions, each request id once (``PREDICTION_SCHEMA``
+   - ``abkit_pred_once``: the experiment's predictions, each request id once (the ``PREDICTION_SCHEMA``
      columns, plus ``unit_key``/``request_key`` on a unique source) — **use this one**;
    - ``abkit_lab_once``: the experiment's labels, each request id once (``experiment, request_id, label,
      labelled_at``);
-   - ``abkit_pred`` / ``abkit_lab``: the raw rows of the source's files (every experiment unless the source
-     is unique, duplicates possible): for reductions that deduplicate themselves, like ``abkit.metrics``.
-     Every view skips rows the analysis cannot use (``abkit.log.validate.VALID_PREDICTION_SQL``: a null id,
-     NaN or out-of-range confidence or latency...) that another tool wrote into files abkit's writers do not
-     vouch for; ``eng.invalid_rows()`` counts them;
+   - ``abkit_pred`` / ``abkit_lab``: every stored row of the experiment (copies included), for reductions
+     that deduplicate themselves, like ``abkit.metrics``; on a source that is not unique also the compacted
+     (``abkit_pred_c``), appended (``abkit_pred_d``) and counted appended rows (``abkit_pred_new``), and the
+     same for labels. Appended rows the analysis cannot use (``abkit.log.validate.VALID_PREDICTION_SQL``: a
+     null id, NaN or out-of-range confidence or latency..., which another tool may have written) are skipped
+     by every view; ``eng.invalid_rows()`` counts them (and those compaction left out);
 
 3. ``eng.sql(q)`` (rows as tuples), ``eng.arrays(q)`` (one numpy array per column) or ``eng.arrow(q)`` (an
    Arrow table) run a reduction written in the common subset of DuckDB and Spark SQL; ``eng.dialect`` gives
    the few expressions that differ (exact wide integers, day numbers, rounding, hashing);
    ``eng.view``/``eng.materialize``/``eng.drop`` name intermediate results; ``eng.close()`` ends it.
+
+Views are lazy: a query reads only the columns and row groups it needs.
 
 >>> import tempfile, datetime as dt
 >>> from abkit.log import PredictionLog
@@ -46,6 +50,7 @@ import pyarrow as pa
 
 from abkit.errors import AbkitError
 from abkit.log.layout import LogSource
+from abkit.log.validate import VALID_LABEL_SQL, VALID_PREDICTION_SQL
 from abkit.log.validate import VALID_LABEL_SQL, VALID_PREDICTION_SQL
 from abkit.sql import sql_string
 
@@ -73,16 +78,28 @@ DUCKDB = Dialect("duckdb", "HUGEINT", "hash(unit), unit", "epoch_us(ts) // 86400
 SPARK = Dialect("spark", "DECIMAL(38, 0)", "xxhash64(unit), unit", "unix_micros(ts) div 86400000000",
                 "CAST(bround({x}, 0) AS BIGINT)")
 
-_PRED_COLS = "experiment, variant, unit_id, request_id, ts, predicted_label, confidence, latency_ms, model_name, " \
-             "model_version, text"  # engines read only the columns a query uses; drift reads text and versions
+_PRED_COLS = ("experiment, variant, unit_id, request_id, ts, text, predicted_label, confidence, latency_ms, "
+              "model_name, model_version")
 _LAB_COLS = "experiment, request_id, label, labelled_at"
 _PRED_KEYS, _LAB_KEYS = ", unit_key, request_key", ", request_key"  # read only from files with keys (unique logs)
 _LAB_COPY = ", variant, unit_key, predicted_label, prediction_day"  # a label's copy of its prediction
-_NO_LABELS = ("SELECT CAST(NULL AS STRING) AS experiment, CAST(NULL AS STRING) AS request_id, "
-              "CAST(NULL AS STRING) AS label, CAST(NULL AS TIMESTAMP) AS labelled_at, "
-              "CAST(NULL AS BIGINT) AS request_key, CAST(NULL AS STRING) AS variant, "
-              "CAST(NULL AS BIGINT) AS unit_key, CAST(NULL AS STRING) AS predicted_label, "
-              "CAST(NULL AS BIGINT) AS prediction_day WHERE false")  # the label view of a log without labels
+_TYPES = {"experiment": "STRING", "variant": "STRING", "unit_id": "STRING", "request_id": "STRING",
+          "ts": "TIMESTAMP", "text": "STRING", "predicted_label": "STRING", "confidence": "DOUBLE",
+          "latency_ms": "DOUBLE", "model_name": "STRING", "model_version": "STRING", "label": "STRING",
+          "labelled_at": "TIMESTAMP", "unit_key": "BIGINT", "request_key": "BIGINT", "prediction_day": "BIGINT"}
+_PRED_ORDER = "ts, variant, unit_id, predicted_label, confidence, latency_ms"  # which copy of a request counts
+_LAB_ORDER = "labelled_at, label"
+
+
+def _typed(columns: str) -> str:
+    """The columns cast to the documented types (files from other tools may store e.g. float32 or
+    naive timestamps, taken as UTC)."""
+    return ", ".join(f"CAST({c} AS {_TYPES[c]}) AS {c}" for c in columns.split(", "))
+
+
+def _empty(columns: str) -> str:
+    """A query of no rows with the typed columns."""
+    return "SELECT " + ", ".join(f"CAST(NULL AS {_TYPES[c]}) AS {c}" for c in columns.split(", ")) + " WHERE false"
 
 
 def _columns(src: LogSource, kind: str) -> str:
@@ -92,32 +109,41 @@ def _columns(src: LogSource, kind: str) -> str:
     return _LAB_COLS + (_LAB_KEYS if src.unique else "") + (_LAB_COPY if src.copied else "")
 
 
-def _checked(src: LogSource, kind: str) -> str:
-    """The raw view of ``kind`` over its unfiltered files view: rows the analysis cannot use are skipped unless
-    every file comes from abkit's validating writers (a unique source)."""
-    files = "abkit_pred_files" if kind == "predictions" else "abkit_lab_files"
-    valid = VALID_PREDICTION_SQL if kind == "predictions" else VALID_LABEL_SQL
-    return f"SELECT * FROM {files}" + ("" if src.unique else f" WHERE {valid}")
+def _first(columns: str, source: str, order: str, compacted: str, experiment: str) -> str:
+    """Rows of ``source`` (deltas) whose request id is in no row of ``compacted``, the first copy by ``order``."""
+    return (f"SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY {order}) "
+            f"AS abkit_rn FROM {source} d WHERE experiment = {sql_string(experiment)} AND NOT EXISTS "
+            f"(SELECT 1 FROM {compacted} c WHERE c.request_id = d.request_id)) f WHERE abkit_rn = 1")
 
 
-def _invalid_sql(src: LogSource) -> str:
-    k = sql_string(src.experiment)
-    return (f"SELECT (SELECT COUNT(*) FROM abkit_pred_files WHERE experiment = {k} AND NOT {VALID_PREDICTION_SQL}),"
-            f" (SELECT COUNT(*) FROM abkit_lab_files WHERE experiment = {k} AND NOT {VALID_LABEL_SQL})")
-
-
-def _once_sql(src: LogSource) -> tuple[str, str]:
-    """The exactly-once views: each request id once, the first by time (ties broken by the values)."""
+def _once_sql(src: LogSource) -> dict[str, str]:
+    """The exactly-once views: compacted rows as they are, plus each delta row whose request id is in no
+    compacted row and that is its first copy among the deltas (``abkit_*_new``; see ``abkit.log.layout``)."""
     pred = _PRED_COLS + (_PRED_KEYS if src.unique else "")
-    if src.unique:  # the writers guarantee each id once, and the source holds the experiment only
-        return f"SELECT {pred} FROM abkit_pred", f"SELECT {_LAB_COLS} FROM abkit_lab"
-    k = sql_string(src.experiment)
-    preds = (f"SELECT {pred} FROM (SELECT {pred}, ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY ts, variant, "
-             f"unit_id, predicted_label, confidence, latency_ms) AS abkit_rn FROM abkit_pred WHERE experiment = {k}) "
-             "p WHERE abkit_rn = 1")
-    labels = (f"SELECT {_LAB_COLS} FROM (SELECT {_LAB_COLS}, ROW_NUMBER() OVER (PARTITION BY request_id "
-              f"ORDER BY labelled_at, label) AS abkit_rn FROM abkit_lab WHERE experiment = {k}) l WHERE abkit_rn = 1")
-    return preds, labels
+    if src.unique:  # compaction guarantees each id once; the files hold the experiment only
+        return {"abkit_pred_once": f"SELECT {pred} FROM abkit_pred", "abkit_lab_once": f"SELECT {_LAB_COLS} FROM abkit_lab"}
+    return {"abkit_pred_new": _first(pred, "abkit_pred_d", _PRED_ORDER, "abkit_pred_c", src.experiment),
+            "abkit_lab_new": _first(_LAB_COLS, "abkit_lab_d", _LAB_ORDER, "abkit_lab_c", src.experiment),
+            "abkit_pred_once": f"SELECT {pred} FROM abkit_pred_c UNION ALL SELECT {pred} FROM abkit_pred_new",
+            "abkit_lab_once": f"SELECT {_LAB_COLS} FROM abkit_lab_c UNION ALL SELECT {_LAB_COLS} FROM abkit_lab_new"}
+
+
+def _layers(src: LogSource) -> dict[str, tuple[str, list[str], str]]:
+    """The views each engine builds from files: name -> (columns, files, filter). A unique source is read
+    as it is; otherwise compacted (``_c``) and delta (``_d``) rows apart, and ``abkit_pred``/``abkit_lab``
+    are both together, typed."""
+    if src.unique:
+        return {"abkit_pred": (_columns(src, "predictions"), src.files("predictions"), ""),
+                "abkit_lab": (_columns(src, "labels"), src.files("labels"), "")}
+    where = f" WHERE experiment = {sql_string(src.experiment)}"
+    return {"abkit_pred_c": (_PRED_COLS, list(src.compacted["predictions"]), ""),
+            "abkit_pred_dall": (_PRED_COLS, list(src.deltas["predictions"]), where),
+            "abkit_lab_c": (_LAB_COLS, list(src.compacted["labels"]), ""),
+            "abkit_lab_dall": (_LAB_COLS, list(src.deltas["labels"]), where)}
+
+
+_UNIONS = {"abkit_pred": ("abkit_pred_c", "abkit_pred_d", _PRED_COLS),
+           "abkit_lab": ("abkit_lab_c", "abkit_lab_d", _LAB_COLS)}
 
 
 class Engine(ABC):
@@ -154,18 +180,33 @@ class Engine(ABC):
         """Release what the engine holds (its DuckDB connection when it opened it; Spark sessions stay)."""
 
     def invalid_rows(self) -> tuple[int, int]:
-        """Prediction and label rows of the experiment that the views skip (0, 0 for a unique source)."""
+        """Prediction and label rows of the experiment that the views skip as unusable, with those compaction
+        left out."""
+        done = self.source.invalid
         if self.source.unique:
-            return 0, 0
-        preds, labels = self.sql(_invalid_sql(self.source))[0]
-        return int(preds), int(labels)
+            return done
+        preds, labels = self.sql(f"SELECT (SELECT COUNT(*) FROM abkit_pred_dall WHERE NOT {VALID_PREDICTION_SQL}), "
+                                 f"(SELECT COUNT(*) FROM abkit_lab_dall WHERE NOT {VALID_LABEL_SQL})")[0]
+        return done[0] + int(preds), done[1] + int(labels)
 
-    def _register_once(self) -> None:
-        self.view("abkit_pred", _checked(self.source, "predictions"))
-        self.view("abkit_lab", _checked(self.source, "labels"))
-        preds, labels = _once_sql(self.source)
-        self.view("abkit_pred_once", preds)
-        self.view("abkit_lab_once", labels)
+    @abstractmethod
+    def _files_view(self, name: str, columns: str, files: list[str], where: str) -> None:
+        """Register ``name`` as the typed ``columns`` of ``files`` (none: an empty view)."""
+
+    def _register(self) -> None:
+        """Register the raw views and the exactly-once views of the source."""
+        for name, (columns, files, where) in _layers(self.source).items():
+            if files:
+                self._files_view(name, columns, files, where)
+            else:
+                self.view(name, _empty(columns))
+        if not self.source.unique:  # appended rows are vouched for by no one: the usable ones only
+            self.view("abkit_pred_d", f"SELECT * FROM abkit_pred_dall WHERE {VALID_PREDICTION_SQL}")
+            self.view("abkit_lab_d", f"SELECT * FROM abkit_lab_dall WHERE {VALID_LABEL_SQL}")
+            for name, (c, d, cols) in _UNIONS.items():
+                self.view(name, f"SELECT {cols} FROM {c} UNION ALL SELECT {cols} FROM {d}")
+        for name, query in _once_sql(self.source).items():
+            self.view(name, query)
 
 
 class DuckDBEngine(Engine):
@@ -185,17 +226,13 @@ class DuckDBEngine(Engine):
             self.con.execute("SET enable_progress_bar = false")
         except duckdb.Error:  # inside Jupyter DuckDB refuses the setting without ipywidgets; it is only cosmetic
             pass
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW abkit_pred_files AS SELECT {_columns(source, 'predictions')} "
-            f"FROM read_parquet({sql_string(source.pattern('predictions'))}, hive_partitioning = false)"
-        )
-        if source.files("labels"):
-            q = (f"SELECT {_columns(source, 'labels')} "
-                 f"FROM read_parquet({sql_string(source.pattern('labels'))}, hive_partitioning = false)")
-        else:
-            q = _NO_LABELS
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW abkit_lab_files AS {q}")
-        self._register_once()
+        self._register()
+
+    def _files_view(self, name: str, columns: str, files: list[str], where: str) -> None:
+        names = "[" + ", ".join(sql_string(f) for f in files) + "]"
+        cols = columns if self.source.unique else _typed(columns)  # compacted files: already the stored types
+        self.view(name, f"SELECT {cols} FROM read_parquet({names}, hive_partitioning = false, union_by_name = "
+                        f"{'false' if self.source.unique else 'true'}){where}")
 
     def sql(self, query: str) -> list[tuple[Any, ...]]:
         return self.con.execute(query).fetchall()
@@ -232,14 +269,13 @@ class SparkEngine(Engine):
     def __init__(self, source: LogSource, spark: Any) -> None:
         self.source = source
         self.spark = spark
-        pred = spark.read.option("recursiveFileLookup", "true").parquet(str(source.predictions))
-        pred.selectExpr(*_columns(source, "predictions").split(", ")).createOrReplaceTempView("abkit_pred_files")
-        if source.files("labels"):
-            lab = spark.read.option("recursiveFileLookup", "true").parquet(str(source.labels))
-            lab.selectExpr(*_columns(source, "labels").split(", ")).createOrReplaceTempView("abkit_lab_files")
-        else:
-            spark.sql(_NO_LABELS).createOrReplaceTempView("abkit_lab_files")
-        self._register_once()
+        self._register()
+
+    def _files_view(self, name: str, columns: str, files: list[str], where: str) -> None:
+        frame = self.spark.read.option("mergeSchema", "true").parquet(*files)
+        cols = columns if self.source.unique else _typed(columns)
+        frame.selectExpr(*cols.split(", ")).createOrReplaceTempView(f"{name}_files")
+        self.view(name, f"SELECT * FROM {name}_files{where}")
 
     def sql(self, query: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.spark.sql(query).collect()]

@@ -1,5 +1,5 @@
-"""Small per-arm summaries of a prediction log for the report's pictures: latency quantile curves,
-reliability (calibration) bins and confusion counts.
+"""Small per-arm summaries of a prediction log for the report's pictures: latency quantile curves and
+reliability (calibration) bins (the confusion counts come with the analysis: ``AnalysisResult.confusion_table``).
 
 Each is one DuckDB ``GROUP BY`` over the log's deduplicated predictions joined to their labels
 (``PredictionLog.read_joined``), returning a few rows per arm; the statistics themselves live in
@@ -22,7 +22,6 @@ class LogSummary:
 
     latency: Any  # variant, prob, latency_ms: the latency quantile curve (an ECDF turned sideways)
     reliability: Any  # variant, bin, confidence, accuracy, n: labelled predictions binned by confidence
-    confusion: Any  # variant, label, predicted_label, n: labelled predictions
 
 
 def summarize_log(log_root: str | Path, experiment: str, *, variants: Sequence[str] = (), bins: int = 10) -> LogSummary:
@@ -43,12 +42,9 @@ def summarize_log(log_root: str | Path, experiment: str, *, variants: Sequence[s
             f"SELECT variant, least(floor(confidence * {int(bins)}), {int(bins) - 1}) AS bin, "
             "avg(confidence) AS confidence, avg(CAST(correct AS DOUBLE)) AS accuracy, count(*) AS n "
             "FROM _abkit_s WHERE label IS NOT NULL GROUP BY ALL ORDER BY variant, bin").df()
-        confusion = con.sql(
-            "SELECT variant, label, predicted_label, count(*) AS n FROM _abkit_s WHERE label IS NOT NULL "
-            "GROUP BY ALL ORDER BY variant, label, predicted_label").df()
     finally:
         con.unregister("_abkit_s")
     order = {v: i for i, v in enumerate(variants)}
     frames = [f.assign(_o=f["variant"].map(lambda v: order.get(v, len(order)))).sort_values("_o", kind="stable")
-              .drop(columns="_o").reset_index(drop=True) for f in (latency, reliability, confusion)]
+              .drop(columns="_o").reset_index(drop=True) for f in (latency, reliability)]
     return LogSummary(*frames)

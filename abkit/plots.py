@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from abkit.scorecard import statistic_label
+from abkit.scorecard import metric_info, statistic_label
 
 _STYLE = {"ci": "#0969da", "seq": "#8250df", "zero": "#57606a", "good": "#1a7f37", "bad": "#cf222e"}
 
@@ -67,17 +67,19 @@ def sequential_plot(result: Any, metric: str | None = None) -> Any:
         ax.plot(x, est, "o-", color=_STYLE["seq"], label="estimate")
         ax.axhline(0, color=_STYLE["zero"], lw=1, ls="--")
         ax.set_xticks(x, [r["day"][5:] for r in rr], rotation=60, fontsize=7)
-        ax.set_title(f"{metric}: {v} − control (cumulative)")
+        ax.set_title(f"{statistic_label(metric, 'mean')}: {v} − control (cumulative)")
         ax.legend(fontsize=7)
     return fig
 
 
 def chance_to_win_plot(result: Any) -> Any:
-    """Bayesian chance that each challenger beats control, per metric."""
-    eff = [e for e in result.effects.to_dicts() if e["statistic"] == "mean" and e.get("chance_to_win") is not None]
+    """Bayesian chance that each challenger beats control, per metric with a direction (an informational
+    metric such as a model's own confidence has no "better" to win)."""
+    eff = [e for e in result.effects.to_dicts() if e["statistic"] == "mean" and e.get("chance_to_win") is not None
+           and metric_info(e["metric"]).direction != "neutral"]
     fig, axes = _fig(1, 5.5, 0.6 + 0.45 * max(len(eff), 1))
     ax = axes[0]
-    labels = [f"{e['metric']} · {e['variant']}" for e in eff]
+    labels = [f"{statistic_label(e['metric'], 'mean')} · {e['variant']}" for e in eff]
     vals = [100 * _val(e["chance_to_win"]) for e in eff]
     colours = [_STYLE["good"] if v >= 50 else _STYLE["bad"] for v in vals]
     ax.barh(np.arange(len(eff)), vals, color=colours)
@@ -177,9 +179,17 @@ def reliability_plot(summary: Any) -> Any:
     return fig
 
 
-def confusion_plot(confusion: Any) -> Any:
-    """Confusion matrix per arm (rows: true label, columns: predicted), shares of each true label."""
-    variants = list(dict.fromkeys(confusion["variant"])) or ["(no labels yet)"]
+def confusion_plot(confusion: Any, variants: Any = ()) -> Any:
+    """Confusion matrix per arm (rows: true label, columns: predicted), shares of each true label; takes the
+    rows of ``AnalysisResult.confusion_table()`` (variant, label, predicted_label, n) as a DataFrame; panels follow
+    ``variants`` (the experiment's order), then any other arm."""
+    if len(confusion) == 0:
+        fig, axes = _fig(1, 3.6, 1.2)
+        axes[0].set_axis_off()
+        axes[0].text(0.5, 0.5, "no labelled predictions yet", ha="center", va="center")
+        return fig
+    present = list(dict.fromkeys(confusion["variant"]))
+    variants = [v for v in variants if v in present] + [v for v in present if v not in variants]
     labels = sorted(set(confusion["label"]) | set(confusion["predicted_label"]))
     fig, axes = _fig(len(variants), 3.6, 3.2)
     for ax, v in zip(axes, variants):

@@ -23,13 +23,13 @@ from abkit.stats.smooth import VectorStats
 
 EXP = Experiment.from_params(key="ctest", start="2024-03-01", duration_days=4)
 CLASSES = ("ham", "promo", "spam")
-T0 = dt.datetime(2024, 3, 1, 8, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2024, 3, 1, 8, tzinfo=dt.UTC)
 
 
 def _write(root: Path, *, n_users: int = 600, seed: int = 4, classes: tuple[str, ...] = CLASSES,
-           recall: dict[str, float] | None = None, check_disk: bool = True) -> pd.DataFrame:
-    """A log whose users each have their own class mix; the challenger finds spam more often. Returns the
-    requests with their labels (None where unlabelled)."""
+           recall: dict[str, float] | None = None, compact: bool = True) -> pd.DataFrame:
+    """A log whose users each have their own class mix; the challenger finds spam more often; compacted (the
+    fast path) or as appended. Returns the requests with their labels (None where unlabelled)."""
     rng = np.random.default_rng(seed)
     recall = recall or {"control": 0.7, "challenger": 0.85}
     ids = np.array([f"u{i:05d}" for i in range(n_users)])
@@ -47,11 +47,13 @@ def _write(root: Path, *, n_users: int = 600, seed: int = 4, classes: tuple[str,
                          "model_name": "m", "model_version": "1", "truth": truth, "labelled": rng.random() < 0.6})
     frame = pd.DataFrame(rows)
     log = PredictionLog(root)
-    with log.writer("ctest", list(EXP.variant_names), check_disk=check_disk) as w:
+    with log.writer("ctest", list(EXP.variant_names)) as w:
         w.append(frame.drop(columns=["truth", "labelled"]))
     lab = frame[frame["labelled"]]
     log.append_labels(pd.DataFrame({"experiment": "ctest", "request_id": lab["request_id"], "label": lab["truth"],
                                     "labelled_at": T0 + dt.timedelta(days=1)}))
+    if compact:
+        log.compact()
     return frame.assign(label=frame["truth"].where(frame["labelled"]))
 
 
@@ -77,7 +79,7 @@ def _ratio_ref(frame: pd.DataFrame, cls: str, num: str, den: str) -> dict[str, n
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, pd.DataFrame]]:
     base = tmp_path_factory.mktemp("class")
-    return {"unique": (base / "u", _write(base / "u")), "plain": (base / "p", _write(base / "p", check_disk=False))}
+    return {"unique": (base / "u", _write(base / "u")), "plain": (base / "p", _write(base / "p", compact=False))}
 
 
 @pytest.mark.parametrize("layout", ["unique", "plain"])

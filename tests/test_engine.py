@@ -24,18 +24,20 @@ def _rec(request_id: str, variant: str = "control", latency_ms: float = 10.0, ho
                 model_version="1")
 
 
-def _log(root: Path, checked: bool) -> Path:
+def _log(root: Path, compacted: bool) -> Path:
     """r1 logged twice (the later copy in another writer's file), r2 once; r1 labelled twice; another
-    experiment's rows beside them."""
+    experiment's rows beside them; compacted or as appended."""
     log = PredictionLog(root)
-    with log.writer("exp", ["control", "challenger"], check_disk=checked) as w:
+    with log.writer("exp", ["control", "challenger"]) as w:
         w.append([_rec("r1"), _rec("r2", "challenger", 20.0)])
-    with log.writer("exp", ["control", "challenger"], check_disk=checked) as w:
+    with log.writer("exp", ["control", "challenger"]) as w:
         w.append([_rec("r1", latency_ms=99.0, hours=1)])
-    with log.writer("other", ["control"], check_disk=checked) as w:
+    with log.writer("other", ["control"]) as w:
         w.append([_rec("r9")])
     log.append_labels([dict(experiment="exp", request_id="r1", label="pos", labelled_at=T0)])
     log.append_labels([dict(experiment="exp", request_id="r1", label="neg", labelled_at=T0 + dt.timedelta(days=1))])
+    if compacted:
+        log.compact()
     return root
 
 
@@ -46,7 +48,7 @@ EXPECTED = ([("control", "r1", 10.0), ("challenger", "r2", 20.0)], [("r1", "pos"
 def test_once_views_hold_each_request_once(tmp_path: Path, checked: bool) -> None:
     root = _log(tmp_path, checked)
     src = log_source(root, "exp")
-    assert src.unique is checked  # unchecked writers leave files the engine must deduplicate
+    assert src.unique is checked  # appended files: the engine deduplicates them
     eng = open_engine(src)
     try:
         assert (eng.sql(ONCE[0]), eng.sql(ONCE[1])) == EXPECTED

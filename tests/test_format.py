@@ -160,3 +160,18 @@ def test_scorecard_axis_survives_zero_and_missing_intervals():
                  relative_ci_low=0.0, relative_ci_high=0.0)
     assert "<span>−0.10 %</span><span>0</span><span>+0.10 %</span>" in Scorecard(res).to_html()  # smallest axis
     assert "No metric rows yet" in Scorecard({**res, "effects": []}).to_html()
+
+
+def test_pictures_draw_from_plain_tables_and_say_when_labels_are_missing():
+    import pandas as pd
+
+    from abkit.plots import confusion_plot
+
+    rows = pd.DataFrame({"variant": ["a", "a", "a", "b"], "label": ["x", "x", "y", "y"],
+                         "predicted_label": ["x", "y", "y", "y"], "n": [3, 1, 4, 2]})
+    fig = confusion_plot(rows, ["b", "a"])
+    texts = [t.get_text() for ax in fig.axes[1:] for t in ax.texts]
+    assert [ax.get_title() for ax in fig.axes] == ["b", "a"]
+    assert texts[:4] == ["75 %\n(3)", "25 %\n(1)", "0 %\n(0)", "100 %\n(4)"]  # rows: true x, true y
+    empty = confusion_plot(pd.DataFrame.from_records([]))
+    assert [t.get_text() for t in empty.axes[0].texts] == ["no labelled predictions yet"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+import json
 import math
 import os
 import signal
@@ -27,6 +28,7 @@ from abkit.log import (
     LogError,
     PredictionLog,
 )
+from abkit.log.layout import log_source
 
 VARIANTS = ["control", "challenger"]
 T0 = dt.datetime(2024, 3, 1, 12, tzinfo=dt.timezone.utc)
@@ -79,8 +81,10 @@ def test_files_hold_one_row_group_per_arm_ordered_by_user(tmp_path: Path) -> Non
     with log.writer("exp-1", VARIANTS) as w:
         w.append(_records(40))
     log.append_labels([dict(experiment="exp-1", request_id=f"r{i}", label="pos", labelled_at=T0) for i in range(40)])
-    for kind in ("predictions", "labels"):
-        (f,) = glob.glob(str(tmp_path / kind / "experiment=exp-1" / "*" / "*.parquet"))
+    (appended,) = glob.glob(log.predictions_glob("exp-1"))
+    log.compact()  # compacted files are clustered too; labels then carry their prediction's arm and user
+    (compacted,) = glob.glob(str(tmp_path / "labels" / "experiment=exp-1" / "*" / "*.compacted.parquet"))
+    for kind, f in (("predictions", appended), ("labels", compacted)):
         meta = pq.ParquetFile(f).metadata
         col = meta.schema.names.index("variant")
         stats = [meta.row_group(g).column(col).statistics for g in range(meta.num_row_groups)]
@@ -175,10 +179,13 @@ def test_duplicates_are_dropped_and_reported(tmp_path: Path) -> None:
         assert w.append(recs[2:]) == 0  # duplicates of buffered rows
         assert w.last.duplicates == 2
     assert w.duplicates == 3
-    with log.writer("exp-1", VARIANTS) as w2:  # a new session sees what is on disk
-        assert w2.append(_records(3, 3)) == 2 and w2.duplicates == 1
-    got = log.read_predictions("exp-1")
-    assert got.num_rows == 6 and got["text"].to_pylist()[0] == "text 0"
+    with log.writer("exp-1", VARIANTS) as w2:  # a new session does not read the disk: r3 is stored twice
+        assert w2.append(_records(3, 3)) == 3 and w2.duplicates == 0
+    assert log.duplicate_request_ids("exp-1").to_pylist() == [{"request_id": "r3", "copies": 2}]
+    for _ in range(2):  # readers count r3 once, before and after compaction
+        got = log.read_predictions("exp-1")
+        assert got.num_rows == 6 and got["text"].to_pylist()[0] == "text 0"
+        log.compact()
     assert log.duplicate_request_ids("exp-1").num_rows == 0
 
 
@@ -186,14 +193,17 @@ def test_readers_dedupe_what_unaware_writers_stored(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path)
     early, late = _records(2), _records(2, t0=T0 + dt.timedelta(hours=1))
     late[0]["text"] = "later copy"
-    for batch in (late, early):  # two writers that do not look at the disk, e.g. a retried batch
-        with log.writer("exp-1", VARIANTS, check_disk=False) as w:
+    for batch in (late, early):  # two writers, e.g. a retried batch on another worker
+        with log.writer("exp-1", VARIANTS) as w:
             w.append(batch)
     dups = log.duplicate_request_ids("exp-1")
     assert dups.to_pylist() == [{"request_id": "r0", "copies": 2}, {"request_id": "r1", "copies": 2}]
     got = log.read_predictions("exp-1")
     assert got.num_rows == 2 and got["text"].to_pylist() == ["text 0", "text 1"]  # first by ts
     assert log.read_predictions("exp-1", dedupe=False).num_rows == 4
+    (report,) = log.compact()
+    assert report.dropped_predictions == 2 and log.read_predictions("exp-1", dedupe=False).num_rows == 2
+    assert log.read_predictions("exp-1")["text"].to_pylist() == ["text 0", "text 1"]
 
 
 def test_labels_validate_and_join(tmp_path: Path) -> None:
@@ -229,8 +239,7 @@ WRITER_SCRIPT = textwrap.dedent(
     from abkit.log import PredictionLog
     root, name, n_batches, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     n = batch
-    check_disk = len(sys.argv) > 5 and sys.argv[5] == "check"
-    w = PredictionLog(root).writer("exp-1", ["control", "challenger"], batch_size=batch, check_disk=check_disk)
+    w = PredictionLog(root).writer("exp-1", ["control", "challenger"], batch_size=batch)
     i = np.arange(n)
     total = 0
     for b in range(n_batches):
@@ -247,10 +256,9 @@ WRITER_SCRIPT = textwrap.dedent(
 )
 
 
-def _spawn(root: Path, name: str, n_batches: int, batch: int, check_disk: bool = False) -> subprocess.Popen:
+def _spawn(root: Path, name: str, n_batches: int, batch: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", WRITER_SCRIPT, str(root), name, str(n_batches), str(batch)]
-        + (["check"] if check_disk else []),
+        [sys.executable, "-c", WRITER_SCRIPT, str(root), name, str(n_batches), str(batch)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
     )
 
@@ -274,6 +282,9 @@ def test_sigkill_mid_burst_loses_no_flushed_record(tmp_path: Path) -> None:
     assert len(set(got["request_id"].to_pylist())) == got.num_rows
     for tmp in tmp_path.rglob("*.tmp"):  # a half-written temp file may remain; it is never a part file
         assert not tmp.name.startswith("part-")
+    log.compact()  # the killed writer's temp files go (its process is gone), the rows stay
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert log.read_predictions("exp-1").num_rows == got.num_rows
 
 
 def test_four_concurrent_writers_store_exactly_200k_rows(tmp_path: Path) -> None:
@@ -289,45 +300,36 @@ def test_four_concurrent_writers_store_exactly_200k_rows(tmp_path: Path) -> None
     assert np.unique(got["variant"].to_numpy(zero_copy_only=False)).tolist() == ["challenger", "control"]
 
 
-def test_concurrent_writers_of_the_same_ids_commit_each_exactly_once(tmp_path: Path) -> None:
-    # four processes log the same 30,000 request ids (a retried stream landing on several workers)
-    procs = [_spawn(tmp_path, "shared", 3, 10_000, check_disk=True) for _ in range(4)]
-    dropped = 0
+def test_writers_without_a_lock_append_overlapping_ids_and_readers_stay_exact(tmp_path: Path) -> None:
+    # four processes, no shared lock (as on four machines), log the same 30,000 request ids (a retried stream)
+    procs = [_spawn(tmp_path, "shared", 3, 10_000) for _ in range(4)]
     for p in procs:
         out, _ = p.communicate(timeout=120)
         assert p.returncode == 0, out
-        dropped += int(out.split()[-1])
+        assert int(out.split()[-1]) == 0  # no writer saw another's rows: nothing read from disk
     log = PredictionLog(tmp_path)
-    files = glob.glob(log.predictions_glob("exp-1"))
-    assert files and all(f.endswith(".unique.parquet") for f in files)
-    got = log.read_predictions("exp-1", dedupe=False)
-    assert got.num_rows == 30_000 and len(set(got["request_id"].to_pylist())) == 30_000
-    assert dropped == 3 * 30_000  # every copy the disk refused was counted by its writer
+    assert log.read_predictions("exp-1", dedupe=False).num_rows == 4 * 30_000
+    expected = {f"shared-{b}-{i}" for b in range(3) for i in range(10_000)}
+    for stage in ("appended", "compacted", "compacted again"):
+        got = log.read_predictions("exp-1")
+        assert got.num_rows == 30_000 and set(got["request_id"].to_pylist()) == expected, stage
+        reports = log.compact()
+    assert reports[0].predictions == 0  # idempotent: the third run found nothing to do
+    assert log.read_predictions("exp-1", dedupe=False).num_rows == 30_000  # the copies are gone from disk
     assert log.duplicate_request_ids("exp-1").num_rows == 0
 
 
-def test_files_carry_the_uniqueness_guarantee_only_when_checked(tmp_path: Path) -> None:
-    log = PredictionLog(tmp_path)
-    with log.writer("exp-1", VARIANTS) as w:
-        w.append(_records(4))
-    with log.writer("exp-1", VARIANTS) as w2:  # a later session sees the disk
-        assert w2.append(_records(6)) == 2 and w2.duplicates == 4
-    assert all(f.endswith(".unique.parquet") for f in glob.glob(log.predictions_glob("exp-1")))
-    with log.writer("exp-1", VARIANTS, check_disk=False) as w3:
-        w3.append(_records(1, 6))
-    names = sorted(Path(f).name for f in glob.glob(log.predictions_glob("exp-1")))
-    assert sum(not n.endswith(".unique.parquet") for n in names) == 1
-    assert log.read_predictions("exp-1").num_rows == 7
-
-
-def test_the_first_label_appended_wins_across_calls(tmp_path: Path) -> None:
+def test_the_first_label_by_time_wins_across_calls(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path)
     first = dict(experiment="exp-1", request_id="r0", label="pos", labelled_at=T0)
     assert log.append_labels([first]) == 1
-    assert log.append_labels([first | {"label": "neg"}, first | {"request_id": "r1"}]) == 1
-    assert PredictionLog(tmp_path).append_labels([first | {"label": "neg"}]) == 0  # a new process sees the disk
-    assert log.read_labels("exp-1").to_pylist() == [first, first | {"request_id": "r1"}]
-    assert all(f.endswith(".unique.parquet") for f in glob.glob(log.labels_glob("exp-1")))
+    later = first | {"label": "neg", "labelled_at": T0 + dt.timedelta(hours=1)}
+    assert log.append_labels([later, first | {"request_id": "r1"}]) == 2
+    assert PredictionLog(tmp_path).append_labels([later]) == 1  # another process: stored, not counted
+    for _ in range(2):  # before and after compaction
+        assert log.read_labels("exp-1").to_pylist() == [first, first | {"request_id": "r1"}]
+        log.compact()
+    assert log.read_labels("exp-1", dedupe=False).num_rows == 2
 
 
 def test_least_confident_per_variant_with_labels(tmp_path):
@@ -346,63 +348,84 @@ def test_least_confident_per_variant_with_labels(tmp_path):
 
 @pytest.fixture
 def weak_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keys that collide on purpose (the id's length), so the writers' collision handling is exercised."""
+    """Keys that collide on purpose (the id's length), so compaction's collision check is exercised."""
 
     def by_length(ids: object) -> np.ndarray:
         values = ids.to_pylist() if hasattr(ids, "to_pylist") else list(ids)  # type: ignore[union-attr]
         return np.array([len(x) for x in values], dtype=np.int64)
 
-    monkeypatch.setattr("abkit.log.writer.fnv1a64", by_length)
-    monkeypatch.setattr("abkit.log.index.fnv1a64", by_length)
+    monkeypatch.setattr("abkit.log.compact.fnv1a64", by_length)
 
 
-def test_a_key_shared_by_two_ids_ends_the_uniqueness_marks(tmp_path: Path, weak_keys: None) -> None:
+def _collided(root: Path) -> bool:
+    return json.loads((root / "predictions" / "experiment=exp-1" / "_manifest.json").read_text())["collided"]
+
+
+def test_a_key_shared_by_two_ids_is_found_by_compaction(tmp_path: Path, weak_keys: None) -> None:
     log = PredictionLog(tmp_path)
     with log.writer("exp-1", VARIANTS) as w:
         w.append(_records(1))  # r0 alone: its key is still one-to-one
-    assert all(f.endswith(".unique.parquet") for f in glob.glob(log.predictions_glob("exp-1")))
+    (report,) = log.compact()
+    assert not report.collided and log_source(tmp_path, "exp-1").unique
     with log.writer("exp-1", VARIANTS) as w:
-        assert w.append(_records(3)) == 2  # r0 is a duplicate; r1 and r2 share r0's key
-    names = [Path(f).name for f in glob.glob(log.predictions_glob("exp-1"))]
-    assert sum(n.endswith(".unique.parquet") for n in names) == 1  # the new file is not marked
+        w.append(_records(3))  # r0 again; r1 and r2 share r0's key
+    (report,) = log.compact()
+    assert report.collided and report.dropped_predictions == 1 and not log_source(tmp_path, "exp-1").unique
     assert log.append_labels([dict(experiment="exp-1", request_id="r9", label="pos")]) == 1
-    assert not any(f.endswith(".unique.parquet") for f in glob.glob(log.labels_glob("exp-1")))  # stays ended
+    log.compact()
+    assert _collided(tmp_path)  # stays collided
     assert sorted(log.read_predictions("exp-1")["request_id"].to_pylist()) == ["r0", "r1", "r2"]
 
 
-def test_a_label_whose_key_names_another_prediction_is_not_marked(tmp_path: Path, weak_keys: None) -> None:
+def test_a_label_whose_key_names_another_prediction_is_a_collision(tmp_path: Path, weak_keys: None) -> None:
     log = PredictionLog(tmp_path)
     with log.writer("exp-1", VARIANTS) as w:
         w.append(_records(1))  # r0, unit u0
     assert log.append_labels([dict(experiment="exp-1", request_id="r0", label="pos")]) == 1
-    assert all(f.endswith(".unique.parquet") for f in glob.glob(log.labels_glob("exp-1")))
+    log.compact()
+    assert not _collided(tmp_path)
     assert log.append_labels([dict(experiment="exp-1", request_id="x5", label="neg")]) == 1  # same length as r0
-    assert sum(f.endswith(".unique.parquet") for f in glob.glob(log.labels_glob("exp-1"))) == 1
+    log.compact()
+    assert _collided(tmp_path)
 
 
-def test_a_unit_key_shared_by_two_users_is_not_marked(tmp_path: Path, weak_keys: None) -> None:
+def test_a_unit_key_shared_by_two_users_is_a_collision(tmp_path: Path, weak_keys: None) -> None:
     log = PredictionLog(tmp_path)
     recs = _records(2)
     recs[0]["request_id"], recs[1]["request_id"] = "a", "bb"  # distinct request keys
     recs[0]["unit_id"], recs[1]["unit_id"] = "u1", "u2"  # one unit key for two users
     with log.writer("exp-1", VARIANTS) as w:
         w.append(recs)
-    assert not any(f.endswith(".unique.parquet") for f in glob.glob(log.predictions_glob("exp-1")))
+    (report,) = log.compact()
+    assert report.collided
 
 
-def test_labels_store_a_copy_of_what_they_label(tmp_path: Path) -> None:
+def test_compacted_labels_store_a_copy_of_what_they_label(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path)
     early = dict(experiment="exp-1", request_id="r7", label="pos", labelled_at=T0)
     assert log.append_labels([early]) == 1  # its prediction is not logged yet
     with log.writer("exp-1", VARIANTS) as w:
         w.append(_records(3, t0=T0 + dt.timedelta(days=2)))
     log.append_labels([dict(experiment="exp-1", request_id=r, label="neg", labelled_at=T0) for r in ("r0", "r1")])
-    rows = {r["request_id"]: r for f in glob.glob(log.labels_glob("exp-1")) for r in pq.read_table(f).to_pylist()}
+
+    def compacted_labels() -> dict[str, dict]:
+        files = glob.glob(str(tmp_path / "labels" / "experiment=exp-1" / "*" / "*.compacted.parquet"))
+        return {r["request_id"]: r for f in files for r in pq.read_table(f).to_pylist()}
+
+    log.compact()
+    rows = compacted_labels()
     assert rows["r7"]["unit_key"] is None and rows["r7"]["variant"] is None
     day = (T0.date() + dt.timedelta(days=2) - dt.date(1970, 1, 1)).days
     for r, rec in zip(("r0", "r1"), _records(2), strict=True):
         assert (rows[r]["variant"], rows[r]["unit_key"], rows[r]["predicted_label"], rows[r]["prediction_day"]) == (
             rec["variant"], fnv1a64([rec["unit_id"]])[0], rec["predicted_label"], day)
+    assert not log_source(tmp_path, "exp-1").copied  # r7's label waits for its prediction
+    with log.writer("exp-1", VARIANTS) as w:
+        w.append(_records(5, 3, t0=T0 + dt.timedelta(days=2)))  # r3 … r7
+    log.compact()  # the label of r7 is rewritten with its copy
+    rows = compacted_labels()
+    assert rows["r7"]["unit_key"] == fnv1a64(["u0"])[0] and len(rows) == 3
+    assert log_source(tmp_path, "exp-1").copied
     assert log.read_labels("exp-1").schema == LABEL_SCHEMA  # readers return the record columns
 
 
@@ -418,16 +441,21 @@ LABEL_SCRIPT = textwrap.dedent(
 )
 
 
-def test_concurrent_label_appends_store_each_label_once(tmp_path: Path) -> None:
-    writer = _spawn(tmp_path, "shared", 1, 5_000, check_disk=True)  # the predictions shared-0-0 … shared-0-4999
+def test_concurrent_label_appends_count_each_label_once(tmp_path: Path) -> None:
+    writer = _spawn(tmp_path, "shared", 1, 5_000)  # the predictions shared-0-0 … shared-0-4999
     assert writer.communicate(timeout=120)[0] and writer.returncode == 0
     procs = [subprocess.Popen([sys.executable, "-c", LABEL_SCRIPT, str(tmp_path), "5000"], stdout=subprocess.PIPE,
                               text=True) for _ in range(3)]
     written = [int(p.communicate(timeout=120)[0]) for p in procs]
-    assert sorted(written) == [0, 0, 5_000]  # the lock serialises them: one wrote, the others found it on disk
+    assert written == [5_000] * 3  # no lock: each wrote its call
     log = PredictionLog(tmp_path)
-    assert log.read_labels("exp-1", dedupe=False).num_rows == 5_000
+    assert log.read_labels("exp-1", dedupe=False).num_rows == 15_000
+    assert log.read_labels("exp-1").num_rows == 5_000
+    (report,) = log.compact()
+    assert report.labels == 5_000 and report.dropped_labels == 10_000
+    assert len(glob.glob(log.labels_glob("exp-1"))) == 4  # the absorbed files stay until the next run
+    assert log.compact()[0].removed == 4  # 3 label files and the predictions (a reader may still read them)
     files = glob.glob(log.labels_glob("exp-1"))
-    assert files and all(f.endswith(".unique.parquet") for f in files)
+    assert files and all(f.endswith(".compacted.parquet") for f in files)
     copies = pa.concat_tables([pq.read_table(f, columns=["unit_key"]) for f in files])
-    assert copies["unit_key"].null_count == 0  # every label found its prediction
+    assert copies.num_rows == 5_000 and copies["unit_key"].null_count == 0  # every label found its prediction

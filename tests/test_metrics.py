@@ -14,7 +14,8 @@ import pytest
 
 from abkit.calibrate import write_log
 from abkit.experiment import Experiment
-from abkit.log import PREDICTION_SCHEMA, PredictionLog, all_unique
+from abkit.log import PREDICTION_SCHEMA, PredictionLog
+from abkit.log.compact import compact
 from abkit.log.layout import log_source as _source
 from abkit.metrics import METRICS, LogStats, MetricError, collect
 
@@ -120,33 +121,37 @@ def test_matches_pandas_reference_and_days_accumulate(random_log: Path) -> None:
     np.testing.assert_allclose(s.daily["accuracy"].m_ss[-1], s.stats["accuracy"].m_ss)
 
 
-def _relog(random_log: Path, root: Path, labels_first: int) -> Path:
-    """The random log's requests and labels logged again through checking writers: every file unique.
-    The first ``labels_first`` labels arrive before their predictions (so they hold no copy of them)."""
+def _relog(random_log: Path, root: Path, ghosts: int) -> Path:
+    """The random log's requests and labels appended again by lock-free writers (a retried batch included),
+    then compacted: every file compacted. ``ghosts`` labels name requests that were never logged, so that not
+    every label carries its prediction's copy."""
     src, log = PredictionLog(random_log), PredictionLog(root)
     preds, labels = src.read_predictions("mtest"), src.read_labels("mtest")
-    log.append_labels(labels.slice(0, labels_first))
-    with log.writer("mtest", list(EXP.variant_names), batch_size=500) as w:  # several files per day
+    with log.writer("mtest", list(EXP.variant_names), batch_size=500) as w:
         w.append(preds)
-        w.append(preds.slice(0, 50))  # a retried batch: dropped at write time
-    assert w.duplicates == 50
-    log.append_labels(labels.slice(labels_first))
-    assert all_unique(glob.glob(str(root / "**" / "*.parquet"), recursive=True))
+        w.append(preds.slice(0, 50))  # a retried batch: the writer forgot the flushed ids; compaction drops it
+    log.append_labels(labels)
+    if ghosts:
+        log.append_labels(pa.table({"experiment": ["mtest"] * ghosts, "request_id": [f"ghost-{i}" for i in range(ghosts)],
+                                    "label": ["pos"] * ghosts}))
+    (report,) = compact(root)
+    assert report.dropped_predictions == 50 and report.predictions == preds.num_rows
+    assert _source(root, "mtest").unique
     return root
 
 
 @pytest.fixture(scope="module")
 def unique_log(random_log: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every label logged after its prediction: labels are counted without a join."""
-    root = _relog(random_log, tmp_path_factory.mktemp("unique") / "log", labels_first=0)
+    """Every label has its prediction: labels are counted without a join."""
+    root = _relog(random_log, tmp_path_factory.mktemp("unique") / "log", ghosts=0)
     assert _source(root, "mtest").copied
     return root
 
 
 @pytest.fixture(scope="module")
 def unique_log_early_labels(random_log: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Some labels logged before their predictions: labels are joined on the integer request keys."""
-    root = _relog(random_log, tmp_path_factory.mktemp("early") / "log", labels_first=20)
+    """Some labels without a logged prediction: labels are joined on the integer request keys."""
+    root = _relog(random_log, tmp_path_factory.mktemp("early") / "log", ghosts=20)
     src = _source(root, "mtest")
     assert src.unique and not src.copied
     return root
@@ -177,7 +182,7 @@ def test_a_log_of_unique_files_skips_deduplication_with_the_same_result(random_l
     variants = list(EXP.variant_names)
     general = collect(random_log, "mtest", variants, daily=daily)
     fast = collect(request.getfixturevalue(layout), "mtest", variants, daily=daily)
-    assert fast.duplicates == 0
+    assert fast.duplicates == 50 and general.duplicates == 0  # the retried batch, dropped by compaction
     _assert_same_stats(fast, general)
 
 
@@ -204,7 +209,7 @@ def test_arms_analysed_side_by_side_match_one_connection(unique_log: Path, monke
 def test_unknown_variants_of_files_written_before_clustering(random_log: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("abkit.log.layout.clustered", lambda table: [table])  # both arms in one row group
-    root = _relog(random_log, tmp_path / "log", labels_first=0)
+    root = _relog(random_log, tmp_path / "log", ghosts=0)
     assert _source(root, "mtest").unique
     s = collect(root, "mtest", ["control"])  # found by a query: the row groups do not tell
     assert s.unknown_variants == ("challenger",)
@@ -307,13 +312,14 @@ def test_keys_shared_by_two_users_never_merge_them(tmp_path: Path, monkeypatch: 
         values = ids.to_pylist() if hasattr(ids, "to_pylist") else list(ids)  # type: ignore[union-attr]
         return np.array([len(x) for x in values], dtype=np.int64)
 
-    monkeypatch.setattr("abkit.log.writer.fnv1a64", by_length)
-    monkeypatch.setattr("abkit.log.index.fnv1a64", by_length)
+    monkeypatch.setattr("abkit.log.compact.fnv1a64", by_length)  # the keys compaction stores
     t0 = dt.datetime(2024, 3, 1, 10, tzinfo=UTC)
     recs = [dict(variant="control", unit_id=u, request_id=r, ts=t0, text="t", predicted_label="pos", confidence=0.5,
                  latency_ms=10.0, model_name="m", model_version="1") for u, r in (("u1", "a"), ("u2", "bb"))]
     log = PredictionLog(tmp_path)
     with log.writer("mtest", ["control", "challenger"]) as w:
         w.append(recs)
+    (report,) = log.compact()
+    assert report.collided and not _source(tmp_path, "mtest").unique
     s = collect(tmp_path, "mtest", ["control", "challenger"])
     assert s.units.tolist() == [2, 0]  # read by unit id: the shared key did not merge the users

@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from abkit.decide import Comparison, NonInferiorityPolicy, Recommendation, decide_non_inferior, decide_policy
+from abkit.decide import (
+    Comparison,
+    NonInferiorityPolicy,
+    Recommendation,
+    decide_non_inferior,
+    decide_policy,
+)
 from abkit.errors import AbkitError
 from abkit.experiment import Guardrail
 from abkit.stats import srm_test

@@ -52,7 +52,7 @@ def test_fixed_non_inferiority_matches_statsmodels_ztest() -> None:
     r = margin_test(c, t, margin=0.3, use_t=False)
     assert float(r.statistic) == pytest.approx(z, rel=1e-9)
     assert float(r.p_value) == pytest.approx(p, rel=1e-9)
-    tt, pt, _ = cm.ttest_ind(alternative="larger", usevar="unequal", value=-0.3)
+    _, pt, _ = cm.ttest_ind(alternative="larger", usevar="unequal", value=-0.3)
     rt = margin_test(c, t, margin=0.3)
     assert float(rt.p_value) == pytest.approx(pt, rel=1e-9)
     # superiority with margin 0 is the one-sided Welch test

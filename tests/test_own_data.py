@@ -157,8 +157,12 @@ def test_headerless_tsv_and_user_model_run_end_to_end(mail_run):
 
 
 # numbers like 1.09e+04 or 7e-144 (not hex ids such as a commit "57e28ed"), NaN, None and Python reprs
-_REPR = re.compile(r"(?<![0-9A-Za-z])\d+(?:\.\d+)?[eE][+-]?\d+(?![0-9A-Za-z])|\bNaN\b|\bnan\b|\bNone\b|\{'|\['|array\(|<(?:Figure|Axes|matplotlib)|"
-                   r"\b(?:ResultTable|Scorecard|DataFrame|Recommendation)\(|<IPython")
+_REPR = re.compile("|".join((
+    r"(?<![0-9A-Za-z])\d+(?:\.\d+)?[eE][+-]?\d+(?![0-9A-Za-z])",  # 1.09e+04, 7e-144 (not a hash like 57e28ed)
+    r"\bNaN\b", r"\bnan\b", r"\bNone\b", r"\b(?:True|False)\b(?!-)",  # missing values and booleans as Python
+    r"\{'", r"\['", r"\b[A-Za-z_]\w*\((?:'|\"|\[|\{)", r"<(?:Figure|Axes|matplotlib|IPython)",  # reprs
+    r"\b(?:ResultTable|Scorecard|DataFrame|Recommendation|array)\(",
+)))
 
 
 def _layout(browser, path: Path, width: int = 1280) -> dict:
@@ -227,3 +231,15 @@ def test_a_production_log_becomes_a_report_with_one_command(tmp_path):
     assert results["recommendation"]["decision"] == "continue"  # day one of a 14-day test: no verdict yet
     assert "Continue the test" in (run / "20_analyze.stakeholder.html").read_text()
     assert "prod" in (tmp_path / "outputs" / "index.html").read_text()
+
+
+def test_held_out_accuracy_has_one_all_row_without_domains():
+    from abkit.models import evaluate_variants
+
+    texts, labels = ["free cash", "lunch notes", "win prize", "call tomorrow"] * 4, ["spam", "ham"] * 8
+    model = train_model("tfidf_logreg", texts, labels, rng=0, measure_cost=False)
+    pool = pd.DataFrame({"text": texts, "label": labels, "domain": "all"})  # a table without a domain column
+    accuracy, _ = evaluate_variants({"champion": model, "challenger": model}, pool)
+    assert accuracy.index.tolist() == ["all"]
+    with_domains = pool.assign(domain=["a", "b"] * 8)
+    assert evaluate_variants({"champion": model}, with_domains)[0].index.tolist() == ["a", "b", "all"]

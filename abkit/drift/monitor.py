@@ -237,7 +237,9 @@ def _detectors(config: MonitorConfig, alpha: float, seed: int | None, n_perm: in
         "label_prior": LabelDistributionDrift(**kw("label_prior")),
         "confidence_ks": KSDrift(**kw("confidence_ks")),
         "confidence_psi": PSIDrift(**kw("confidence_psi")),
-        "confidence_wasserstein": WassersteinDrift(**kw("confidence_wasserstein"), random_state=rs),
+        # enough simulated null draws that about 20 lie beyond the per-check threshold
+        "confidence_wasserstein": WassersteinDrift(**kw("confidence_wasserstein"), random_state=rs,
+                                                   n_null=int(min(max(20_000, math.ceil(20 / alpha)), 200_000))),
         "predicted_label": LabelDistributionDrift(**kw("predicted_label")),
         "estimated_accuracy": EstimatedAccuracyDrift(**kw("estimated_accuracy")),
     }

@@ -4,12 +4,14 @@ Modules, one concept each:
 
 - ``schema``: the record schemas writers accept and readers return, ``LogError``, experiment keys;
 - ``validate``: turning input into typed columns and the validation rules (``InvalidRecordsError``);
-- ``layout``: the on-disk layout, the only place that knows file names, ``date=`` partitions, the uniqueness
-  mark, globs, row groups and their statistics, and the columns a label copies (``LogSource`` says what
-  an engine reads for an experiment);
-- ``writer``: ``LogWriter`` (buffered, validating, exactly once at write time) and label appends;
+- ``layout``: the on-disk layout, the only place that knows file names, ``date=`` partitions, compacted files
+  and the manifest, globs, row groups and their statistics, and the columns a label copies (``log_source``
+  says what an engine reads for an experiment); the design (lock-free appends, exactly-once readers,
+  compaction) is described there;
+- ``writer``: ``LogWriter`` (buffered, validating, lock-free, bounded memory) and label appends;
+- ``compact``: compaction of appended and foreign files into the fast layout (``abkit log compact``);
 - ``reader``: ``PredictionLog``, the entry point;
-- ``index``, ``keys``, ``durable``: the writers' index of committed ids, the ids' 64-bit keys, fsync helpers.
+- ``keys``, ``durable``: the ids' 64-bit keys, fsync helpers.
 
 >>> import tempfile, datetime as dt
 >>> log = PredictionLog(tempfile.mkdtemp())
@@ -23,7 +25,7 @@ Modules, one concept each:
 (1, 2)
 """
 
-from abkit.log.layout import STORED_LABEL_SCHEMA, STORED_PREDICTION_SCHEMA, UNIQUE_SUFFIX, all_unique
+from abkit.log.layout import STORED_LABEL_SCHEMA, STORED_PREDICTION_SCHEMA, LogFileError
 from abkit.log.reader import PredictionLog
 from abkit.log.schema import LABEL_SCHEMA, PREDICTION_SCHEMA, UTC_US, LogError
 from abkit.log.validate import InvalidRecordsError
@@ -35,13 +37,12 @@ __all__ = [
     "PREDICTION_SCHEMA",
     "STORED_LABEL_SCHEMA",
     "STORED_PREDICTION_SCHEMA",
-    "UNIQUE_SUFFIX",
     "UTC_US",
     "AppendReport",
     "InvalidRecordsError",
     "LogError",
+    "LogFileError",
     "LogWriter",
     "PredictionLog",
-    "all_unique",
     "sql_string",
 ]

@@ -3,8 +3,8 @@ integers instead of strings.
 
 The key is FNV-1a 64 over the id's UTF-8 bytes, read as a signed 64-bit integer (Parquet ``INT64``). It is
 a fixed, published function: keys written by one version or process match those of any other. Two ids
-can share a key; the log's writers check every committed id against its key and stop marking files as
-``.unique.parquet`` once that happens, so readers only rely on keys that are known to be one-to-one.
+can share a key; compaction checks every id of an experiment against its key and marks the experiment as
+collided once that happens, so engines only rely on keys known to be one-to-one.
 
 >>> [hex(k) for k in fnv1a64(["", "a", "foobar"]).view("uint64")]  # the published FNV-1a 64 test vectors
 ['0xcbf29ce484222325', '0xaf63dc4c8601ec8c', '0x85944171f73967e8']
@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["fnv1a64"]
+__all__ = ["fnv1a64", "has_repeats"]
 
 _OFFSET = np.uint64(0xCBF29CE484222325)
 _PRIME = np.uint64(0x100000001B3)
@@ -48,3 +48,9 @@ def fnv1a64(ids: pa.Array | pa.ChunkedArray | Sequence[str]) -> np.ndarray:
     out = np.empty(n, dtype=np.uint64)
     out[order] = h
     return out.view(np.int64)
+
+
+def has_repeats(keys: Sequence[int] | np.ndarray) -> bool:
+    """Whether some key occurs twice (a sort: faster than ``np.unique`` on int64 here)."""
+    ordered = np.sort(np.asarray(keys, dtype=np.int64))
+    return bool((ordered[1:] == ordered[:-1]).any())

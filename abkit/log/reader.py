@@ -1,26 +1,23 @@
-"""Reading the log: ``PredictionLog``, the entry point (writers, label appends, DuckDB readers).
+"""Reading the log: ``PredictionLog``, the entry point (writers, label appends, compaction, DuckDB readers).
 
-Readers return the record columns (``PREDICTION_SCHEMA``, ``LABEL_SCHEMA``), in time order. When every file
-they read carries the writers' uniqueness mark (``abkit.log.layout``) they skip deduplication, the costly
-part of reading a large log. Otherwise each (experiment, request_id) counts once, the first by ``ts``
-(labels: first by ``labelled_at``). ``PredictionLog.duplicate_request_ids`` lists the ids stored more than
-once.
+Readers return the record columns (``PREDICTION_SCHEMA``, ``LABEL_SCHEMA``), in time order, each request once
+(unless ``dedupe=False``): compacted rows as they are, appended rows deduplicated against them and among
+themselves (the first by ``ts``; labels: by ``labelled_at``), see ``abkit.log.layout``. They read through
+``abkit.engine``, the same views the analysis uses. ``PredictionLog.duplicate_request_ids`` lists the ids
+stored more than once and not yet compacted away.
 """
 
 from __future__ import annotations
 
-import glob as globmod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
 
-from abkit.log.index import LogIndex
-from abkit.log.layout import all_unique, kind_glob
+from abkit.log.layout import Kind, experiments, kind_glob, log_source
 from abkit.log.schema import LABEL_SCHEMA, PREDICTION_SCHEMA, check_key
 from abkit.log.writer import LogWriter, append_labels
-from abkit.sql import sql_string
 
 __all__ = ["PredictionLog"]
 
@@ -31,7 +28,6 @@ class PredictionLog:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._con: Any = None
-        self._indexes: dict[str, LogIndex] = {}  # experiment -> what its committed files hold
 
     def __repr__(self) -> str:
         return f"PredictionLog({str(self.root)!r})"
@@ -44,27 +40,24 @@ class PredictionLog:
         *,
         batch_size: int = 50_000,
         on_invalid: Literal["raise", "quarantine"] = "raise",
-        check_disk: bool = True,
     ) -> LogWriter:
-        """A buffered writer for one experiment. ``check_disk`` (default): drop request ids already stored, by
-        any process, and mark the files ``.unique.parquet``; without it the writer only knows its session."""
-        return LogWriter(self, experiment, variants, batch_size=batch_size, on_invalid=on_invalid,
-                         check_disk=check_disk)
-
-    def _index(self, experiment: str) -> LogIndex:
-        """This object's index of what ``experiment``'s committed files hold (shared by its writers)."""
-        if experiment not in self._indexes:
-            self._indexes[experiment] = LogIndex(self.root, experiment)
-        return self._indexes[experiment]
+        """A buffered writer for one experiment (no lock: writers in any process or machine may append)."""
+        return LogWriter(self, experiment, variants, batch_size=batch_size, on_invalid=on_invalid)
 
     def append_labels(self, records: Any) -> int:
         """Validate and durably write label records (raises ``InvalidRecordsError`` on any bad one).
 
         ``labelled_at`` defaults to now. The first label appended for a request wins: a request id repeated
-        within the call, or labelled by an earlier call (in any process), is not written again.
-        Returns the number of label rows written.
+        within the call is written once; across calls the first by ``labelled_at`` counts (readers and
+        compaction drop the others). Returns the number of label rows written.
         """
         return append_labels(self, records)
+
+    def compact(self, experiment: str | None = None, **options: Any) -> list[Any]:
+        """Compact ``experiment`` (default: every experiment): see ``abkit.log.compact.compact``."""
+        from abkit.log.compact import compact
+
+        return compact(self.root, experiment, **options)
 
     # -- reading
     def predictions_glob(self, experiment: str | None = None) -> str:
@@ -89,30 +82,31 @@ class PredictionLog:
             self._con.execute("SET TimeZone = 'UTC'")
         return self._con
 
-    def _has_files(self, glob: str) -> bool:
-        return next(globmod.iglob(glob), None) is not None
+    def experiments(self) -> list[str]:
+        """The experiments in the log."""
+        return experiments(self.root)
 
-    def _source(self, glob: str) -> str:
-        return f"read_parquet({sql_string(glob)}, hive_partitioning = false, filename = true)"
+    def _read(self, kind: Kind, experiment: str | None, dedupe: bool) -> pa.Table:
+        from abkit.engine import DuckDBEngine
 
-    def _read(self, glob: str, schema: pa.Schema, experiment: str | None, order: str, dedupe: bool) -> pa.Table:
-        if not self._has_files(glob):
-            return schema.empty_table()
-        where = "" if experiment is None else f"WHERE experiment = '{check_key(experiment)}'"
-        dedupe = dedupe and not all_unique(globmod.iglob(glob))
-        qualify = (f"QUALIFY row_number() OVER (PARTITION BY experiment, request_id ORDER BY {order}, filename) = 1"
-                   if dedupe else "")
-        cols = ", ".join(schema.names)
-        q = f"SELECT {cols} FROM {self._source(glob)} {where} {qualify} ORDER BY experiment, {order}, request_id"
-        return self.con.sql(q).to_arrow_table().cast(schema)
+        schema, order = (PREDICTION_SCHEMA, "ts") if kind == "predictions" else (LABEL_SCHEMA, "labelled_at")
+        view = ("abkit_pred" if kind == "predictions" else "abkit_lab") + ("_once" if dedupe else "")
+        tables = []
+        for key in self.experiments() if experiment is None else [check_key(experiment)]:
+            src = log_source(self.root, key)
+            if src.files(kind):
+                eng = DuckDBEngine(src, con=self.con)
+                tables.append(eng.arrow(f"SELECT {', '.join(schema.names)} FROM {view} "
+                                        f"ORDER BY {order}, request_id").cast(schema))
+        return pa.concat_tables(tables) if tables else schema.empty_table()
 
     def read_predictions(self, experiment: str | None = None, *, dedupe: bool = True) -> pa.Table:
         """All committed predictions (one per request id unless ``dedupe=False``), ordered by time."""
-        return self._read(self.predictions_glob(experiment), PREDICTION_SCHEMA, experiment, "ts", dedupe)
+        return self._read("predictions", experiment, dedupe)
 
     def read_labels(self, experiment: str | None = None, *, dedupe: bool = True) -> pa.Table:
         """All committed labels (one per request id unless ``dedupe=False``)."""
-        return self._read(self.labels_glob(experiment), LABEL_SCHEMA, experiment, "labelled_at", dedupe)
+        return self._read("labels", experiment, dedupe)
 
     def read_joined(self, experiment: str) -> pa.Table:
         """Deduplicated predictions with their label (null if none yet) and ``correct`` (null if unlabelled)."""
@@ -146,10 +140,13 @@ class PredictionLog:
             self.con.unregister("_abkit_j")
 
     def duplicate_request_ids(self, experiment: str) -> pa.Table:
-        """Request ids stored more than once for ``experiment``: columns ``request_id``, ``copies``."""
-        glob = self.predictions_glob(experiment)
-        if not self._has_files(glob):
+        """Request ids stored more than once for ``experiment`` (and not compacted away): ``request_id``,
+        ``copies``."""
+        from abkit.engine import DuckDBEngine
+
+        src = log_source(self.root, experiment)
+        if not src.files("predictions"):
             return pa.table({"request_id": pa.array([], pa.string()), "copies": pa.array([], pa.int64())})
-        q = (f"SELECT request_id, CAST(count(*) AS BIGINT) AS copies FROM {self._source(glob)} "
-             f"WHERE experiment = '{experiment}' GROUP BY request_id HAVING count(*) > 1 ORDER BY request_id")
-        return self.con.sql(q).to_arrow_table()
+        q = ("SELECT request_id, CAST(count(*) AS BIGINT) AS copies FROM abkit_pred "
+             "GROUP BY request_id HAVING count(*) > 1 ORDER BY request_id")
+        return DuckDBEngine(src, con=self.con).arrow(q)

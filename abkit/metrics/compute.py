@@ -46,7 +46,7 @@ import numpy as np
 
 from abkit.engine import ENGINES, Dialect, DuckDBEngine, Engine, SparkEngine, spark_session
 from abkit.log.layout import LogSource, has_predictions, log_source
-from abkit.metrics.classes import HIDDEN, expand, macro_moments
+from abkit.metrics.classes import HIDDEN, derive_f1, expand, macro_moments
 from abkit.metrics.registry import VARIABLES, Metric, MetricError, check_metric
 from abkit.metrics.registry import names as metric_names
 from abkit.sql import sql_string
@@ -145,6 +145,15 @@ def _rows_sql(unique: bool, dialect: Dialect) -> str:
     if not unique:
         return "SELECT variant, latency_us, day FROM abkit_req"
     return f"SELECT variant, {_fixed(dialect, 'latency_us')} AS latency_us, {dialect.day} AS day FROM abkit_pred"
+
+
+def _once_requests_sql(dialect: Dialect) -> str:
+    """Predictions with their label from the engine's exactly-once views (compacted rows as they are, appended
+    rows deduplicated against them), joined on the string ids."""
+    return f"""
+SELECT {_OUT_COLS.format(unit="unit_id", day=dialect.day, latency_us=_fixed(dialect, "latency_us"))}
+FROM (SELECT p.variant, p.unit_id, p.ts, p.predicted_label, p.confidence, p.latency_ms, l.label
+      FROM abkit_pred_once p LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id) j"""
 
 
 def _requests_sql(key: str, dialect: Dialect) -> str:
@@ -316,12 +325,13 @@ def collect(
     names = list(variants)
     probs = list(quantiles)
     src = log_source(root, experiment)
-    duplicates = invalid_predictions = invalid_labels = 0
+    duplicates = src.dropped  # rows compaction removed as copies of a counted request
+    invalid_predictions, invalid_labels = src.invalid  # rows compaction left out as unusable
     confusion: list[tuple[str, str, str, int]] = []
     if engine == "duckdb" and con is None and src.unique and len(names) > 1:
         if positive_label or class_metrics:
             confusion = _confusion(src, experiment)
-        specs, hidden, macros = expand(specs, positive_label, _classes(confusion), required=metrics or ())
+        specs, hidden, macros, derived = expand(specs, positive_label, _classes(confusion), required=metrics or ())
         job = functools.partial(_arm_pass, specs=specs + hidden, probs=probs, copied=src.copied, daily=daily)
         with ThreadPoolExecutor(1) as side:  # the variants come from file metadata meanwhile
             variants_in_log = side.submit(_variants, src, experiment)
@@ -333,7 +343,8 @@ def collect(
         try:
             if positive_label or class_metrics:
                 confusion = _confusion(src, experiment, eng)
-            specs, hidden, macros = expand(specs, positive_label, _classes(confusion), required=metrics or ())
+            specs, hidden, macros, derived = expand(specs, positive_label, _classes(confusion),
+                                                    required=metrics or ())
             job = functools.partial(_arm_pass, specs=specs + hidden, probs=probs, copied=src.copied, daily=daily)
             done = [job(eng, v) for v in names]
             found = _variants(src, experiment, eng)
@@ -341,7 +352,7 @@ def collect(
                 raw, kept, lo, hi, n_days = eng.sql(
                     f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {sql_string(experiment)}), "
                     "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
-                duplicates, first, last = int(raw) - int(kept), _iso_day(lo), _iso_day(hi)
+                duplicates, first, last = int(raw) - int(kept) + src.dropped, _iso_day(lo), _iso_day(hi)
                 invalid_predictions, invalid_labels = eng.invalid_rows()
         finally:
             for name in ("abkit_rows", "abkit_labels", "abkit_req"):
@@ -353,6 +364,11 @@ def collect(
     st = _assemble(rows, names, specs + hidden, len(probs), unknown, duplicates, engine)
     moments = {name: macro_moments(st.stats, pairs) for name, pairs in macros.items()}
     keep = {m.name for m in specs}
+    for name, parts in derived.items():
+        st.stats[name] = derive_f1(st.stats, *parts)
+        if st.daily:
+            st.daily[name] = derive_f1(st.daily, *parts)
+        keep.add(name)
     st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days), moments=moments,
                              invalid_predictions=invalid_predictions, invalid_labels=invalid_labels,
                              stats={k: v for k, v in st.stats.items() if k in keep},
@@ -377,7 +393,9 @@ def _prepared(eng: _E, src: LogSource, experiment: str) -> _E:
         eng.view("abkit_labels", labels)
     elif src.unique:
         eng.view("abkit_req", _unique_requests_sql(eng.dialect))
-    else:
+    elif src.compacted["predictions"] or src.compacted["labels"]:  # deduplicate the appended rows only
+        eng.materialize("abkit_req", _once_requests_sql(eng.dialect))
+    else:  # nothing compacted yet: the same rule, only ids stored more than once go through a window
         eng.materialize("abkit_req", _requests_sql(experiment, eng.dialect))
     eng.view("abkit_rows", _rows_sql(src.unique, eng.dialect))
     return eng

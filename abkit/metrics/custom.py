@@ -26,7 +26,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from abkit.metrics import registry as _registry
-from abkit.metrics.registry import Metric, MetricError, Variable, register, register_variable
+from abkit.metrics.registry import (
+    Metric,
+    MetricError,
+    Variable,
+    register,
+    register_variable,
+)
 
 COLUMNS = {"predicted_label": "VARCHAR", "label": "VARCHAR", "confidence": "DOUBLE", "latency_ms": "DOUBLE"}
 DIRECTIONS = ("higher", "lower")

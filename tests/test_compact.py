@@ -1,0 +1,240 @@
+"""Compaction (abkit.log.compact): exact readers at every point, crash safety, foreign files, temp cleanup."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from abkit.log import LogFileError, PredictionLog
+from abkit.log.layout import log_source
+from abkit.metrics import LogStats, collect
+
+VARIANTS = ["control", "challenger"]
+UTC = dt.timezone.utc
+T0 = dt.datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def _table(n: int, seed: int, prefix: str = "r", days: int = 3) -> pa.Table:
+    """``n`` predictions of experiment exp-1 over ``days`` days, ids ``<prefix><i>``, users u0..u(n/4)."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(n)
+    ts = T0.timestamp() * 1e6 + rng.integers(0, days * 86_400_000_000, n)
+    return pa.table({
+        "experiment": ["exp-1"] * n, "variant": np.where(rng.random(n) < 0.5, *VARIANTS),
+        "unit_id": np.strings.add("u", (i % max(n // 4, 1)).astype(str)), "request_id": np.strings.add(prefix, i.astype(str)),
+        "ts": pa.array(ts.astype(np.int64), pa.timestamp("us", tz="UTC")), "text": ["t"] * n,
+        "predicted_label": np.where(rng.random(n) < 0.6, "pos", "neg"), "confidence": np.round(rng.random(n), 4),
+        "latency_ms": np.round(rng.gamma(2.0, 10.0, n), 3), "model_name": ["m"] * n, "model_version": ["1"] * n})
+
+
+def _labels(preds: pa.Table, seed: int, share: float = 0.5) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    keep = rng.random(preds.num_rows) < share
+    ids = preds["request_id"].filter(pa.array(keep))
+    return pa.table({"experiment": ["exp-1"] * len(ids), "request_id": ids,
+                     "label": np.where(rng.random(len(ids)) < 0.7, "pos", "neg"),
+                     "labelled_at": pa.array([T0 + dt.timedelta(days=5)] * len(ids), pa.timestamp("us", tz="UTC"))})
+
+
+def _same(a: LogStats, b: LogStats) -> None:
+    assert (a.days, a.duplicates) == (b.days, b.duplicates)
+    for f in ("units", "predictions", "labelled"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+    for name, st in a.stats.items():
+        for f in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum"):
+            np.testing.assert_array_equal(getattr(st, f), getattr(b.stats[name], f), err_msg=f"{name}.{f}")
+    for p, q in a.quantiles.items():
+        np.testing.assert_array_equal(q.estimate, b.quantiles[p].estimate)
+
+
+def _logged(root: Path, n: int = 4_000) -> tuple[PredictionLog, LogStats]:
+    """A log of ``n`` requests appended by two writers with overlapping ids, and labels in two calls; its stats."""
+    log = PredictionLog(root)
+    preds = _table(n, seed=1)
+    with log.writer("exp-1", VARIANTS, batch_size=1_000) as w:
+        w.append(preds.slice(0, 3 * n // 4))
+    with log.writer("exp-1", VARIANTS, batch_size=1_000) as w:
+        w.append(preds.slice(n // 2))  # a quarter of the ids again
+    labels = _labels(preds, seed=2)
+    log.append_labels(labels.slice(0, labels.num_rows // 2))
+    log.append_labels(labels.slice(labels.num_rows // 3))
+    return log, collect(root, "exp-1", VARIANTS)
+
+
+def test_readers_give_the_same_answer_before_and_after_compaction_while_writers_go_on(tmp_path: Path) -> None:
+    log, before = _logged(tmp_path)
+    assert before.duplicates == 1_000 and before.predictions.sum() == 4_000
+    (report,) = log.compact()
+    assert (report.predictions, report.dropped_predictions, report.collided) == (4_000, 1_000, False)
+    assert log_source(tmp_path, "exp-1").unique  # the fast path: no deduplication left to do
+    _same(collect(tmp_path, "exp-1", VARIANTS), before)
+    more = _table(500, seed=3, prefix="late")  # appended after the compaction, some ids repeated again
+    with log.writer("exp-1", VARIANTS) as w:
+        w.append(pa.concat_tables([more, _table(4_000, seed=1).slice(0, 100)]))
+    mixed = collect(tmp_path, "exp-1", VARIANTS)  # compacted rows as they are, the new ones deduplicated
+    assert mixed.predictions.sum() == 4_500 and mixed.duplicates == 1_100
+    log.compact()
+    _same(collect(tmp_path, "exp-1", VARIANTS), mixed)
+    assert log.compact()[0].predictions == 0  # idempotent
+
+
+COMPACT = textwrap.dedent("""
+    import sys
+    from abkit.log.compact import compact
+    print("go", flush=True)
+    compact(sys.argv[1])
+    print("done", flush=True)
+""")
+
+
+def test_compaction_killed_at_random_points_leaves_readers_exact(tmp_path: Path) -> None:
+    original, expected = _logged(tmp_path / "original", n=40_000)
+    rng = np.random.default_rng(7)
+    start = time.monotonic()
+    original.compact()
+    took = time.monotonic() - start  # in this process, imports done: the child needs about as long
+    finished = 0
+    for k, delay in enumerate(rng.uniform(0.0, 1.5 * took + 0.2, 6)):
+        root = tmp_path / f"kill{k}"
+        shutil.copytree(tmp_path / "original", root)
+        for m in root.rglob("_manifest.json"):  # start from the appended log again (the compacted files orphans)
+            m.unlink()
+        proc = subprocess.Popen([sys.executable, "-c", COMPACT, str(root)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline() == "go\n"  # type: ignore[union-attr]
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        out = proc.communicate()[0]
+        finished += "done" in out
+        _same(collect(root, "exp-1", VARIANTS), expected)  # exact wherever it stopped
+        assert PredictionLog(root).read_predictions("exp-1").num_rows == 40_000
+        PredictionLog(root).compact()  # a re-run completes
+        assert log_source(root, "exp-1").unique
+        _same(collect(root, "exp-1", VARIANTS), expected)
+        assert not [p for p in root.rglob("*.tmp")]
+    assert finished < 6  # at least one run was killed before it finished
+
+
+def _foreign(preds: pa.Table) -> pa.Table:
+    """The records as another tool might store them: other column order, float32, naive ns timestamps,
+    dictionary strings, an extra column, no keys."""
+    out = pa.table({name: preds[name] for name in reversed(preds.column_names)})
+    out = out.set_column(out.column_names.index("confidence"), "confidence", preds["confidence"].cast(pa.float32()))
+    out = out.set_column(out.column_names.index("ts"), "ts", preds["ts"].cast(pa.timestamp("ns")))
+    out = out.set_column(out.column_names.index("variant"), "variant", preds["variant"].dictionary_encode())
+    return out.append_column("region", pa.array(["eu"] * preds.num_rows))
+
+
+def test_foreign_pyarrow_files_are_analysed_exactly_before_and_after_compaction(tmp_path: Path) -> None:
+    preds = _table(3_000, seed=4)
+    labels = _labels(preds, seed=5)
+    ref = PredictionLog(tmp_path / "ref")  # the same records through abkit's writer
+    preds = preds.set_column(preds.column_names.index("confidence"), "confidence",  # values float32 holds exactly
+                             preds["confidence"].cast(pa.float32()).cast(pa.float64()))
+    with ref.writer("exp-1", VARIANTS) as w:
+        w.append(preds)
+    ref.append_labels(labels)
+    expected = collect(tmp_path / "ref", "exp-1", VARIANTS)
+    root = tmp_path / "foreign"
+    (root / "predictions" / "from-prod").mkdir(parents=True)
+    (root / "labels").mkdir()
+    pq.write_table(_foreign(preds.slice(0, 2_000)), root / "predictions" / "from-prod" / "part-00000.parquet")
+    pq.write_table(_foreign(preds.slice(1_500)), root / "predictions" / "from-prod" / "part-00001.parquet")
+    pq.write_table(labels.select(["label", "request_id", "labelled_at", "experiment"]), root / "labels" / "l.parquet")
+    before = collect(root, "exp-1", VARIANTS)
+    assert before.duplicates == 500
+    _same(collect(root, "exp-1", VARIANTS), before)
+    (report,) = PredictionLog(root).compact()
+    assert report.predictions == 3_000 and log_source(root, "exp-1").copied
+    after = collect(root, "exp-1", VARIANTS)
+    _same(after, before)
+    for f in ("units", "predictions", "labelled"):
+        np.testing.assert_array_equal(getattr(after, f), getattr(expected, f))
+    for name, st in after.stats.items():
+        np.testing.assert_array_equal(st.m_sum, expected.stats[name].m_sum)
+    assert (root / "predictions" / "from-prod" / "part-00000.parquet").exists()  # foreign files are kept, skipped
+
+
+def test_a_bad_foreign_file_is_named_and_the_rest_stays_readable(tmp_path: Path) -> None:
+    log, _ = _logged(tmp_path, n=400)
+    good = _table(100, seed=9)
+    good = good.set_column(0, "experiment", pa.array(["exp-2"] * 100))
+    with log.writer("exp-2", VARIANTS) as w:
+        w.append(good)
+    bad_dir = tmp_path / "predictions" / "experiment=exp-1" / "imported"
+    bad_dir.mkdir()
+    pq.write_table(_table(10, seed=1).drop_columns(["latency_ms"]), bad_dir / "missing.parquet")
+    with pytest.raises(LogFileError, match=r"missing\.parquet: column 'latency_ms' is missing; expected a number"):
+        collect(tmp_path, "exp-1", VARIANTS)
+    with pytest.raises(LogFileError, match="missing.parquet"):
+        log.compact("exp-1")
+    assert collect(tmp_path, "exp-2", VARIANTS).predictions.sum() == 100  # other experiments: unaffected
+    typed = _table(10, seed=1)
+    typed = typed.set_column(typed.column_names.index("confidence"), "confidence", pa.array(["high"] * 10))
+    (bad_dir / "missing.parquet").unlink()
+    pq.write_table(typed, bad_dir / "typed.parquet")
+    with pytest.raises(LogFileError, match=r"typed\.parquet: column 'confidence' has type string; expected a number"):
+        log.read_predictions("exp-1")
+    assert log_source(tmp_path, "exp-1", on_bad_file="skip").deltas["predictions"]  # skipping it reads the rest
+    (bad_dir / "typed.parquet").unlink()
+    assert log.read_predictions("exp-1").num_rows == 400
+
+
+def test_temp_files_of_killed_writers_are_cleaned(tmp_path: Path) -> None:
+    log, _ = _logged(tmp_path, n=100)
+    day = next((tmp_path / "predictions" / "experiment=exp-1").glob("date=*"))
+    host = socket.gethostname().replace(".", "_")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    gone = day / f".part-a.parquet.{host}.{dead.pid}.tmp"  # this host, a process that no longer runs
+    old = day / ".part-b.parquet.other-host.1.tmp"  # another host, older than the limit
+    fresh = day / ".part-c.parquet.other-host.2.tmp"  # another host, maybe still writing
+    mine = day / f".part-d.parquet.{host}.{os.getpid()}.tmp"  # a live writer here
+    for p in (gone, old, fresh, mine):
+        p.write_bytes(b"partial")
+    os.utime(old, (time.time() - 7_200, time.time() - 7_200))
+    log.compact(temp_max_age_s=3_600)
+    assert (gone.exists(), old.exists(), fresh.exists(), mine.exists()) == (False, False, True, True)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("java") is None, reason="Java is not installed; Spark needs a JVM")
+def test_files_written_by_spark_are_analysed_exactly(tmp_path: Path) -> None:
+    pytest.importorskip("pyspark", reason="pyspark is not installed")
+    from abkit.engine import spark_session
+
+    preds, root = _table(2_000, seed=6), tmp_path / "spark"
+    labels = _labels(preds, seed=8)
+    ref = PredictionLog(tmp_path / "ref")
+    with ref.writer("exp-1", VARIANTS) as w:
+        w.append(preds)
+    ref.append_labels(labels)
+    expected = collect(tmp_path / "ref", "exp-1", VARIANTS)
+    spark = spark_session("abkit-compact-tests")
+    try:
+        spark.createDataFrame(preds.to_pandas()).repartition(3).write.parquet(str(root / "predictions" / "prod"))
+        spark.createDataFrame(labels.to_pandas()).write.parquet(str(root / "labels" / "prod"))
+        for stage in ("as written", "compacted"):
+            got = collect(root, "exp-1", VARIANTS)
+            for name, st in got.stats.items():
+                np.testing.assert_array_equal(st.m_sum, expected.stats[name].m_sum, err_msg=f"{stage} {name}")
+            np.testing.assert_array_equal(got.units, expected.units)
+            on_spark = collect(root, "exp-1", VARIANTS, engine="spark", spark=spark)
+            np.testing.assert_array_equal(on_spark.stats["accuracy"].m_sum, expected.stats["accuracy"].m_sum)
+            PredictionLog(root).compact()
+        assert log_source(root, "exp-1").unique
+    finally:
+        spark.stop()
