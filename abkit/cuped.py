@@ -65,9 +65,9 @@ def cuped_stats(test: Sequence[UserSums], pre: UserSums) -> CupedStats:
                      ("dx", d * x), ("de", d * e)):
             cols[k].append(float(v.sum()))
     c = {k: np.asarray(v) for k, v in cols.items()}
-    y = ArmStats(c["n"], c["m"], c["mm"], c["d"], c["dd"], c["md"])
-    x = ArmStats(c["n"], c["x"], c["xx"], c["e"], c["ee"], c["xe"])
-    return CupedStats(y, x, c["mx"], c["me"], c["dx"], c["de"])
+    metric = ArmStats(c["n"], c["m"], c["mm"], c["d"], c["dd"], c["md"])
+    covariate = ArmStats(c["n"], c["x"], c["xx"], c["e"], c["ee"], c["xe"])
+    return CupedStats(metric, covariate, c["mx"], c["me"], c["dx"], c["de"])
 
 
 def cuped_effects(stats: CupedStats, metric: str, variants: Sequence[str], *, alpha: float) -> list[dict[str, Any]]:

@@ -470,7 +470,8 @@ def prepare_dataset(
 ) -> PreparedData:
     """Training data and a held-out traffic pool from a notebook's ``dataset`` parameter.
 
-    ``"synthetic"``: ``n_train`` (0 means :data:`SYNTHETIC_N_TRAIN`) generated sentences of ``train_domains`` (no unseen vocabulary) and
+    ``"synthetic"``: ``n_train`` (0 means :data:`SYNTHETIC_N_TRAIN`) generated sentences of ``train_domains``
+    (no unseen vocabulary) and
     ``n_pool`` traffic sentences over every domain with ``new_vocab_rate`` paraphrases; both carry
     ``label_noise``. Real data (``"uci:<domain>"``, ``"table:<path>"``): de-duplicated, shuffled and
     split; the pool is the held-out ``test_fraction`` of ``train_domains`` plus every row of the other

@@ -140,10 +140,12 @@ def calibration_table(calibration: dict[str, Any]) -> Any:
                     f"<td>{F.percent(calibration[key])}{pm}</td>"
                     f"<td>{html.escape(expect)}</td></tr>")
     alpha = calibration.get("alpha")
-    setup = (f"{F.count(calibration.get('n_sims'))} simulated experiments of {F.count(calibration.get('users_per_sim'))}"
+    setup = (f"{F.count(calibration.get('n_sims'))} simulated experiments of "
+             f"{F.count(calibration.get('users_per_sim'))}"
              f" users each, {calibration.get('looks')} looks, α = {alpha}, effect for power: "
              f"{F.number(calibration.get('effect'))} ({html.escape(str(calibration.get('effect_metric', '')))})")
-    return HTML(f"<table><tr><th style='text-align:left'>check</th><th>simulated</th><th>expected</th></tr>{''.join(rows)}</table>"
+    head = "<tr><th style='text-align:left'>check</th><th>simulated</th><th>expected</th></tr>"
+    return HTML(f"<table>{head}{''.join(rows)}</table>"
                 f"<p><small>{html.escape(setup)}</small></p>")
 
 

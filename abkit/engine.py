@@ -110,10 +110,15 @@ def _columns(src: LogSource, kind: str) -> str:
 
 
 def _first(columns: str, source: str, order: str, compacted: str, experiment: str) -> str:
-    """Rows of ``source`` (deltas) whose request id is in no row of ``compacted``, the first copy by ``order``."""
-    return (f"SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY {order}) "
-            f"AS abkit_rn FROM {source} d WHERE experiment = {sql_string(experiment)} AND NOT EXISTS "
-            f"(SELECT 1 FROM {compacted} c WHERE c.request_id = d.request_id)) f WHERE abkit_rn = 1")
+    """Rows of ``source`` (deltas) whose request id is in no row of ``compacted``, the first copy by ``order``.
+    Only ids stored more than once go through the (costly) window; the others pass through an anti-join."""
+    own = f"{source} d WHERE experiment = {sql_string(experiment)} AND NOT EXISTS " \
+          f"(SELECT 1 FROM {compacted} c WHERE c.request_id = d.request_id)"
+    dup = f"SELECT request_id FROM {source} WHERE experiment = {sql_string(experiment)} GROUP BY request_id " \
+          "HAVING COUNT(*) > 1"
+    return (f"SELECT {columns} FROM {own} AND d.request_id NOT IN ({dup}) UNION ALL "
+            f"SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY {order}) "
+            f"AS abkit_rn FROM {own} AND d.request_id IN ({dup})) f WHERE abkit_rn = 1")
 
 
 def _once_sql(src: LogSource) -> dict[str, str]:

@@ -340,7 +340,8 @@ def rows_html(rows: Sequence[ScoreRow], results: Mapping[str, Any], *, inference
         body.append(
             f'<tr><td class="l">{e(name)}{note}</td><td>{e(_metric_value(r.metric, r.statistic, r.control))}</td>'
             f"<td>{e(_metric_value(r.metric, r.statistic, r.treatment))}</td><td>{change}</td>"
-            f"<td>{_bar(r, limit)}</td><td>{e(F.chance(r.chance_to_win)) if r.chance_to_win is not None else '—'}</td>"
+            f"<td>{_bar(r, limit)}</td><td>{e(F.chance(r.chance_to_win)) if r.chance_to_win is not None else '—'}"
+            "</td>"
             f'<td class="l"><span class="abk-tag abk-{r.status}">{_STATUS_WORD[r.status]}</span></td></tr>')
     return f"<table>{head}{''.join(body)}</table>"
 
@@ -434,7 +435,8 @@ def reasons_html(recommendation: Mapping[str, Any]) -> str:
         days = recommendation.get("days_needed")
         extra = (f"<p>About {F.count(recommendation['samples_needed'])} more users needed"
                  + (f" (~{F.number(days, 2)} days at the current traffic)" if days is not None else "") + ".</p>")
-    return f"<ul>{items}</ul>{extra}<p class=\"abk-small\">Method: {e(plain_text(recommendation.get('method', '')))}</p>"
+    method = e(plain_text(recommendation.get("method", "")))
+    return f'<ul>{items}</ul>{extra}<p class="abk-small">Method: {method}</p>'
 
 
 # --------------------------------------------------------------------------------------------------
@@ -472,8 +474,8 @@ def runs_table_html(runs: Sequence[tuple[str, str, Mapping[str, Any], Mapping[st
             decision, reason = ("failed" if status == "failed" else "no analysis"), ""
         r = prim.get(i)
         if r is not None:
-            lift = (f"{e(statistic_label(r.metric, 'mean'))}<br>"
-                    + F.estimate_with_interval(r.relative, r.low, r.high, "rate", signed=True).replace(" (", "<br>(", 1))
+            change = F.estimate_with_interval(r.relative, r.low, r.high, "rate", signed=True)
+            lift = f"{e(statistic_label(r.metric, 'mean'))}<br>" + change.replace(" (", "<br>(", 1)
             bar = _bar(r, limit)
         else:
             lift, bar = "—", ""

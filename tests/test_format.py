@@ -78,7 +78,7 @@ def _results(users=(1500.0, 1520.0), labelled=(600.0, 610.0), decision="continue
             "counts": {"users": list(users), "predictions": [3000.0, 3050.0], "labelled": list(labelled),
                        "n_days": 6, "first_day": "2024-06-03", "last_day": "2024-06-08"},
             "recommendation": {"decision": decision, "variant": None, "method": "always-valid",
-                               "reasons": ["accuracy challenger − control = +0.03 (CI -0.01 to 0.07, adjusted p = 0.2)",
+                               "reasons": ["accuracy challenger − control = +0.03 (CI -0.01 to 0.07, p = 0.2)",
                                            "continue: about 900 more users"]}}
 
 
@@ -129,8 +129,8 @@ def test_pending_when_labels_are_missing():
 
 def test_top_reason_for_continue_says_what_is_missing():
     rec = {"decision": "continue", "reasons": ["too little evidence: users per arm a: 66, b: 54; needs 100",
-                                               "continue: at least 80 more users", "about 9.3 days at the current rate"]}
-    assert top_reason(rec) == "too little evidence: users per arm a: 66, b: 54; needs 100 (about 9.3 days at the current rate)"
+                                               "continue: at least 80 more users", "about 9.3 days at this rate"]}
+    assert top_reason(rec) == "too little evidence: users per arm a: 66, b: 54; needs 100 (about 9.3 days at this rate)"
 
 
 def test_run_index_lists_scenario_decision_reason_and_lift(tmp_path):
@@ -138,14 +138,16 @@ def test_run_index_lists_scenario_decision_reason_and_lift(tmp_path):
 
     from abkit.report import write_outputs_index
 
-    for name, started, decision in (("old", "2026-01-01T10:00:00+00:00", "keep"), ("new", "2026-02-01T10:00:00+00:00", "continue")):
+    for name, started, decision in (("old", "2026-01-01T10:00:00+00:00", "keep"),
+                                    ("new", "2026-02-01T10:00:00+00:00", "continue")):
         run = tmp_path / name
         run.mkdir()
         (run / "run.json").write_text(json.dumps({"run_name": name, "started": started, "ok": True,
                                                   "params_files": ["params/scenarios/aa.yaml"], "parameters": {}}))
         (run / "20_analyze.json").write_text(json.dumps(_results(decision=decision)))
     (tmp_path / "broken").mkdir()
-    (tmp_path / "broken" / "run.json").write_text(json.dumps({"run_name": "broken", "started": "2026-03-01", "ok": False}))
+    broken = {"run_name": "broken", "started": "2026-03-01", "ok": False}
+    (tmp_path / "broken" / "run.json").write_text(json.dumps(broken))
     page = write_outputs_index(tmp_path).read_text()
     assert page.index(">broken<") < page.index(">new<") < page.index(">old<")  # newest first
     assert page.count(">aa<") == 2 and "Keep the control" in page and "Continue the test" in page

@@ -408,8 +408,8 @@ def test_compacted_labels_store_a_copy_of_what_they_label(tmp_path: Path) -> Non
         w.append(_records(3, t0=T0 + dt.timedelta(days=2)))
     log.append_labels([dict(experiment="exp-1", request_id=r, label="neg", labelled_at=T0) for r in ("r0", "r1")])
 
-    def compacted_labels() -> dict[str, dict]:
-        files = glob.glob(str(tmp_path / "labels" / "experiment=exp-1" / "*" / "*.compacted.parquet"))
+    def compacted_labels() -> dict[str, dict]:  # the files the manifest lists (a replaced one waits for deletion)
+        files = log_source(tmp_path, "exp-1").compacted["labels"]
         return {r["request_id"]: r for f in files for r in pq.read_table(f).to_pylist()}
 
     log.compact()

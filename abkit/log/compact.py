@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from abkit.log import layout as L
 from abkit.log.durable import ensure_dir
@@ -156,8 +157,11 @@ def _compact_one(root: Path, experiment: str, memory_limit: str | None) -> Compa
 def _rewrite(root: Path, experiment: str, manifest: L.Manifest, eng: Any, snapshot: dict[str, list[Any]],
              stale: list[str], removed: int) -> CompactReport:
     con = eng.con
-    con.execute(f"CREATE TEMP TABLE np AS SELECT *, abkit_fnv(unit_id) AS unit_key, abkit_fnv(request_id) AS "
-                f"request_key, {_DAY} AS day FROM abkit_pred_new")
+    con.execute("CREATE TEMP TABLE pn AS SELECT * FROM abkit_pred_new")
+    con.execute(f"""CREATE TEMP TABLE np AS SELECT pn.*, u.unit_key, abkit_fnv(pn.request_id) AS request_key, {_DAY} AS day
+        FROM pn JOIN (SELECT unit_id, abkit_fnv(unit_id) AS unit_key FROM (SELECT DISTINCT unit_id FROM pn) d) u
+        USING (unit_id)""")  # a user's key once, not once per request
+    con.execute("DROP TABLE pn")
     old_p = _files(manifest.files(root, "predictions"), "request_id, request_key, unit_id, unit_key, variant, "
                    f"predicted_label, {_DAY} AS day", "ts")
     stale_rows = _files([str(root / f) for f in stale], "experiment, request_id, label, labelled_at", "labelled_at")
@@ -207,6 +211,14 @@ def _files(files: list[str], columns: str, ts: str) -> str:
     return f"SELECT {columns} FROM read_parquet([{', '.join(sql_string(f) for f in files)}])"
 
 
+def _by_arm(table: pa.Table) -> list[pa.Table]:
+    """Rows already ordered by arm and user as one row group per arm (``layout.clustered`` without its sort)."""
+    if table.num_rows < 2:
+        return [table]
+    ends = pc.run_end_encode(pc.fill_null(table["variant"], "").combine_chunks()).run_ends.to_numpy()
+    return [table.slice(lo, hi - lo) for lo, hi in zip([0, *ends[:-1]], ends)]
+
+
 def _count(con: Any, table: str) -> int:
     return int(con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
@@ -236,6 +248,6 @@ def _write(con: Any, root: Path, kind: L.Kind, experiment: str, table: str, day:
     for (d,) in con.execute(f"SELECT DISTINCT {day} AS d FROM {table} ORDER BY d").fetchall():
         reader = con.sql(f"SELECT {cols} FROM {table} WHERE {day} = {int(d)} ORDER BY variant NULLS LAST, "
                              "unit_key, request_key").to_arrow_reader(1_000_000)
-        groups = (group for batch in reader for group in L.clustered(pa.Table.from_batches([batch]).cast(schema)))
+        groups = (group for batch in reader for group in _by_arm(pa.Table.from_batches([batch]).cast(schema)))
         out.append(L.write_atomic(groups, L.date_dir(root, kind, experiment, int(d)), compacted=True, schema=schema))
     return out

@@ -134,7 +134,7 @@ def effect_margin_test(
             how = ("z" if np.all(np.isinf(d)) else "Welch t") + ", fixed horizon"
         elif inference == "sequential":
             tuning = float(resolve("sequential_tuning", sequential_tuning))
-            z_crit, p = _one_sided_mixture(stat, n, a, tuning)
+            z_crit, p = _one_sided_mixture(stat, np.asarray(n, dtype=np.float64), a, tuning)
             level = np.full(np.shape(p), a)
             how = f"always-valid one-sided normal mixture (N={tuning:g})"
         else:

@@ -46,7 +46,7 @@ class VectorStats:
     def from_units(cls, x: object) -> VectorStats:
         """Sums of per-unit values ``x`` of shape (units, k) (for tests and small data)."""
         a = np.asarray(x, dtype=np.float64)
-        return cls(np.float64(a.shape[0]), a.sum(axis=0), a.T @ a)
+        return cls(np.asarray(float(a.shape[0])), a.sum(axis=0), a.T @ a)
 
     def __add__(self, other: VectorStats) -> VectorStats:
         if not isinstance(other, VectorStats):
