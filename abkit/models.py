@@ -148,7 +148,7 @@ def _cpu_ms(model: Classifier, texts: Sequence[str], repeats: int) -> float:
 
 def measure_cost_profile(
     model: Classifier, texts: Sequence[str], *, rng: np.random.Generator | int = 0,
-    n_requests: int = 60, batch_size: int = 64, repeats: int = 3,
+    n_requests: int = 200, batch_size: int = 64, repeats: int = 3,
 ) -> CostProfile:
     """Time ``n_requests`` one-text ``predict`` calls (after one warm-up) and one batched call.
 
@@ -156,7 +156,8 @@ def measure_cost_profile(
     measuring), the best of ``repeats`` runs: that is the model's own compute, the same on an idle machine
     and beside other work, so a seeded scenario simulates the same latencies wherever it runs. (Wall-clock
     time beside a CPU-bound process was twice as high for TF-IDF and up to 3x for MiniLM.) The lognormal is
-    fitted robustly (median and interquartile range of log milliseconds); p50/p95 stay empirical.
+    fitted robustly (median and interquartile range of log milliseconds, over 200 requests so that the
+    spread is stable between measurements); p50/p95 stay empirical.
     """
     if len(texts) == 0:
         raise ModelError("measure_cost_profile needs at least one text; pass sample traffic texts.")

@@ -75,7 +75,7 @@ def test_tfidf_is_a_classifier_with_metadata(tfidf):
     labels, conf = tfidf.predict(["The battery is excellent.", "The food was awful."])
     assert labels.tolist() == ["positive", "negative"]
     assert ((conf >= 0.5) & (conf <= 1)).all()
-    assert isinstance(tfidf.cost_profile, CostProfile) and tfidf.cost_profile.n_requests == 60
+    assert isinstance(tfidf.cost_profile, CostProfile) and tfidf.cost_profile.n_requests == 200
     assert tfidf.predict([])[0].shape == (0,)
 
 
