@@ -219,7 +219,7 @@ class ModelRegistry:
                 p = r.payload
                 rows.append({"seq": r.seq, "time": r.time, "actor": r.actor, "what": p.get("action", "set_alias"),
                              "from_version": p.get("from_version"), "to_version": p.get("to_version"),
-                             "moves": ", ".join(f"{a}→{v}" for a, v in p.get("moves", {}).items()),
+                             "moves": ", ".join(f"{a}→{'(cleared)' if v is None else v}" for a, v in p.get("moves", {}).items()),
                              "reasons": "; ".join(p.get("reasons", ())), "status": status})
         return HistoryTable(rows)
 

@@ -377,7 +377,7 @@ def _cusum_checks(frame: pd.DataFrame, reference: Window, windows: Sequence[Wind
         "signal": "accuracy_cusum", "p_value": None, "effect_threshold": 0.0, "alpha": alpha_check,
         "n_reference": int(ref.size), "variant": variant,
         "method": (f"Bernoulli CUSUM on labelled correctness (accuracy drop {config.cusum_shift:g}); "
-                   f"ERT {ert:.3g} labelled predictions")}
+                   f"ERT {ert:,.0f} labelled predictions")}
     results = []
     if ref.size < 30 or ref.mean() in (0.0, 1.0):
         why = (f"reference: {ref.size} labelled predictions; the CUSUM needs at least 30" if ref.size < 30 else

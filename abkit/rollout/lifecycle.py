@@ -315,7 +315,7 @@ class _Monitor:
         for x in flags.tolist():
             if det.update(x).drift_detected and version not in self.open:
                 self.open[version] = (f"accuracy of {version} dropped below its reference {det.p0_:.3f} (Bernoulli "
-                                      f"CUSUM, ERT {self.cfg.monitor_ert:g} labelled predictions, day {day})")
+                                      f"CUSUM, ERT {self.cfg.monitor_ert:,.0f} labelled predictions, day {day})")
 
     def alarms(self, version: str, day: int) -> tuple[str, ...]:
         return (self.open[version],) if version in self.open else ()

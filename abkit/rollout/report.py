@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from abkit.analysis import ResultTable
+from abkit.display import format_value
 from abkit.rollout.lifecycle import LifecycleResult
 
 __all__ = ["Verdict", "decision_table", "results_json", "timeline_plot", "verdict"]
@@ -67,6 +68,25 @@ def verdict(runs: Mapping[str, LifecycleResult]) -> Verdict:
                 lines.append(f"[{name}] {day}: {subject} {what[m['action']]} {other} — {m['reason']}")
         lines.append(f"[{name}] champion at the end: {r.aliases.get('champion')}")
     return Verdict(["; ".join(heads), *lines])
+
+
+def _setting(value: Any) -> str:
+    """A policy setting as text for people: lists and records spelled out, no Python reprs."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_setting(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "; ".join(_setting(v) for v in value) if any(isinstance(v, Mapping) for v in value) \
+            else " / ".join(_setting(v) for v in value)
+    return format_value(value)
+
+
+def policy_table(policy: Any) -> ResultTable:
+    """The rollout policy as a two-column table (setting, value) for the report."""
+    return ResultTable([{"setting": k.replace("_", " "), "value": _setting(v)} for k, v in policy.to_dict().items()])
 
 
 def decision_table(result: LifecycleResult, *, include_holds: bool = False) -> ResultTable:
