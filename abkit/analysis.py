@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 
 from abkit.decide import Comparison, NonInferiorityPolicy, Recommendation, decide_policy
+from abkit.display import DictsReprMixin
 from abkit.errors import AbkitError
 from abkit.metrics.compute import QUANTILES, LogStats, collect
 from abkit.metrics.registry import METRICS
 from abkit.stats.aggregates import Moments
 from abkit.stats.bayesian import bayes_test
 from abkit.stats.config import check_alpha, get_config, resolve
-from abkit.display import DictsReprMixin
 from abkit.stats.frequentist import ttest
 from abkit.stats.quantiles import quantile_difference
 from abkit.stats.sequential import confidence_sequence

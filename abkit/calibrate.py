@@ -29,7 +29,6 @@ from abkit.stats.config import check_alpha, resolve
 from abkit.stats.frequentist import ttest
 from abkit.stats.sequential import confidence_sequence
 
-
 SPARSE_LABELS = (3, 10, 30)  # labelled users per arm in the sparse-label calibration
 
 
@@ -287,7 +286,7 @@ def write_log(
     n_req = 1 + rng.poisson(requests_per_user - 1, size=ids.size)
     skill = rng.beta(8 * np.array([acc[v] for v in names])[arm], 8 * (1 - np.array([acc[v] for v in names])[arm]))
     rows = np.repeat(np.arange(ids.size), n_req)
-    start = dt.datetime.fromisoformat(experiment.start).replace(tzinfo=dt.timezone.utc)
+    start = dt.datetime.fromisoformat(experiment.start).replace(tzinfo=dt.UTC)
     first = rng.uniform(0, experiment.duration_days * 0.7, ids.size)
     offs = first[rows] + rng.uniform(0, experiment.duration_days * 0.3, rows.size)
     ts = np.array([start + dt.timedelta(days=float(d)) for d in offs])

@@ -137,7 +137,7 @@ def _as_tuple(value: Any, field_name: str) -> tuple[Any, ...]:
 
 def _check_start(value: Any) -> str:
     if value is None:  # a test defined now starts today
-        return dt.datetime.now(dt.timezone.utc).date().isoformat()
+        return dt.datetime.now(dt.UTC).date().isoformat()
     if isinstance(value, dt.datetime):
         raise _fail("start", value, "give a date 'YYYY-MM-DD', not a datetime.")
     if isinstance(value, dt.date):

@@ -18,9 +18,9 @@ from scipy import optimize, special
 from scipy import stats as sps
 
 from abkit.errors import AbkitError
+from abkit.stats.aggregates import Moments
 from abkit.stats.config import check_alpha, check_alternative
 from abkit.stats.frequentist import relative_variance, welch_df
-from abkit.stats.aggregates import Moments
 from abkit.stats.sequential import confidence_sequence
 
 
