@@ -185,9 +185,9 @@ def calibrate(
         fpr, se = _rate(np.nan_to_num(p, nan=1.0) < a)
         out["fpr_fixed_sparse"][str(int(k))] = {"fpr": fpr, "mc_se": se, "insufficient": float(np.mean(np.isnan(p))),
                                                 "decision_withheld": bool(k < floor)}
-    for k in ("fpr_fixed", "fpr_sequential", "fpr_naive_peeking", "coverage", "power"):
-        if out[k] is not None:
-            out[f"{k}_mc_se"] = math.sqrt(out[k] * (1 - out[k]) / n_sims)
+    for key in ("fpr_fixed", "fpr_sequential", "fpr_naive_peeking", "coverage", "power"):
+        if out[key] is not None:
+            out[f"{key}_mc_se"] = math.sqrt(out[key] * (1 - out[key]) / n_sims)
     out.update(
         alpha=a, looks=int(looks), effect=float(effect), effect_metric="accuracy (absolute difference)",
         sequential_method=f"confidence sequence (N={tuning:g})", min_labelled_units=floor,

@@ -172,7 +172,7 @@ def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] | None) -> l
     """Keep the notebooks named in ``only`` (stem, with or without the ``NN_`` prefix)."""
     if not only:
         return list(notebooks)
-    chosen = []
+    chosen: list[Path] = []
     for wanted in only:
         match = [p for p in notebooks if wanted in (p.stem, p.name, p.stem.split("_", 1)[-1])]
         if not match:
