@@ -5,6 +5,7 @@ no change; mean detection delay < ERT/2 after a step)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -29,6 +30,9 @@ def _bound(alpha: float, n: int) -> float:
     return alpha + 3 * math.sqrt(alpha * (1 - alpha) / n)
 
 
+_SEEDS = itertools.count(1000)  # each detector gets its own fixed seed: the simulation is reproducible
+
+
 def _rate(make_detector, draw_ref, draw_cur, n_windows: int, alpha: float, seed: int) -> float:
     """Share of no-drift windows that alarm; a fresh reference per window, effect floors off."""
     rng = np.random.default_rng(seed)
@@ -43,7 +47,7 @@ def _rate(make_detector, draw_ref, draw_cur, n_windows: int, alpha: float, seed:
 @pytest.mark.parametrize("name, make", [
     ("ks", lambda: KSDrift(effect_threshold=0)),
     ("psi", lambda: PSIDrift(effect_threshold=0)),
-    ("wasserstein", lambda: WassersteinDrift(effect_threshold=0, n_null=2000, grid=100, random_state=None)),
+    ("wasserstein", lambda: WassersteinDrift(effect_threshold=0, n_null=2000, grid=100, random_state=next(_SEEDS))),
 ])
 def test_numeric_detectors_false_alarm_rate(name, make):
     alpha, n = 0.05, 300
@@ -61,7 +65,7 @@ def test_numeric_detectors_with_ties_stay_within_the_target():
 
     alpha, n = 0.05, 300
     for make in (lambda: KSDrift(effect_threshold=0), lambda: PSIDrift(effect_threshold=0),
-                 lambda: WassersteinDrift(effect_threshold=0, n_null=2000, grid=100, random_state=None)):
+                 lambda: WassersteinDrift(effect_threshold=0, n_null=2000, grid=100, random_state=next(_SEEDS))):
         assert _rate(make, draw(600), draw(200), n, alpha, seed=12) <= _bound(alpha, n)
 
 
@@ -89,7 +93,7 @@ def test_estimated_accuracy_false_alarm_rate():
 
 def test_mmd_false_alarm_rate():
     alpha, n = 0.05, 150
-    rate = _rate(lambda: MMDDrift(n_permutations=99, n_features=64, random_state=None),
+    rate = _rate(lambda: MMDDrift(n_permutations=99, n_features=64, random_state=next(_SEEDS)),
                  lambda g: g.normal(size=(100, 8)), lambda g: g.normal(size=(80, 8)), n, alpha, seed=15)
     assert rate <= _bound(alpha, n)
 
@@ -112,7 +116,8 @@ def _picker(pool):
 def test_text_statistics_false_alarm_rate(texts):
     alpha, n = 0.05, 120
     pick = _picker(texts)
-    for make in (lambda: TextLengthDrift(effect_threshold=0), lambda: OOVDrift(effect_threshold=0, random_state=None)):
+    for make in (lambda: TextLengthDrift(effect_threshold=0),
+                 lambda: OOVDrift(effect_threshold=0, random_state=next(_SEEDS))):
         assert _rate(make, pick(400), pick(150), n, alpha, seed=16) <= _bound(alpha, n)
 
 
@@ -120,7 +125,7 @@ def test_domain_classifier_false_alarm_rate(texts):
     # The out-of-fold test: every text is scored by a model that never saw it; per-fold Mann-Whitney U summed.
     alpha, n = 0.1, 60
     pick = _picker(texts)
-    rate = _rate(lambda: DomainClassifierDrift(effect_threshold=0, random_state=None), pick(150), pick(100), n,
+    rate = _rate(lambda: DomainClassifierDrift(effect_threshold=0, random_state=next(_SEEDS)), pick(150), pick(100), n,
                  alpha, seed=17)
     assert rate <= _bound(alpha, n)
 

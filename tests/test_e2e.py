@@ -120,3 +120,6 @@ def test_scenarios_reach_their_story(tmp_path, scenario, allowed):
     results = json.loads((tmp_path / scenario / "20_analyze.json").read_text())
     assert results["srm"]["p_value"] > 0.001
     assert results["recommendation"]["decision"] in allowed, results["recommendation"]
+    drift = json.loads((tmp_path / scenario / "30_drift.json").read_text())
+    assert drift["alarms"] == [], drift["verdict"]  # no shift in these scenarios: the monitor stays quiet
+    assert {"signal", "window", "statistic", "threshold", "alarm"} <= set(drift["checks"][0])

@@ -67,7 +67,7 @@ def test_from_params_one_liner() -> None:
         ({"start": "01/03/2024"}, "start"),
         ({"duration_days": 0}, "duration_days"),
         ({"duration_days": 2.5}, "duration_days"),
-        ({"primary_metric": "f1"}, "primary_metric"),
+        ({"primary_metric": "f2"}, "primary_metric"),
         ({"guardrails": ({"metric": "latency_ms", "statistic": "p90"},)}, "statistic"),
         ({"guardrails": (Guardrail("latency_ms", "p95", 10.0),), "filters": ({"seed": "h", "ranges": [[0.5, 0.2]]},)},
          "filters"),
