@@ -362,10 +362,28 @@ def _check_model_reference(values: Mapping[str, Any], name: str) -> None:
     from abkit.models import BUILTIN_KINDS
 
     ref = values[name]
-    if ref in BUILTIN_KINDS or _exists(ref) or re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", ref):
+    if ref in BUILTIN_KINDS or _exists(ref):
+        return
+    if re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", ref):
+        _check_factory_imports(values, name)
         return
     raise _bad(values, name, f"give one of {', '.join(BUILTIN_KINDS)}, a factory 'package.module:function' "
                "or the folder of a saved model (no such folder exists).")
+
+
+def _check_factory_imports(values: Mapping[str, Any], name: str) -> None:
+    """A ``module:function`` model imports (from ``models_path`` or the project folder) as 00_setup would."""
+    from abkit.models import _import_factory, use_models_path
+
+    if "models_path" in values:
+        try:
+            use_models_path(values["models_path"] or "")
+        except AbkitError as exc:
+            raise _bad(values, "models_path", str(exc)) from exc
+    try:
+        _import_factory(values[name])
+    except AbkitError as exc:
+        raise _bad(values, name, str(exc)) from exc
 
 
 def _exists(path: str, *, file: bool = False) -> bool:

@@ -98,10 +98,20 @@ def test_every_page_is_inert_and_self_contained(smoke_run, browser):
         assert visit.title
 
 
-def test_a_failing_notebook_exits_non_zero_with_one_message(tmp_path):
-    # a factory reference passes validation (its module is imported only when the model is built)
+def test_an_unimportable_model_factory_is_refused_before_any_notebook_runs(tmp_path):
     proc = _abkit("run", "--params", "params/smoke.yaml", "-p", "champion_model=no_such_package.models:build",
-                  "--run-name", "broken", "--output-dir", str(tmp_path), "--no-progress")
+                  "--run-name", "refused", "--output-dir", str(tmp_path), "--no-progress")
+    assert proc.returncode == 2
+    assert "champion_model" in proc.stderr and "no_such_package" in proc.stderr and "models_path" in proc.stderr
+    assert not (tmp_path / "refused" / "00_setup.ipynb").exists()
+
+
+def test_a_failing_notebook_exits_non_zero_with_one_message(tmp_path):
+    # the factory imports (checked before the run) but fails when 00_setup builds the model
+    (tmp_path / "boom_models.py").write_text("def build(**options):\n    raise RuntimeError('boom')\n")
+    proc = _abkit("run", "--params", "params/smoke.yaml", "-p", "champion_model=boom_models:build",
+                  "-p", f"models_path={tmp_path}", "--run-name", "broken", "--output-dir", str(tmp_path),
+                  "--no-progress")
     assert proc.returncode == 1
     assert "notebook 00_setup failed in cell" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "broken" / "00_setup.html").is_file()

@@ -78,7 +78,7 @@ def test_bad_values_are_refused_before_any_notebook_runs(calls, capsys, override
 
 @pytest.mark.parametrize("override", ["split=10/90", "experiment_key=smoke.v2", "primary_metric=latency_ms",
                                       "guardrail_latency_p95_ms=0", "domain_before=electronics:0.8,movies:0.2",
-                                      "dataset=uci:amazon", "champion_model=package.module:factory"])
+                                      "dataset=uci:amazon", "champion_model=abkit.models:train_model"])
 def test_good_values_pass(calls, override):
     assert cli.main(_run("--params", str(ROOT / "params" / "smoke.yaml"), "-p", override)) == 0
     assert len(calls) == 1
