@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.abkit-installed
 RUN    ?= default
 
-.PHONY: setup report smoke test bench lab clean
+.PHONY: setup report smoke lint fmt test bench lab clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,16 @@ report: setup
 smoke: setup
 	$(VENV)/bin/abkit run --params params/smoke.yaml --run-name smoke
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: setup lint
 	$(PY) -m pytest
 
 bench: setup

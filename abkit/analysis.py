@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 
 from abkit.decide import Comparison, NonInferiorityPolicy, Recommendation, decide_policy
+from abkit.display import DictsReprMixin
 from abkit.errors import AbkitError
 from abkit.metrics.compute import QUANTILES, LogStats, collect
 from abkit.metrics.registry import METRICS
 from abkit.stats.aggregates import Moments
 from abkit.stats.bayesian import bayes_test
 from abkit.stats.config import check_alpha, get_config, resolve
-from abkit.display import DictsReprMixin
 from abkit.stats.frequentist import ttest
 from abkit.stats.quantiles import quantile_difference
 from abkit.stats.sequential import confidence_sequence
@@ -361,7 +361,8 @@ def _apply_cuped(log_root: str | Path, exp: Any, variants: list[str], positive_l
     res = ttest(adj_c, adj_t, alpha=alpha)
     seq = confidence_sequence(res.estimate, res.se, adj_c.n + adj_t.n, tuning=tuning, alpha=alpha)
     for j, v in enumerate(variants[1:]):
-        new = {"estimate": float(res.estimate[j]), "ci_low": float(res.ci_low[j]), "ci_high": float(res.ci_high[j]),
+        new: dict[str, Any] = {
+               "estimate": float(res.estimate[j]), "ci_low": float(res.ci_low[j]), "ci_high": float(res.ci_high[j]),
                "p_value": float(res.p_value[j]), "seq_ci_low": float(seq.ci_low[j]),
                "seq_ci_high": float(seq.ci_high[j]), "seq_p_value": float(seq.p_value[j]), "se": float(res.se[j])}
         for i, cmp in enumerate(comps):

@@ -316,7 +316,7 @@ def _utf16_from_codepoints(cp: np.ndarray, lengths: np.ndarray) -> tuple[np.ndar
     n, width = cp.shape
     valid = np.arange(width) < lengths[:, None]
     astral = (cp > 0xFFFF) & valid
-    shift = np.cumsum(astral, axis=1) - astral
+    shift: np.ndarray = np.cumsum(astral, axis=1) - astral
     out = np.zeros((n, 2 * width), dtype=np.uint32)
     rows, cols = np.nonzero(valid)
     pos = cols + shift[rows, cols]
@@ -431,6 +431,8 @@ def _fnv_columns(h: np.ndarray, rows: np.ndarray, lens: np.ndarray | None) -> No
     for j in range(full):
         np.bitwise_xor(h, rows[:, j], out=h, casting="unsafe")
         np.multiply(h, _P, out=h)
+    if lens is None:  # every row runs the full width
+        return
     for j in range(full, width):
         np.bitwise_xor(h, rows[:, j], out=tmp, casting="unsafe")
         np.multiply(tmp, _P, out=tmp)

@@ -29,7 +29,6 @@ from abkit.stats.config import check_alpha, resolve
 from abkit.stats.frequentist import ttest
 from abkit.stats.sequential import confidence_sequence
 
-
 SPARSE_LABELS = (3, 10, 30)  # labelled users per arm in the sparse-label calibration
 
 
@@ -186,9 +185,9 @@ def calibrate(
         fpr, se = _rate(np.nan_to_num(p, nan=1.0) < a)
         out["fpr_fixed_sparse"][str(int(k))] = {"fpr": fpr, "mc_se": se, "insufficient": float(np.mean(np.isnan(p))),
                                                 "decision_withheld": bool(k < floor)}
-    for k in ("fpr_fixed", "fpr_sequential", "fpr_naive_peeking", "coverage", "power"):
-        if out[k] is not None:
-            out[f"{k}_mc_se"] = math.sqrt(out[k] * (1 - out[k]) / n_sims)
+    for key in ("fpr_fixed", "fpr_sequential", "fpr_naive_peeking", "coverage", "power"):
+        if out[key] is not None:
+            out[f"{key}_mc_se"] = math.sqrt(out[key] * (1 - out[key]) / n_sims)
     out.update(
         alpha=a, looks=int(looks), effect=float(effect), effect_metric="accuracy (absolute difference)",
         sequential_method=f"confidence sequence (N={tuning:g})", min_labelled_units=floor,
@@ -287,7 +286,7 @@ def write_log(
     n_req = 1 + rng.poisson(requests_per_user - 1, size=ids.size)
     skill = rng.beta(8 * np.array([acc[v] for v in names])[arm], 8 * (1 - np.array([acc[v] for v in names])[arm]))
     rows = np.repeat(np.arange(ids.size), n_req)
-    start = dt.datetime.fromisoformat(experiment.start).replace(tzinfo=dt.timezone.utc)
+    start = dt.datetime.fromisoformat(experiment.start).replace(tzinfo=dt.UTC)
     first = rng.uniform(0, experiment.duration_days * 0.7, ids.size)
     offs = first[rows] + rng.uniform(0, experiment.duration_days * 0.3, rows.size)
     ts = np.array([start + dt.timedelta(days=float(d)) for d in offs])

@@ -205,8 +205,8 @@ def decide(
               f"{multiple} over challengers on {primary_metric}; guardrails by non-inferiority; minimum evidence "
               f"{min_n} users and {min_lab} units carrying {primary_metric} per arm")
     min_effect = min_effect if min_effect is None or _finite(_num(min_effect)) else None
-    rate = _num(units_per_day)
-    rate = rate if _finite(rate) and rate > 0 else None
+    per_day = _num(units_per_day)
+    rate = per_day if _finite(per_day) and per_day > 0 else None
 
     def invalid(*why: str) -> Recommendation:
         return Recommendation("invalid", None, why, method)
@@ -223,12 +223,12 @@ def decide(
 
     short = _evidence(comparisons, prim, units, min_n, min_lab, primary_metric)
     if short is not None:
-        reasons, more = short
-        return _wait(reasons, more, rate, method)
+        short_reasons, more = short
+        return _wait(short_reasons, more, rate, method)
     thin = [(c, why) for c in prim if (why := _insufficient(c, seq))]
     if thin:
-        reasons = [f"{primary_metric} for {c.variant}: {why}" for c, why in thin]
-        return _wait(reasons + ["no verdict until the variance can be estimated: collect more labelled data"],
+        thin_reasons = [f"{primary_metric} for {c.variant}: {why}" for c, why in thin]
+        return _wait(thin_reasons + ["no verdict until the variance can be estimated: collect more labelled data"],
                      None, rate, method)
 
     up = higher_is_better[primary_metric]
@@ -249,7 +249,8 @@ def decide(
         else:
             reasons.append(txt + ": not significant")
 
-    blocked_hard, undecided = [], []
+    blocked_hard: list[Comparison] = []
+    undecided: list[Comparison] = []
     for c in sorted(winners, key=lambda c: c.estimate if up else -c.estimate, reverse=True):
         verdicts = [_guardrail(g, directions[id(g)], c.variant, comparisons, seq) for g in guardrails]
         reasons.extend(v for _, v in verdicts)
@@ -440,7 +441,8 @@ def decide_non_inferior(
     up = higher_is_better[primary_metric]
     sec_up = higher_is_better[policy.secondary_metric]
     directions = {id(g): _direction(g, higher_is_better) for g in guardrails}
-    test = {"alpha": level, "inference": "sequential" if seq else "fixed", "sequential_tuning": sequential_tuning}
+    test: dict[str, Any] = {"alpha": level, "inference": "sequential" if seq else "fixed",
+                            "sequential_tuning": sequential_tuning}
     reasons: list[str] = list(base.reasons)
     worse: list[Comparison] = []
     for c in sorted(prim, key=lambda c: c.estimate if up else -c.estimate, reverse=True):

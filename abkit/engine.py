@@ -51,7 +51,6 @@ import pyarrow as pa
 from abkit.errors import AbkitError
 from abkit.log.layout import LogSource
 from abkit.log.validate import VALID_LABEL_SQL, VALID_PREDICTION_SQL
-from abkit.log.validate import VALID_LABEL_SQL, VALID_PREDICTION_SQL
 from abkit.sql import sql_string
 
 __all__ = ["DUCKDB", "ENGINES", "SPARK", "Dialect", "DuckDBEngine", "Engine", "EngineError", "SparkEngine",
@@ -181,7 +180,7 @@ class Engine(ABC):
     def drop(self, name: str) -> None:
         """Forget a view or table made by ``view``/``materialize`` (no error when absent)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a deliberate no-op default: a Spark session is shared, nothing to release
         """Release what the engine holds (its DuckDB connection when it opened it; Spark sessions stay)."""
 
     def invalid_rows(self) -> tuple[int, int]:

@@ -137,7 +137,7 @@ def _as_tuple(value: Any, field_name: str) -> tuple[Any, ...]:
 
 def _check_start(value: Any) -> str:
     if value is None:  # a test defined now starts today
-        return dt.datetime.now(dt.timezone.utc).date().isoformat()
+        return dt.datetime.now(dt.UTC).date().isoformat()
     if isinstance(value, dt.datetime):
         raise _fail("start", value, "give a date 'YYYY-MM-DD', not a datetime.")
     if isinstance(value, dt.date):
@@ -258,7 +258,8 @@ class Experiment(SettingsReprMixin):
         out = []
         for f in _as_tuple(self.filters, "filters"):
             if isinstance(f, Mapping):
-                f = Filter(f.get("seed"), f.get("ranges", ()), f.get("hash_version", 2))
+                seed: Any = f.get("seed")  # unchecked user input, validated below
+                f = Filter(seed, f.get("ranges", ()), f.get("hash_version", 2))
             elif not isinstance(f, Filter):
                 f = Filter(*f)
             if not isinstance(f.seed, str) or not f.seed:
@@ -321,6 +322,7 @@ class Experiment(SettingsReprMixin):
     @property
     def end(self) -> str:
         """ISO date of the planned last day (start + duration_days - 1)."""
+        assert self.start is not None  # resolved to a date on construction
         return (dt.date.fromisoformat(self.start) + dt.timedelta(days=self.duration_days - 1)).isoformat()
 
     def with_coverage(self, coverage: float) -> Experiment:
@@ -447,7 +449,7 @@ class Experiment(SettingsReprMixin):
             model_refs = [m.strip() or None for m in str(models).split(",")]
             if len(model_refs) != len(names):
                 raise _fail("models", models, f"give {len(names)} comma-separated model references.")
-        guardrails = ()
+        guardrails: tuple[Guardrail, ...] = ()
         if guardrail_latency_p95_ms is not None:
             guardrails = (Guardrail("latency_ms", "p95", guardrail_latency_p95_ms, higher_is_better=False),)
         return cls(

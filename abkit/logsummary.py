@@ -8,8 +8,8 @@ Each is one DuckDB ``GROUP BY`` over the log's deduplicated predictions joined t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

@@ -115,7 +115,8 @@ class CostProfile:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CostProfile:
         """Inverse of :meth:`to_dict` (also reads profiles saved before ``method`` existed)."""
-        return cls(**{k: (math.nan if v is None else v) for k, v in d.items()})
+        fields: dict[str, Any] = {k: (math.nan if v is None else v) for k, v in d.items()}
+        return cls(**fields)
 
 
 @contextlib.contextmanager
@@ -318,7 +319,7 @@ def _calibrated_logreg(labels: np.ndarray, calibration: str, C: float) -> Any:
                                   cv=min(5, smallest))
 
 
-def data_hash(texts: Sequence[str], labels: Sequence[str]) -> str:
+def data_hash(texts: Sequence[str], labels: Sequence[str] | np.ndarray) -> str:
     """SHA-256 of the training texts and labels, in order.
 
     >>> data_hash(["a"], ["x"])[:12]
@@ -331,16 +332,16 @@ def data_hash(texts: Sequence[str], labels: Sequence[str]) -> str:
 
 
 def _check_training_data(texts: Sequence[str], labels: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    texts, labels = list(texts), np.asarray([str(x) for x in labels], dtype=object)
-    if len(texts) != len(labels):
-        raise ModelError(f"got {len(texts)} texts but {len(labels)} labels; pass one label per text.")
-    empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    text_list, label_arr = list(texts), np.asarray([str(x) for x in labels], dtype=object)
+    if len(text_list) != len(label_arr):
+        raise ModelError(f"got {len(text_list)} texts but {len(label_arr)} labels; pass one label per text.")
+    empty = [i for i, t in enumerate(text_list) if not isinstance(t, str) or not t.strip()]
     if empty:
         raise ModelError(f"texts at positions {empty[:5]} are empty or not strings; drop them before training.")
-    classes = sorted(set(labels))
+    classes = sorted(set(label_arr))
     if len(classes) < 2:
         raise ModelError(f"training labels hold a single class {classes}; a classifier needs two or more.")
-    return texts, labels
+    return text_list, label_arr
 
 
 def train_model(
@@ -559,7 +560,7 @@ def save_model(model: Classifier, directory: str | Path, *, metrics: Mapping[str
     directory.mkdir(parents=True, exist_ok=True)
     if metrics:
         model.metrics = dict(metrics)
-    meta = {
+    meta: dict[str, Any] = {
         "format": _FORMAT, "kind": model.kind, "name": model.name, "version": model.version,
         "labels": list(model.labels), "train_hash": model.train_hash, "n_train": model.n_train,
         "options": model.options, "metrics": model.metrics, "packages": _package_versions(),

@@ -13,8 +13,8 @@ written ``name: value`` (papermill cannot parse a ``=`` inside the comment).
 from __future__ import annotations
 
 import ast
-import json
 import difflib
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence

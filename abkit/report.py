@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +172,7 @@ def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] | None) -> l
     """Keep the notebooks named in ``only`` (stem, with or without the ``NN_`` prefix)."""
     if not only:
         return list(notebooks)
-    chosen = []
+    chosen: list[Path] = []
     for wanted in only:
         match = [p for p in notebooks if wanted in (p.stem, p.name, p.stem.split("_", 1)[-1])]
         if not match:
@@ -430,7 +430,7 @@ def _headline(results_path: Path) -> str | None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8">{csp}<title>{title}</title><style>

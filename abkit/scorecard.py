@@ -351,7 +351,7 @@ def why_not_yet(rows: Sequence[ScoreRow], results: Mapping[str, Any]) -> str:
     rec = results.get("recommendation", {})
     primary = results.get("primary_metric")
     hi = [r for r in rows if r.metric == primary and r.statistic == "mean" and (r.chance_to_win or 0) >= 0.9]
-    if rec.get("decision") in ("continue", "keep", "stop") and hi:
+    if rec.get("decision") in ("continue", "keep", "stop") and hi and isinstance(primary, str):
         return ("<p class=\"abk-small\">Why not ship at a high chance to win? The decision needs the "
                 f"{'always-valid ' if 'always-valid' in rec.get('method', '') else ''}interval of "
                 f"{html.escape(statistic_label(primary, 'mean').lower())} to exclude zero (and every guardrail to "

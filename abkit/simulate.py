@@ -349,6 +349,7 @@ def simulate(
     aux = rng.spawn(1)[0] if (config.user_affinity > 0 or config.pre_period_days > 0) else None
     pools = aux.integers(0, len(corpus), size=(config.n_users, config.user_pool_size)) if aux is not None else None
     if config.user_affinity > 0:
+        assert aux is not None and pools is not None  # drawn above whenever user_affinity > 0
         rows = _with_affinity(rows, user, pools, config.user_affinity, aux)
     arm = arms[user]
     inside = arm >= 0
@@ -397,6 +398,7 @@ def simulate(
     if len(labels):
         log.append_labels(labels)
     if config.pre_period_days > 0:
+        assert aux is not None and pools is not None  # drawn above whenever pre_period_days > 0
         _write_pre_period(experiment, models[experiment.variant_names[0]], corpus, log, unit_ids, rate, pools,
                           config, start, aux, if_exists)
 

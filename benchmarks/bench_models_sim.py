@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 
-
 from abkit.experiment import Experiment
 from abkit.models import evaluate, train_model
 from abkit.simulate import SimulationConfig, simulate

@@ -15,8 +15,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROUNDS = 5  # interleaved rounds of the gated timings
 TARGETS = {"analysis_s": 1.0, "ratio_vs_bare_duckdb": 2.0, "ratio_vs_tea_tasting": 1.0,

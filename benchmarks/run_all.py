@@ -11,7 +11,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
             print(proc.stderr[-3000:], file=sys.stderr)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
+    meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.platform(),
             "cpus": __import__("os").cpu_count(), "quick": quick}
     (out / "latest.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print(f"results in {out / 'latest.json'}; failed: {failed or 'none'}")

@@ -24,7 +24,7 @@ from abkit.log.layout import log_source
 from abkit.metrics import LogStats, collect
 
 VARIANTS = ["control", "challenger"]
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2024, 3, 1, tzinfo=UTC)
 
 

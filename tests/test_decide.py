@@ -14,7 +14,15 @@ from abkit.decide import DECISIONS, INFERENCES, Comparison, Recommendation, deci
 from abkit.errors import AbkitError
 from abkit.experiment import Guardrail
 from abkit.stats import (
-    Moments, bayes_test, confidence_sequence, config_context, get_config, msprt_p_values, sample_size, srm_test, ttest,
+    Moments,
+    bayes_test,
+    confidence_sequence,
+    config_context,
+    get_config,
+    msprt_p_values,
+    sample_size,
+    srm_test,
+    ttest,
 )
 
 OK_SRM = srm_test([1000, 1000], [0.5, 0.5])

@@ -58,7 +58,11 @@ def test_numeric_detectors_false_alarm_rate(name, make):
 def test_numeric_detectors_with_ties_stay_within_the_target():
     # Confidences of a model on a pool of repeated sentences take few distinct values.
     values = np.round(np.linspace(0.5, 1.0, 40), 3)
-    draw = lambda size: (lambda g: g.choice(values, size, p=np.linspace(1, 3, 40) / np.linspace(1, 3, 40).sum()))
+    weights = np.linspace(1, 3, 40) / np.linspace(1, 3, 40).sum()
+
+    def draw(size):
+        return lambda g: g.choice(values, size, p=weights)
+
     alpha, n = 0.05, 300
     for make in (lambda: KSDrift(effect_threshold=0), lambda: PSIDrift(effect_threshold=0),
                  lambda: WassersteinDrift(effect_threshold=0, n_null=2000, grid=100, random_state=next(_SEEDS))):
@@ -67,7 +71,10 @@ def test_numeric_detectors_with_ties_stay_within_the_target():
 
 def test_label_distribution_false_alarm_rate():
     alpha, n = 0.05, 400
-    draw = lambda size: (lambda g: g.choice(["neg", "pos", "neutral"], size, p=[0.45, 0.45, 0.1]))
+
+    def draw(size):
+        return lambda g: g.choice(["neg", "pos", "neutral"], size, p=[0.45, 0.45, 0.1])
+
     rate = _rate(lambda: LabelDistributionDrift(effect_threshold=0), draw(500), draw(150), n, alpha, seed=13)
     assert rate <= _bound(alpha, n)
 
@@ -98,17 +105,26 @@ def texts():
     return make_corpus(6000, rng=5, new_vocab_rate=0.1)["text"].to_numpy(dtype=object)
 
 
+def _picker(pool):
+    """``pick(size)`` is a sampler drawing ``size`` distinct items of ``pool`` with the generator it is given."""
+    def pick(size):
+        return lambda g: pool[g.choice(pool.size, size, replace=False)]
+
+    return pick
+
+
 def test_text_statistics_false_alarm_rate(texts):
     alpha, n = 0.05, 120
-    pick = lambda size: (lambda g: texts[g.choice(texts.size, size, replace=False)])
-    for make in (lambda: TextLengthDrift(effect_threshold=0), lambda: OOVDrift(effect_threshold=0, random_state=next(_SEEDS))):
+    pick = _picker(texts)
+    for make in (lambda: TextLengthDrift(effect_threshold=0),
+                 lambda: OOVDrift(effect_threshold=0, random_state=next(_SEEDS))):
         assert _rate(make, pick(400), pick(150), n, alpha, seed=16) <= _bound(alpha, n)
 
 
 def test_domain_classifier_false_alarm_rate(texts):
     # The out-of-fold test: every text is scored by a model that never saw it; per-fold Mann-Whitney U summed.
     alpha, n = 0.1, 60
-    pick = lambda size: (lambda g: texts[g.choice(texts.size, size, replace=False)])
+    pick = _picker(texts)
     rate = _rate(lambda: DomainClassifierDrift(effect_threshold=0, random_state=next(_SEEDS)), pick(150), pick(100), n,
                  alpha, seed=17)
     assert rate <= _bound(alpha, n)

@@ -37,7 +37,7 @@ def test_every_report_json_and_index_exists(smoke_run):
             assert (run / f"{name}{suffix}").is_file(), f"{name}{suffix}"
         # NaN and Infinity are the only non-finite JSON tokens; any of them fails the run.
         results = json.loads((run / f"{name}.json").read_text(),
-                             parse_constant=lambda c: pytest.fail(f"{name}.json holds {c}"))
+                             parse_constant=lambda c, name=name: pytest.fail(f"{name}.json holds {c}"))
         assert results
     index = (run / "index.html").read_text()
     assert all(f'href="{name}.html"' in index for name in NOTEBOOKS)

@@ -12,7 +12,7 @@ from abkit.engine import EngineError, open_engine
 from abkit.log import PredictionLog
 from abkit.log.layout import log_source
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2024, 3, 1, 10, tzinfo=UTC)
 ONCE = ("SELECT variant, request_id, latency_ms FROM abkit_pred_once ORDER BY request_id",
         "SELECT request_id, label FROM abkit_lab_once ORDER BY request_id")

@@ -151,8 +151,8 @@ def test_namespaces_make_experiments_exclusive() -> None:
 def test_start_defaults_to_today_utc():
     import datetime as dt
 
-    before = dt.datetime.now(dt.timezone.utc).date()
+    before = dt.datetime.now(dt.UTC).date()
     exp = Experiment.from_params(key="today", split="50/50")
-    after = dt.datetime.now(dt.timezone.utc).date()
+    after = dt.datetime.now(dt.UTC).date()
     assert exp.start in (before.isoformat(), after.isoformat())
     assert Experiment.from_dict(exp.to_dict()).start == exp.start  # a saved test keeps its first day

@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from abkit.log.keys import fnv1a64
 from abkit.log import (
     LABEL_SCHEMA,
     PREDICTION_SCHEMA,
@@ -28,10 +27,11 @@ from abkit.log import (
     LogError,
     PredictionLog,
 )
+from abkit.log.keys import fnv1a64
 from abkit.log.layout import log_source
 
 VARIANTS = ["control", "challenger"]
-T0 = dt.datetime(2024, 3, 1, 12, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC)
 
 
 def _records(n: int, start: int = 0, *, t0: dt.datetime = T0, step_s: float = 1.0) -> list[dict]:
@@ -63,7 +63,7 @@ def test_round_trip_dicts_dataframe_and_table(tmp_path: Path) -> None:
 def test_partitions_by_date_and_files_hold_all_columns(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path)
     with log.writer("exp-1", VARIANTS) as w:  # 23:30 plus 48 minutes crosses midnight after 30 records
-        w.append(_records(48, t0=dt.datetime(2024, 3, 1, 23, 30, tzinfo=dt.timezone.utc), step_s=60))
+        w.append(_records(48, t0=dt.datetime(2024, 3, 1, 23, 30, tzinfo=dt.UTC), step_s=60))
     files = sorted(glob.glob(log.predictions_glob("exp-1")))
     assert [Path(f).parent.name for f in files] == ["date=2024-03-01", "date=2024-03-02"]
     assert all(Path(f).parent.parent.name == "experiment=exp-1" and Path(f).name.startswith("part-") for f in files)

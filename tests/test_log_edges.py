@@ -19,7 +19,7 @@ from abkit.log import InvalidRecordsError, LogError, PredictionLog
 from abkit.log.validate import MAX_LATENCY_MS, validate_predictions
 
 VARIANTS = ["control", "challenger"]
-T0 = dt.datetime(2024, 3, 1, 12, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC)
 
 
 def _record(i: int = 0, **change) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import shutil
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from abkit.metrics import METRICS, LogStats, MetricError, collect
 BASIC = [n for n, m in METRICS.items() if not m.per_label]  # computed without a positive label
 
 EXP = Experiment.from_params(key="mtest", start="2024-03-01", duration_days=4)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _reference(root: Path, variants: list[str], until: str | None = None) -> dict[str, dict[str, np.ndarray]]:

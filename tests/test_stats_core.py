@@ -10,9 +10,27 @@ from scipy import stats as sps
 
 from abkit.errors import AbkitError
 from abkit.stats import (
-    ArmStats, Moments, adjust, beta_chance_to_beat, bayes_test, bh_threshold, check_weights, confidence_sequence,
-    config_context, group_sequential_bounds, mcnemar_exact, moments_from_sums, msprt_p_values, paired_difference,
-    power, proportions_exact, proportions_ztest, quantile_rank_interval, sample_size, srm_test, ttest,
+    ArmStats,
+    Moments,
+    adjust,
+    bayes_test,
+    beta_chance_to_beat,
+    bh_threshold,
+    check_weights,
+    confidence_sequence,
+    config_context,
+    group_sequential_bounds,
+    mcnemar_exact,
+    moments_from_sums,
+    msprt_p_values,
+    paired_difference,
+    power,
+    proportions_exact,
+    proportions_ztest,
+    quantile_rank_interval,
+    sample_size,
+    srm_test,
+    ttest,
 )
 from abkit.stats.config import UnknownOptionError, get_config
 

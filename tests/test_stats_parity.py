@@ -11,8 +11,23 @@ import numpy as np
 import pytest
 
 from abkit.stats import (
-    ArmStats, CupedStats, Moments, adjust, bayes_test, bh_threshold, confidence_sequence, cuped_ttest, mde,
-    moments_from_sums, power, proportion_moments, proportions_exact, proportions_ztest, sample_size, srm_test, ttest,
+    ArmStats,
+    CupedStats,
+    Moments,
+    adjust,
+    bayes_test,
+    bh_threshold,
+    confidence_sequence,
+    cuped_ttest,
+    mde,
+    moments_from_sums,
+    power,
+    proportion_moments,
+    proportions_exact,
+    proportions_ztest,
+    sample_size,
+    srm_test,
+    ttest,
 )
 from abkit.stats.frequentist import chi2_contingency_pvalue, relative_variance
 

@@ -138,7 +138,7 @@ def _compact_one(root: Path, experiment: str, memory_limit: str | None) -> Compa
             if removed:
                 L.write_manifest(root, experiment, manifest)
             return CompactReport(experiment, 0, 0, 0, 0, 0, removed, manifest.collided)
-        snapshot = {k: [L.file_id(root, p) for p in deltas[k]] for k in L.KINDS}
+        snapshot: dict[str, list[Any]] = {k: [L.file_id(root, p) for p in deltas[k]] for k in L.KINDS}
         src = L.LogSource(experiment, {k: tuple(manifest.files(root, k)) for k in L.KINDS},
                           {k: tuple(str(p) for p in deltas[k]) for k in L.KINDS}, unique=False)
         tmp = root / ".abkit-compact-tmp"
@@ -147,7 +147,9 @@ def _compact_one(root: Path, experiment: str, memory_limit: str | None) -> Compa
             config["memory_limit"] = memory_limit
         con = duckdb.connect(config=config)
         try:
-            con.create_function("abkit_fnv", lambda ids: pa.array(fnv1a64(ids)), ["VARCHAR"], "BIGINT", type="arrow")
+            # duckdb's stub wants its PythonUDFType enum; the string works in every duckdb (the enum moved modules)
+            con.create_function(  # type: ignore[call-overload]
+                "abkit_fnv", lambda ids: pa.array(fnv1a64(ids)), ["VARCHAR"], "BIGINT", type="arrow")
             eng = DuckDBEngine(src, con=con)
             return _rewrite(root, experiment, manifest, eng, snapshot, stale, removed)
         finally:

@@ -441,8 +441,9 @@ def log_source(root: str | Path, experiment: str, on_bad_file: Literal["raise", 
     root = Path(root)
     check_key(experiment)
     manifest = read_manifest(root, experiment)
-    compacted = {k: tuple(manifest.files(root, k)) for k in KINDS}
-    deltas = {k: tuple(str(p) for p in delta_files(root, k, experiment, manifest, on_bad_file)) for k in KINDS}
+    compacted: dict[str, tuple[str, ...]] = {k: tuple(manifest.files(root, k)) for k in KINDS}
+    deltas: dict[str, tuple[str, ...]] = {
+        k: tuple(str(p) for p in delta_files(root, k, experiment, manifest, on_bad_file)) for k in KINDS}
     unique = bool(compacted["predictions"]) and not manifest.collided and not deltas["predictions"] \
         and not deltas["labels"]
     copied = unique and all_copied(compacted["labels"])

@@ -30,8 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from abkit.names import NAME_PATTERN
 from abkit.log.schema import LABEL_SCHEMA, PREDICTION_SCHEMA, UTC_US, LogError
+from abkit.names import NAME_PATTERN
 
 __all__ = ["MAX_LATENCY_MS", "VALID_LABEL_SQL", "VALID_PREDICTION_SQL", "Columns", "InvalidRecordsError", "Verdict", "as_table", "validate_labels",
            "validate_predictions"]

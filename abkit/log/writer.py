@@ -121,7 +121,7 @@ class LogWriter:
 
         An empty input (``[]``, an empty DataFrame or table) is accepted and returns 0.
         """
-        cols, verdict = validate_predictions(records, self.experiment, self.variants, dt.datetime.now(dt.timezone.utc))
+        cols, verdict = validate_predictions(records, self.experiment, self.variants, dt.datetime.now(dt.UTC))
         report = AppendReport(received=cols.n, invalid=int(verdict.bad.sum()), invalid_by_field=verdict.counts)
         if report.invalid and self.on_invalid == "raise":
             self.last = report
@@ -186,7 +186,7 @@ class LogWriter:
 def append_labels(log: PredictionLog, records: Any) -> int:
     """Validate and durably write label records to ``log`` (see ``PredictionLog.append_labels``): one file
     per (experiment, date), the call's first label per request; the cost depends on the call only."""
-    cols, verdict = validate_labels(records, dt.datetime.now(dt.timezone.utc))
+    cols, verdict = validate_labels(records, dt.datetime.now(dt.UTC))
     if verdict.bad.any():
         raise invalid_error(verdict, "label")
     table = as_table(cols, LABEL_SCHEMA)
@@ -204,4 +204,4 @@ def _quarantine(root: Path, cols: Columns, verdict: Verdict, experiment: str) ->
     bad = as_table(cols, PREDICTION_SCHEMA, verdict.bad)
     bad = bad.append_column("record_index", pa.array(np.flatnonzero(verdict.bad)))
     bad = bad.append_column("error", pa.array(verdict.reason[verdict.bad].tolist(), pa.string()))
-    return write_atomic(bad, quarantine_dir(root, experiment, dt.datetime.now(dt.timezone.utc).date()))
+    return write_atomic(bad, quarantine_dir(root, experiment, dt.datetime.now(dt.UTC).date()))

@@ -10,7 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from abkit.metrics.registry import (
-    METRICS, Metric, MetricError, Variable, check_metric, get_metric, names, register, register_variable,
+    METRICS,
+    Metric,
+    MetricError,
+    Variable,
+    check_metric,
+    get_metric,
+    names,
+    register,
+    register_variable,
 )
 
 __all__ = ["METRICS", "QUANTILES", "LogStats", "Metric", "MetricError", "QuantileStats", "Variable",

@@ -58,7 +58,7 @@ def estimable(var_c: np.ndarray, n_c: np.ndarray, var_t: np.ndarray, n_t: np.nda
     return np.asarray(ok[0] & ok[1] & np.isfinite(n_c) & np.isfinite(n_t))
 
 
-def usable_se(se: np.ndarray) -> np.ndarray:
+def usable_se(se: object) -> np.ndarray:
     """True where a standard error is finite and positive (else the comparison has insufficient data)."""
     s = np.asarray(se, dtype=np.float64)
     with np.errstate(invalid="ignore"):

@@ -93,7 +93,7 @@ class ArmStats:
         """Sufficient statistics of a plain per-unit mean (denominator 1 per unit)."""
         nn = _arr(n, "n", nonneg=True)
         t = _arr(total, "total")
-        return cls(nn, t, total_sq, nn, nn, t)
+        return cls(nn, t, _arr(total_sq, "total_sq"), nn, nn, t)
 
     def __add__(self, other: ArmStats) -> ArmStats:
         if not isinstance(other, ArmStats):
@@ -174,7 +174,7 @@ class CupedStats:
         """A plain mean with a plain-mean covariate (gbstats' regression adjustment)."""
         y = ArmStats.mean(n, y_sum, y_ss)
         x = ArmStats.mean(n, x_sum, x_ss)
-        return cls(y, x, xy_sum, y.m_sum, x.m_sum, y.n)
+        return cls(y, x, _arr(xy_sum, "xy_sum"), y.m_sum, x.m_sum, y.n)
 
     def __add__(self, other: CupedStats) -> CupedStats:
         if not isinstance(other, CupedStats):

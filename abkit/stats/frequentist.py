@@ -88,7 +88,8 @@ def _se_df(
         se, df = np.sqrt(pooled * (1 / n_c + 1 / n_t)), n_c + n_t - 2.0
     else:
         se = np.sqrt(var_c / n_c + var_t / n_t)
-        df = welch_df(Moments(np.nan, var_c, n_c), Moments(np.nan, var_t, n_t))
+        nan = np.full_like(var_c, np.nan, dtype=np.float64)  # welch_df reads only var and n
+        df = welch_df(Moments(nan, var_c, n_c), Moments(nan, var_t, n_t))
     return se, (np.asarray(df, dtype=np.float64) if use_t else np.full(np.shape(se), np.inf))
 
 

@@ -12,15 +12,16 @@ pooled variance under the null, each arm's own under the alternative.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy import optimize, special
 from scipy import stats as sps
 
 from abkit.errors import AbkitError
+from abkit.stats.aggregates import Moments
 from abkit.stats.config import check_alpha, check_alternative
 from abkit.stats.frequentist import relative_variance, welch_df
-from abkit.stats.aggregates import Moments
 from abkit.stats.sequential import confidence_sequence
 
 
@@ -59,8 +60,8 @@ def power(
         return _binomial_power(mean, mean_t, n_c, n_t, a, alt, sequential_tuning)
     if var is None or not var >= 0:
         raise AbkitError(f"var={var!r} must be >= 0 (the per-unit variance; binomial=True for a proportion)")
-    c = Moments(np.float64(mean), np.float64(var), np.float64(n_c))
-    t = Moments(np.float64(mean_t), np.float64(var), np.float64(n_t))
+    c = Moments(*(np.asarray(v, dtype=np.float64) for v in (mean, var, n_c)))
+    t = Moments(*(np.asarray(v, dtype=np.float64) for v in (mean_t, var, n_t)))
     se = float(np.sqrt(relative_variance(c, t))) if relative else math.sqrt(var / n_c + var / n_t)
     if se == 0:
         return 1.0 if effect != 0 else 0.0
@@ -110,7 +111,7 @@ def _binomial_power(p_c: float, p_t: float, n_c: float, n_t: float, a: float, al
     return _by_alternative(upper, lower, alt)
 
 
-def mde(target_power: float = 0.8, **kwargs: object) -> float:
+def mde(target_power: float = 0.8, **kwargs: Any) -> float:
     """Smallest effect (same scale as ``power``'s ``effect``) detected with ``target_power``; negative for
     alternative "less". Keyword arguments as for :func:`power` (except ``effect``)."""
     if not 0 < target_power < 1:
@@ -125,7 +126,7 @@ def mde(target_power: float = 0.8, **kwargs: object) -> float:
     return sign * optimize.brentq(f, 0.0, hi, xtol=1e-12, rtol=1e-12)
 
 
-def sample_size(effect: float, target_power: float = 0.8, **kwargs: object) -> int:
+def sample_size(effect: float, target_power: float = 0.8, **kwargs: Any) -> int:
     """Total units (all arms) for ``target_power`` at ``effect``; keyword arguments as for :func:`power`."""
     if not 0 < target_power < 1:
         raise AbkitError(f"target_power={target_power!r} must lie in (0, 1), e.g. 0.8")

@@ -16,7 +16,6 @@ probabilities, so no rows leave the engine.
 from __future__ import annotations
 
 import numpy as np
-
 from scipy import stats as sps
 
 from abkit.stats._common import p_value

@@ -142,21 +142,30 @@ def group_sequential_bounds(
         dt = t[k] - t[k - 1]
         sd = np.sqrt(dt)
         w = dens * weights
-
-        def cross(b: float) -> float:
-            lower = sps.norm.cdf((-b - nodes) / sd) if sides == 2 else 0.0
-            return float(np.sum(w * (sps.norm.sf((b - nodes) / sd) + lower)))
-
         hi = 12.0 * np.sqrt(t[k])
-        if cross(hi) >= inc[k]:
+        if _crossing(hi, nodes, w, sd, sides) >= inc[k]:
             z[k] = 12.0
         else:
-            z[k] = optimize.brentq(lambda bb: cross(bb) - inc[k], 1e-6 if sides == 2 else -hi, hi, xtol=1e-12) / np.sqrt(t[k])
+            lo = 1e-6 if sides == 2 else -hi
+            root = optimize.brentq(_excess_crossing, lo, hi, args=(nodes, w, sd, sides, inc[k]), xtol=1e-12)
+            z[k] = root / np.sqrt(t[k])
         b = z[k] * np.sqrt(t[k])
         new_nodes, new_weights = _grid(b, grid, two_sided=sides == 2, t=t[k])
         dens = (sps.norm.pdf((new_nodes[:, None] - nodes[None, :]) / sd) / sd) @ w
         nodes, weights = new_nodes, new_weights
     return GroupSequentialBounds(t, z, cum, sides * sps.norm.sf(z), kind)
+
+
+def _crossing(b: float, nodes: np.ndarray, w: np.ndarray, sd: float, sides: int) -> float:
+    """Probability of first crossing ±b (or +b one-sided) at the next look, from weighted density ``w`` on ``nodes``
+    with increment standard deviation ``sd``."""
+    lower = sps.norm.cdf((-b - nodes) / sd) if sides == 2 else 0.0
+    return float(np.sum(w * (sps.norm.sf((b - nodes) / sd) + lower)))
+
+
+def _excess_crossing(b: float, nodes: np.ndarray, w: np.ndarray, sd: float, sides: int, target: float) -> float:
+    """``_crossing`` minus the alpha to spend at this look (its root is the boundary)."""
+    return _crossing(b, nodes, w, sd, sides) - target
 
 
 def _grid(bound: float, size: int, *, two_sided: bool = True, t: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
