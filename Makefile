@@ -33,7 +33,7 @@ fmt: setup
 	$(VENV)/bin/ruff check --fix .
 
 test: setup lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2  # two workers: the suite starts many kernels and Spark sessions
 
 bench: setup
 	$(PY) -m pip install --quiet -e ".[bench]"

@@ -103,33 +103,60 @@ class AnalysisResult(DictsReprMixin):
 
     def srm_dict(self) -> dict[str, Any]:
         s = self.srm
-        return _clean({"p_value": s.p_value, "statistic": s.statistic, "df": s.df, "observed": list(s.observed),
-                       "expected": list(s.expected), "max_share_deviation": s.max_share_deviation,
-                       "status": s.status, "reason": s.reason, "method": s.method,
-                       "alpha": get_config("srm_alpha")})
+        return _clean(
+            {
+                "p_value": s.p_value,
+                "statistic": s.statistic,
+                "df": s.df,
+                "observed": list(s.observed),
+                "expected": list(s.expected),
+                "max_share_deviation": s.max_share_deviation,
+                "status": s.status,
+                "reason": s.reason,
+                "method": s.method,
+                "alpha": get_config("srm_alpha"),
+            }
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The results dict of issue 3 (finite numbers or null only)."""
         st = self.stats
-        return _clean({
-            "experiment": self.experiment, "variants": list(self.variants), "control": self.control,
-            "alpha": self.alpha, "engine": self.engine, "primary_metric": self.primary_metric,
-            "metrics": self.metrics.to_dicts(), "effects": self.effects.to_dicts(),
-            "sequential": self.sequential.to_dicts(), "srm": self.srm_dict(),
-            "recommendation": self.recommendation.to_dict(),
-            "counts": {"users": st.units.tolist(), "predictions": st.predictions.tolist(),
-                       "labelled": st.labelled.tolist(), "duplicates_dropped": st.duplicates,
-                       "days": list(st.days), "first_day": st.first_day, "last_day": st.last_day,
-                       "n_days": st.n_days, "unknown_variants": list(st.unknown_variants),
-                       "invalid_predictions_skipped": st.invalid_predictions,
-                       "invalid_labels_skipped": st.invalid_labels},
-            "confusion": self.confusion_table().to_dicts(), "cuped": self.cuped.to_dicts(),
-        })
+        return _clean(
+            {
+                "experiment": self.experiment,
+                "variants": list(self.variants),
+                "control": self.control,
+                "alpha": self.alpha,
+                "engine": self.engine,
+                "primary_metric": self.primary_metric,
+                "metrics": self.metrics.to_dicts(),
+                "effects": self.effects.to_dicts(),
+                "sequential": self.sequential.to_dicts(),
+                "srm": self.srm_dict(),
+                "recommendation": self.recommendation.to_dict(),
+                "counts": {
+                    "users": st.units.tolist(),
+                    "predictions": st.predictions.tolist(),
+                    "labelled": st.labelled.tolist(),
+                    "duplicates_dropped": st.duplicates,
+                    "days": list(st.days),
+                    "first_day": st.first_day,
+                    "last_day": st.last_day,
+                    "n_days": st.n_days,
+                    "unknown_variants": list(st.unknown_variants),
+                    "invalid_predictions_skipped": st.invalid_predictions,
+                    "invalid_labels_skipped": st.invalid_labels,
+                },
+                "confusion": self.confusion_table().to_dicts(),
+                "cuped": self.cuped.to_dicts(),
+            }
+        )
 
     def confusion_table(self) -> ResultTable:
         """The confusion counts per arm: one row per (variant, label, predicted_label) of labelled requests."""
-        return ResultTable([{"variant": v, "label": lab, "predicted_label": p, "n": n}
-                            for v, lab, p, n in self.stats.confusion])
+        return ResultTable(
+            [{"variant": v, "label": lab, "predicted_label": p, "n": n} for v, lab, p, n in self.stats.confusion]
+        )
 
     def srm_table(self) -> ResultTable:
         """The SRM check as a one-row table."""
@@ -158,7 +185,9 @@ def _load_experiment(experiment: Any) -> Any:
     if isinstance(experiment, (str, Path)):
         return Experiment.load(experiment)
     if not isinstance(experiment, Experiment):
-        raise AbkitError(f"experiment={experiment!r} must be an abkit.experiment.Experiment or a path to experiment.json")
+        raise AbkitError(
+            f"experiment={experiment!r} must be an abkit.experiment.Experiment or a path to experiment.json"
+        )
     return experiment
 
 
@@ -181,12 +210,16 @@ def _metric_moments(st: LogStats) -> list[tuple[str, Any, Moments]]:
 
 def _method(name: str, metric: Any, positive_label: str | None) -> str:
     if metric.reduce == "macro":
-        return ("mean over the classes of each class's F1 = Σ 2·TP / Σ (predicted + actual), delta method over the "
-                "joint covariance of the per-user sums, clustered by user")
-    what = f" of class {name.split(':', 1)[1]!r}" if ":" in name else (
-        f" of class {positive_label!r}" if metric.per_label else "")
-    return (f"Σ per-user {metric.numerator} / Σ per-user {metric.denominator}{what}, delta method clustered by "
-            "user")
+        return (
+            "mean over the classes of each class's F1 = Σ 2·TP / Σ (predicted + actual), delta method over the "
+            "joint covariance of the per-user sums, clustered by user"
+        )
+    what = (
+        f" of class {name.split(':', 1)[1]!r}"
+        if ":" in name
+        else (f" of class {positive_label!r}" if metric.per_label else "")
+    )
+    return f"Σ per-user {metric.numerator} / Σ per-user {metric.denominator}{what}, delta method clustered by user"
 
 
 def analyze(
@@ -233,12 +266,26 @@ def analyze(
     needs = [m for m in wanted if METRICS[m].per_label and METRICS[m].reduce == "ratio"]
     if needs and not positive_label:
         raise AbkitError(f"metrics {needs} are computed for one class: give positive_label, e.g. positive_label='spam'")
-    st = collect(log_root, exp.key, variants, quantiles=quantiles, alpha=a, engine=engine, spark=spark, con=con,
-                 daily=daily, positive_label=positive_label or None, class_metrics=True)
+    st = collect(
+        log_root,
+        exp.key,
+        variants,
+        quantiles=quantiles,
+        alpha=a,
+        engine=engine,
+        spark=spark,
+        con=con,
+        daily=daily,
+        positive_label=positive_label or None,
+        class_metrics=True,
+    )
     if st.invalid_predictions or st.invalid_labels:  # shown in the report: the kernel's warnings are output
-        warnings.warn(f"the log of {exp.key!r} holds {st.invalid_predictions} prediction and {st.invalid_labels} label "
-                      "row(s) that the analysis cannot use (written by another tool: a null id, NaN or out-of-range "
-                      "confidence or latency...); they were skipped and are counted in the results.", stacklevel=2)
+        warnings.warn(
+            f"the log of {exp.key!r} holds {st.invalid_predictions} prediction and {st.invalid_labels} label "
+            "row(s) that the analysis cannot use (written by another tool: a null id, NaN or out-of-range "
+            "confidence or latency...); they were skipped and are counted in the results.",
+            stacklevel=2,
+        )
     srm = srm_test(st.units, exp.weights)
     control = variants[0]
     rows: list[dict[str, Any]] = []
@@ -258,25 +305,65 @@ def analyze(
         ranked = not metric.informational or name == exp.primary_metric or any(g.metric == name for g in exp.guardrails)
         method = _method(name, metric, positive_label)
         for i, v in enumerate(variants):
-            rows.append({"name": name, "variant": v, "estimate": mo.mean[i], "ci_low": lo[i], "ci_high": hi[i],
-                         "p_value": None if i == 0 else res.p_value[i - 1],
-                         "method": method + ("" if i == 0 else "; p: Welch t vs control"), "n": int(st.units[i])})
+            rows.append(
+                {
+                    "name": name,
+                    "variant": v,
+                    "estimate": mo.mean[i],
+                    "ci_low": lo[i],
+                    "ci_high": hi[i],
+                    "p_value": None if i == 0 else res.p_value[i - 1],
+                    "method": method + ("" if i == 0 else "; p: Welch t vs control"),
+                    "n": int(st.units[i]),
+                }
+            )
         for j, v in enumerate(variants[1:]):
-            comps.append(Comparison(name, "mean", v, float(res.estimate[j]), float(res.ci_low[j]), float(res.ci_high[j]),
-                                    float(res.p_value[j]), float(seq.ci_low[j]), float(seq.ci_high[j]), float(seq.p_value[j]),
-                                    float(res.se[j]), float(c.var), float(c.mean), float(c.n + t.n[j]),
-                                    n_control=float(c.n), n_treatment=float(t.n[j])))
-            effects.append({
-                "metric": name, "statistic": "mean", "variant": v, "control": c.mean, "treatment": t.mean[j],
-                "estimate": res.estimate[j], "ci_low": res.ci_low[j], "ci_high": res.ci_high[j], "p_value": res.p_value[j],
-                "relative": rel.estimate[j], "relative_ci_low": rel.ci_low[j], "relative_ci_high": rel.ci_high[j],
-                "seq_ci_low": seq.ci_low[j], "seq_ci_high": seq.ci_high[j], "seq_p_value": seq.p_value[j],
-                # a diagnostic metric (neither primary nor guardrail) gets no chance to win: no win is claimed on it
-                "chance_to_win": bay.chance_to_win[j] if ranked else None,
-                "risk_control": bay.risk_control[j] if ranked else None,
-                "risk_treatment": bay.risk_treatment[j] if ranked else None, "n_control": c.n, "n_treatment": t.n[j],
-                "method": f"{res.method}; relative: delta method; sequential: {seq.method}; Bayesian: {bay.method}",
-            })
+            comps.append(
+                Comparison(
+                    name,
+                    "mean",
+                    v,
+                    float(res.estimate[j]),
+                    float(res.ci_low[j]),
+                    float(res.ci_high[j]),
+                    float(res.p_value[j]),
+                    float(seq.ci_low[j]),
+                    float(seq.ci_high[j]),
+                    float(seq.p_value[j]),
+                    float(res.se[j]),
+                    float(c.var),
+                    float(c.mean),
+                    float(c.n + t.n[j]),
+                    n_control=float(c.n),
+                    n_treatment=float(t.n[j]),
+                )
+            )
+            effects.append(
+                {
+                    "metric": name,
+                    "statistic": "mean",
+                    "variant": v,
+                    "control": c.mean,
+                    "treatment": t.mean[j],
+                    "estimate": res.estimate[j],
+                    "ci_low": res.ci_low[j],
+                    "ci_high": res.ci_high[j],
+                    "p_value": res.p_value[j],
+                    "relative": rel.estimate[j],
+                    "relative_ci_low": rel.ci_low[j],
+                    "relative_ci_high": rel.ci_high[j],
+                    "seq_ci_low": seq.ci_low[j],
+                    "seq_ci_high": seq.ci_high[j],
+                    "seq_p_value": seq.p_value[j],
+                    # a diagnostic metric (neither primary nor guardrail) gets no chance to win: no win is claimed on it
+                    "chance_to_win": bay.chance_to_win[j] if ranked else None,
+                    "risk_control": bay.risk_control[j] if ranked else None,
+                    "risk_treatment": bay.risk_treatment[j] if ranked else None,
+                    "n_control": c.n,
+                    "n_treatment": t.n[j],
+                    "method": f"{res.method}; relative: delta method; sequential: {seq.method}; Bayesian: {bay.method}",
+                }
+            )
         if st.days and name in st.daily:
             dm = st.daily[name].moments()
             dc = Moments(dm.mean[:, :1], dm.var[:, :1], dm.n[:, :1])
@@ -285,33 +372,90 @@ def analyze(
             dseq = confidence_sequence(dres.estimate, dres.se, dc.n + dt_.n, tuning=tuning, alpha=a)
             for d, day in enumerate(st.days):
                 for j, v in enumerate(variants[1:]):
-                    seq_rows.append({"day": day, "metric": name, "variant": v, "control": dc.mean[d, 0],
-                                     "treatment": dt_.mean[d, j], "estimate": dres.estimate[d, j],
-                                     "ci_low": dseq.ci_low[d, j], "ci_high": dseq.ci_high[d, j],
-                                     "p_value": dseq.p_value[d, j], "users": st.daily_units[d].sum()})
+                    seq_rows.append(
+                        {
+                            "day": day,
+                            "metric": name,
+                            "variant": v,
+                            "control": dc.mean[d, 0],
+                            "treatment": dt_.mean[d, j],
+                            "estimate": dres.estimate[d, j],
+                            "ci_low": dseq.ci_low[d, j],
+                            "ci_high": dseq.ci_high[d, j],
+                            "p_value": dseq.p_value[d, j],
+                            "users": st.daily_units[d].sum(),
+                        }
+                    )
     for p, q in st.quantiles.items():
         stat = _STAT_NAME.get(p, f"p{p * 100:g}")
-        qd = quantile_difference(q.estimate[0], q.ci_low[0], q.ci_high[0], q.estimate[1:], q.ci_low[1:], q.ci_high[1:], alpha=a)
+        qd = quantile_difference(
+            q.estimate[0], q.ci_low[0], q.ci_high[0], q.estimate[1:], q.ci_low[1:], q.ci_high[1:], alpha=a
+        )
         qseq = confidence_sequence(qd.estimate, qd.se, st.units[0] + st.units[1:], tuning=tuning, alpha=a)
         for i, v in enumerate(variants):
-            rows.append({"name": f"latency_{stat}", "variant": v, "estimate": q.estimate[i], "ci_low": q.ci_low[i],
-                         "ci_high": q.ci_high[i], "p_value": None if i == 0 else qd.p_value[i - 1],
-                         "method": "quantile of latency in whole µs (linear interpolation), clustered rank interval (Deng, Knoblich & Lu 2018)",
-                         "n": int(st.units[i])})
+            rows.append(
+                {
+                    "name": f"latency_{stat}",
+                    "variant": v,
+                    "estimate": q.estimate[i],
+                    "ci_low": q.ci_low[i],
+                    "ci_high": q.ci_high[i],
+                    "p_value": None if i == 0 else qd.p_value[i - 1],
+                    "method": "quantile of latency in whole µs (linear interpolation), clustered rank interval (Deng, Knoblich & Lu 2018)",
+                    "n": int(st.units[i]),
+                }
+            )
         for j, v in enumerate(variants[1:]):
-            comps.append(Comparison("latency_ms", stat, v, float(qd.estimate[j]), float(qd.ci_low[j]), float(qd.ci_high[j]),
-                                    float(qd.p_value[j]), float(qseq.ci_low[j]), float(qseq.ci_high[j]),
-                                    float(qseq.p_value[j]), float(qd.se[j]), float("nan"), float(q.estimate[0]),
-                                    float(st.units[0] + st.units[j + 1]), n_control=float(st.units[0]),
-                                    n_treatment=float(st.units[j + 1])))
-            effects.append({"metric": "latency_ms", "statistic": stat, "variant": v, "control": q.estimate[0],
-                            "treatment": q.estimate[j + 1], "estimate": qd.estimate[j], "ci_low": qd.ci_low[j],
-                            "ci_high": qd.ci_high[j], "p_value": qd.p_value[j], "seq_ci_low": qseq.ci_low[j],
-                            "seq_ci_high": qseq.ci_high[j], "seq_p_value": qseq.p_value[j], "method": qd.method})
+            comps.append(
+                Comparison(
+                    "latency_ms",
+                    stat,
+                    v,
+                    float(qd.estimate[j]),
+                    float(qd.ci_low[j]),
+                    float(qd.ci_high[j]),
+                    float(qd.p_value[j]),
+                    float(qseq.ci_low[j]),
+                    float(qseq.ci_high[j]),
+                    float(qseq.p_value[j]),
+                    float(qd.se[j]),
+                    float("nan"),
+                    float(q.estimate[0]),
+                    float(st.units[0] + st.units[j + 1]),
+                    n_control=float(st.units[0]),
+                    n_treatment=float(st.units[j + 1]),
+                )
+            )
+            effects.append(
+                {
+                    "metric": "latency_ms",
+                    "statistic": stat,
+                    "variant": v,
+                    "control": q.estimate[0],
+                    "treatment": q.estimate[j + 1],
+                    "estimate": qd.estimate[j],
+                    "ci_low": qd.ci_low[j],
+                    "ci_high": qd.ci_high[j],
+                    "p_value": qd.p_value[j],
+                    "seq_ci_low": qseq.ci_low[j],
+                    "seq_ci_high": qseq.ci_high[j],
+                    "seq_p_value": qseq.p_value[j],
+                    "method": qd.method,
+                }
+            )
     for i, v in enumerate(variants):
-        rows.append({"name": "predictions", "variant": v, "estimate": float(st.predictions[i]), "ci_low": None,
-                     "ci_high": None, "p_value": None, "method": "count of deduplicated predictions (first by ts)",
-                     "n": int(st.units[i])})
+        rows.append(
+            {
+                "name": "predictions",
+                "variant": v,
+                "estimate": float(st.predictions[i]),
+                "ci_low": None,
+                "ci_high": None,
+                "p_value": None,
+                "method": "count of deduplicated predictions (first by ts)",
+                "n": int(st.units[i]),
+            }
+        )
 
     cuped_rows: list[dict[str, Any]] = []
     if cuped and METRICS[exp.primary_metric].reduce == "ratio":
@@ -322,27 +466,74 @@ def analyze(
     duration_over = st.last_day is not None and dt.date.fromisoformat(st.last_day) >= end - dt.timedelta(days=1)
     per_day = float(st.stats[exp.primary_metric].n.sum()) / max(st.n_days, 1)  # units carrying the primary metric
     if st.unknown_variants:
-        rec = Recommendation("invalid", None, (f"the log holds variants {list(st.unknown_variants)} that experiment "
-                                               f"{exp.key!r} does not define {variants}",), "data check")
+        rec = Recommendation(
+            "invalid",
+            None,
+            (
+                f"the log holds variants {list(st.unknown_variants)} that experiment "
+                f"{exp.key!r} does not define {variants}",
+            ),
+            "data check",
+        )
     elif not ok.all() and srm.status != "mismatch":
-        rec = Recommendation("invalid", None, tuple(f"too little data: variant {v} has no users" for v, k in zip(variants, ok) if not k), "data check")
+        rec = Recommendation(
+            "invalid",
+            None,
+            tuple(f"too little data: variant {v} has no users" for v, k in zip(variants, ok) if not k),
+            "data check",
+        )
     else:
-        rec = decide_policy(comps, srm, policy=policy, sequential_tuning=tuning, primary_metric=exp.primary_metric,
-                            higher_is_better=higher, guardrails=exp.guardrails,
-                            units=dict(zip(variants, st.units.tolist())), alpha=a, multiple=multiple,
-                            inference=inference, min_units=min_units, min_labelled_units=min_labelled_units,
-                            min_effect=min_effect, units_per_day=per_day, duration_over=duration_over)
+        rec = decide_policy(
+            comps,
+            srm,
+            policy=policy,
+            sequential_tuning=tuning,
+            primary_metric=exp.primary_metric,
+            higher_is_better=higher,
+            guardrails=exp.guardrails,
+            units=dict(zip(variants, st.units.tolist())),
+            alpha=a,
+            multiple=multiple,
+            inference=inference,
+            min_units=min_units,
+            min_labelled_units=min_labelled_units,
+            min_effect=min_effect,
+            units_per_day=per_day,
+            duration_over=duration_over,
+        )
     for e in effects:
         if e["metric"] == exp.primary_metric and e["statistic"] == "mean":
             e["p_adjusted"] = rec.p_adjusted.get(e["variant"])
-    return AnalysisResult(exp.key, tuple(variants), control, a, engine, exp.primary_metric, ResultTable(rows),
-                          ResultTable(effects), ResultTable(seq_rows), srm, rec, st, tuple(comps),
-                          ResultTable(cuped_rows))
+    return AnalysisResult(
+        exp.key,
+        tuple(variants),
+        control,
+        a,
+        engine,
+        exp.primary_metric,
+        ResultTable(rows),
+        ResultTable(effects),
+        ResultTable(seq_rows),
+        srm,
+        rec,
+        st,
+        tuple(comps),
+        ResultTable(cuped_rows),
+    )
 
 
-def _apply_cuped(log_root: str | Path, exp: Any, variants: list[str], positive_label: str | None,
-                 comps: list[Comparison], effects: list[dict[str, Any]], alpha: float, tuning: float, engine: str,
-                 spark: Any) -> list[dict[str, Any]]:
+def _apply_cuped(
+    log_root: str | Path,
+    exp: Any,
+    variants: list[str],
+    positive_label: str | None,
+    comps: list[Comparison],
+    effects: list[dict[str, Any]],
+    alpha: float,
+    tuning: float,
+    engine: str,
+    spark: Any,
+) -> list[dict[str, Any]]:
     """With a pre-period in the log: the primary metric's comparisons and effects become CUPED-adjusted (each
     user's pre-period value as covariate); returns the with/without rows for the report (else [])."""
     from abkit.cuped import collect_cuped, cuped_effects
@@ -362,15 +553,33 @@ def _apply_cuped(log_root: str | Path, exp: Any, variants: list[str], positive_l
     seq = confidence_sequence(res.estimate, res.se, adj_c.n + adj_t.n, tuning=tuning, alpha=alpha)
     for j, v in enumerate(variants[1:]):
         new: dict[str, Any] = {
-               "estimate": float(res.estimate[j]), "ci_low": float(res.ci_low[j]), "ci_high": float(res.ci_high[j]),
-               "p_value": float(res.p_value[j]), "seq_ci_low": float(seq.ci_low[j]),
-               "seq_ci_high": float(seq.ci_high[j]), "seq_p_value": float(seq.p_value[j]), "se": float(res.se[j])}
+            "estimate": float(res.estimate[j]),
+            "ci_low": float(res.ci_low[j]),
+            "ci_high": float(res.ci_high[j]),
+            "p_value": float(res.p_value[j]),
+            "seq_ci_low": float(seq.ci_low[j]),
+            "seq_ci_high": float(seq.ci_high[j]),
+            "seq_p_value": float(seq.p_value[j]),
+            "se": float(res.se[j]),
+        }
         for i, cmp in enumerate(comps):
             if cmp.metric == name and cmp.statistic == "mean" and cmp.variant == v:
                 comps[i] = cmp._replace(**new)
         for e in effects:
             if e["metric"] == name and e["statistic"] == "mean" and e["variant"] == v:
-                e.update({k: new[k] for k in ("estimate", "ci_low", "ci_high", "p_value", "seq_ci_low", "seq_ci_high",
-                                              "seq_p_value")})
+                e.update(
+                    {
+                        k: new[k]
+                        for k in (
+                            "estimate",
+                            "ci_low",
+                            "ci_high",
+                            "p_value",
+                            "seq_ci_low",
+                            "seq_ci_high",
+                            "seq_p_value",
+                        )
+                    }
+                )
                 e["method"] += "; CUPED: each user's pre-period value as covariate (see the cuped table)"
     return table

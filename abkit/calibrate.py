@@ -89,8 +89,16 @@ def _labelled_users(rng: np.random.Generator, arm: np.ndarray, k: int) -> np.nda
     return (arm >= 0) & (rank < k)
 
 
-def _simulate(rng: np.random.Generator, model: UserModel, n_sims: int, looks: int, effect: float, seed_tag: str,
-              chunk: int = 1000, labelled_per_arm: int | None = None) -> ArmStats:
+def _simulate(
+    rng: np.random.Generator,
+    model: UserModel,
+    n_sims: int,
+    looks: int,
+    effect: float,
+    seed_tag: str,
+    chunk: int = 1000,
+    labelled_per_arm: int | None = None,
+) -> ArmStats:
     """Cumulative ArmStats of accuracy with arrays of shape (sims, looks, 2) over the users that carry it
     (labelled users), as the SQL reduction gives them. ``labelled_per_arm``: only that many users per arm get
     labels (each at least one), for sparse-label calibration."""
@@ -121,7 +129,9 @@ def _simulate(rng: np.random.Generator, model: UserModel, n_sims: int, looks: in
 
 def _arms(st: ArmStats) -> tuple[Moments, Moments]:
     mo = st.moments()
-    return Moments(mo.mean[..., 0], mo.var[..., 0], mo.n[..., 0]), Moments(mo.mean[..., 1], mo.var[..., 1], mo.n[..., 1])
+    return Moments(mo.mean[..., 0], mo.var[..., 0], mo.n[..., 0]), Moments(
+        mo.mean[..., 1], mo.var[..., 1], mo.n[..., 1]
+    )
 
 
 def _rate(hits: np.ndarray) -> tuple[float, float]:
@@ -131,9 +141,17 @@ def _rate(hits: np.ndarray) -> tuple[float, float]:
 
 
 def calibrate(
-    n_sims: int, *, seed: int | np.random.Generator = 0, looks: int = 20, alpha: float = 0.05, effect: float = 0.03,
-    model: UserModel | None = None, sequential_tuning: float | None = None, with_power: bool = True,
-    sparse: Sequence[int] = SPARSE_LABELS, min_labelled_units: int | None = None,
+    n_sims: int,
+    *,
+    seed: int | np.random.Generator = 0,
+    looks: int = 20,
+    alpha: float = 0.05,
+    effect: float = 0.03,
+    model: UserModel | None = None,
+    sequential_tuning: float | None = None,
+    with_power: bool = True,
+    sparse: Sequence[int] = SPARSE_LABELS,
+    min_labelled_units: int | None = None,
 ) -> dict[str, Any]:
     """Run ``n_sims`` A/A and ``n_sims`` A/B simulated experiments; return error rates with Monte-Carlo SEs.
 
@@ -178,29 +196,52 @@ def calibrate(
     out["fpr_fixed_sparse"] = {}
     for k in sparse:
         if int(k) != k or k < 1 or 2 * k > model.n_users:
-            raise AbkitError(f"sparse={list(sparse)} must hold whole numbers of labelled users per arm in [1, n_users/2]")
-        c, t = _arms(_simulate(rng, model, int(n_sims), 1, 0.0, f"calibrate-sparse{k}-{rng.integers(1 << 31)}",
-                               labelled_per_arm=int(k)))
+            raise AbkitError(
+                f"sparse={list(sparse)} must hold whole numbers of labelled users per arm in [1, n_users/2]"
+            )
+        c, t = _arms(
+            _simulate(
+                rng, model, int(n_sims), 1, 0.0, f"calibrate-sparse{k}-{rng.integers(1 << 31)}", labelled_per_arm=int(k)
+            )
+        )
         p = ttest(c, t, alpha=a).p_value[:, -1]
         fpr, se = _rate(np.nan_to_num(p, nan=1.0) < a)
-        out["fpr_fixed_sparse"][str(int(k))] = {"fpr": fpr, "mc_se": se, "insufficient": float(np.mean(np.isnan(p))),
-                                                "decision_withheld": bool(k < floor)}
+        out["fpr_fixed_sparse"][str(int(k))] = {
+            "fpr": fpr,
+            "mc_se": se,
+            "insufficient": float(np.mean(np.isnan(p))),
+            "decision_withheld": bool(k < floor),
+        }
     for key in ("fpr_fixed", "fpr_sequential", "fpr_naive_peeking", "coverage", "power"):
         if out[key] is not None:
             out[f"{key}_mc_se"] = math.sqrt(out[key] * (1 - out[key]) / n_sims)
     out.update(
-        alpha=a, looks=int(looks), effect=float(effect), effect_metric="accuracy (absolute difference)",
-        sequential_method=f"confidence sequence (N={tuning:g})", min_labelled_units=floor,
+        alpha=a,
+        looks=int(looks),
+        effect=float(effect),
+        effect_metric="accuracy (absolute difference)",
+        sequential_method=f"confidence sequence (N={tuning:g})",
+        min_labelled_units=floor,
         fixed_method="Welch t, delta-method ratio over the users carrying the metric (labelled users)",
-        users_per_sim=model.n_users, requests_per_user=model.requests_per_user, label_rate=model.label_rate,
-        accuracy=model.accuracy, concentration=model.concentration, seconds=round(time.perf_counter() - t0, 3),
+        users_per_sim=model.n_users,
+        requests_per_user=model.requests_per_user,
+        label_rate=model.label_rate,
+        accuracy=model.accuracy,
+        concentration=model.concentration,
+        seconds=round(time.perf_counter() - t0, 3),
     )
     return out
 
 
 def calibrate_decisions(
-    n_sims: int, *, seed: int | np.random.Generator = 0, alpha: float = 0.05, effect: float = 0.1,
-    model: UserModel | None = None, sparse: Sequence[int] = SPARSE_LABELS, inference: str = "sequential",
+    n_sims: int,
+    *,
+    seed: int | np.random.Generator = 0,
+    alpha: float = 0.05,
+    effect: float = 0.1,
+    model: UserModel | None = None,
+    sparse: Sequence[int] = SPARSE_LABELS,
+    inference: str = "sequential",
 ) -> dict[str, Any]:
     """Whole experiments through the real path: each is written by the log writer (:func:`write_log`), reduced
     by the SQL of :func:`abkit.analysis.analyze` (DuckDB) and decided by :func:`abkit.decide.decide`.
@@ -228,11 +269,20 @@ def calibrate_decisions(
             decisions: dict[str, int] = {}
             ships, fixed = [], []
             for i in range(int(n_sims)):
-                exp = Experiment.from_params(key=f"cal-{name}-{i}", start="2024-03-01", duration_days=1)  # one partition
+                exp = Experiment.from_params(
+                    key=f"cal-{name}-{i}", start="2024-03-01", duration_days=1
+                )  # one partition
                 root = Path(tmp) / f"{name}-{i}"
-                write_log(root, exp, n_users=model.n_users, requests_per_user=model.requests_per_user,
-                          label_rate=model.label_rate, labelled_users=labelled, seed=rng,
-                          accuracy={"control": model.accuracy, "challenger": model.accuracy + eff})
+                write_log(
+                    root,
+                    exp,
+                    n_users=model.n_users,
+                    requests_per_user=model.requests_per_user,
+                    label_rate=model.label_rate,
+                    labelled_users=labelled,
+                    seed=rng,
+                    accuracy={"control": model.accuracy, "challenger": model.accuracy + eff},
+                )
                 res = analyze(root, exp, alpha=a, inference=inference, daily=False)
                 rec = res.recommendation
                 decisions[rec.decision] = decisions.get(rec.decision, 0) + 1
@@ -247,18 +297,33 @@ def calibrate_decisions(
                 out.update(ship_rate_ab=rate, ship_rate_ab_mc_se=se, decisions_ab=decisions)
             else:
                 out.setdefault("false_ship_rate_sparse", {})[str(labelled)] = {
-                    "rate": rate, "mc_se": se, "decisions": decisions}
-    out.update(decision_path="write_log → PredictionLog → SQL reduction (DuckDB) → analyze → decide",
-               decision_inference=inference, decision_users_per_sim=model.n_users, decision_effect=float(effect),
-               decision_seconds=round(time.perf_counter() - t0, 3))
+                    "rate": rate,
+                    "mc_se": se,
+                    "decisions": decisions,
+                }
+    out.update(
+        decision_path="write_log → PredictionLog → SQL reduction (DuckDB) → analyze → decide",
+        decision_inference=inference,
+        decision_users_per_sim=model.n_users,
+        decision_effect=float(effect),
+        decision_seconds=round(time.perf_counter() - t0, 3),
+    )
     return out
 
 
 def write_log(
-    root: str | Path, experiment: Any, *, n_users: int = 2000, requests_per_user: float = 5.0, label_rate: float = 0.6,
-    accuracy: Mapping[str, float] | None = None, latency_ms: Mapping[str, float] | None = None,
-    confidence: Mapping[str, float] | None = None, drop_share: Mapping[str, float] | None = None,
-    seed: int | np.random.Generator = 0, labelled_users: int | None = None,
+    root: str | Path,
+    experiment: Any,
+    *,
+    n_users: int = 2000,
+    requests_per_user: float = 5.0,
+    label_rate: float = 0.6,
+    accuracy: Mapping[str, float] | None = None,
+    latency_ms: Mapping[str, float] | None = None,
+    confidence: Mapping[str, float] | None = None,
+    drop_share: Mapping[str, float] | None = None,
+    seed: int | np.random.Generator = 0,
+    labelled_users: int | None = None,
 ) -> dict[str, int]:
     """Write a simulated experiment to a ``PredictionLog`` at ``root`` (predictions and labels).
 
@@ -300,13 +365,21 @@ def write_log(
     req_ids = np.array([f"req-{i:08d}" for i in range(rows.size)])
     import pandas as pd
 
-    preds = pd.DataFrame({
-        "experiment": experiment.key, "variant": v_of, "unit_id": ids[rows], "request_id": req_ids, "ts": ts,
-        "text": "synthetic text", "predicted_label": pred,
-        "confidence": np.clip(rng.normal(conf_mean, 0.1), 0.0, 1.0),
-        "latency_ms": lat_mean * rng.lognormal(-0.08, 0.4, rows.size),
-        "model_name": "synthetic-" + v_of.astype(str), "model_version": "1",
-    }).iloc[order]
+    preds = pd.DataFrame(
+        {
+            "experiment": experiment.key,
+            "variant": v_of,
+            "unit_id": ids[rows],
+            "request_id": req_ids,
+            "ts": ts,
+            "text": "synthetic text",
+            "predicted_label": pred,
+            "confidence": np.clip(rng.normal(conf_mean, 0.1), 0.0, 1.0),
+            "latency_ms": lat_mean * rng.lognormal(-0.08, 0.4, rows.size),
+            "model_name": "synthetic-" + v_of.astype(str),
+            "model_version": "1",
+        }
+    ).iloc[order]
     log = PredictionLog(root)
     with log.writer(experiment.key, names, batch_size=max(len(preds), 1)) as w:
         w.append(preds)
@@ -315,10 +388,14 @@ def write_log(
         chosen = _labelled_users(rng, arm[None, :], int(labelled_users))[0]
         opener = np.r_[True, rows[1:] != rows[:-1]]  # each user's first prediction (rows are grouped by user)
         labelled = chosen[rows] & (labelled | opener)
-    labels = pd.DataFrame({
-        "experiment": experiment.key, "request_id": req_ids[labelled], "label": truth[labelled],
-        "labelled_at": ts[labelled] + dt.timedelta(hours=6),
-    })
+    labels = pd.DataFrame(
+        {
+            "experiment": experiment.key,
+            "request_id": req_ids[labelled],
+            "label": truth[labelled],
+            "labelled_at": ts[labelled] + dt.timedelta(hours=6),
+        }
+    )
     if len(labels):
         log.append_labels(labels)
     return {"users": int(ids.size), "predictions": int(rows.size), "labels": int(labelled.sum())}

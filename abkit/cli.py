@@ -17,13 +17,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="validate parameters, execute the notebooks, render HTML reports")
-    run.add_argument("--params", action="append", default=[], metavar="FILE",
-                     help="YAML params file; repeatable, later files win")
-    run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one parameter; repeatable, wins over files")
+    run.add_argument(
+        "--params", action="append", default=[], metavar="FILE", help="YAML params file; repeatable, later files win"
+    )
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one parameter; repeatable, wins over files",
+    )
     run.add_argument("--run-name", help="output folder name under the output dir (default: a timestamp)")
-    run.add_argument("--only", action="append", metavar="NOTEBOOK",
-                     help="run only this notebook (e.g. 20_analyze); repeatable")
+    run.add_argument(
+        "--only", action="append", metavar="NOTEBOOK", help="run only this notebook (e.g. 20_analyze); repeatable"
+    )
     run.add_argument("--notebooks", default="notebooks", metavar="DIR", help="notebook folder")
     run.add_argument("--output-dir", default="outputs", metavar="DIR", help="where runs are written")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -37,21 +45,34 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--seed", type=int, default=0, help="seed of the simulation")
     cal.add_argument("--looks", type=int, default=20, help="interim looks for the sequential checks")
     cal.add_argument("--alpha", type=float, default=0.05, help="significance level")
-    cal.add_argument("--decision-sims", type=int, default=40, metavar="N",
-                     help="experiments per setting run through the log writer, the SQL reduction and decide "
-                          "(A/A, A/B and sparse labels; about 0.5 s each; 0 skips)")
+    cal.add_argument(
+        "--decision-sims",
+        type=int,
+        default=40,
+        metavar="N",
+        help="experiments per setting run through the log writer, the SQL reduction and decide "
+        "(A/A, A/B and sparse labels; about 0.5 s each; 0 skips)",
+    )
     cal.add_argument("--json", action="store_true", help="print one JSON object")
 
     data = sub.add_parser("download-data", help="download the UCI sentiment sentences and verify them")
-    data.add_argument("--dest", default=str(Path.home() / ".cache" / "abkit" / "data"), metavar="DIR",
-                      help="target folder (default: ~/.cache/abkit/data)")
-    data.add_argument("--sha256", default=None,
-                      help="expected SHA-256 of the archive (default: the published digest pinned in abkit)")
+    data.add_argument(
+        "--dest",
+        default=str(Path.home() / ".cache" / "abkit" / "data"),
+        metavar="DIR",
+        help="target folder (default: ~/.cache/abkit/data)",
+    )
+    data.add_argument(
+        "--sha256", default=None, help="expected SHA-256 of the archive (default: the published digest pinned in abkit)"
+    )
 
     log = sub.add_parser("log", help="maintain a prediction log")
     log_sub = log.add_subparsers(dest="log_command", required=True)
-    comp = log_sub.add_parser("compact", help="rewrite appended and foreign files into the fast layout "
-                                              "(deduplicated, clustered, marked); safe while writers append")
+    comp = log_sub.add_parser(
+        "compact",
+        help="rewrite appended and foreign files into the fast layout "
+        "(deduplicated, clustered, marked); safe while writers append",
+    )
     comp.add_argument("root", metavar="LOG", help="the PredictionLog root (with predictions/ and labels/)")
     comp.add_argument("--experiment", default=None, help="only this experiment (default: all)")
     comp.add_argument("--memory-limit", default=None, metavar="SIZE", help="DuckDB memory cap, e.g. 2GB")
@@ -66,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"run": _run, "params": _params, "calibrate": _calibrate, "download-data": _download, "log": _log}
         return commands[args.command](args)
     except NotebookFailed as exc:
-        print(f"abkit: {exc}\nThe partial report is in the run folder; open its index.html to see where it broke.",
-              file=sys.stderr)
+        print(
+            f"abkit: {exc}\nThe partial report is in the run folder; open its index.html to see where it broke.",
+            file=sys.stderr,
+        )
         return 1
     except AbkitError as exc:
         print(f"abkit: error: {exc}", file=sys.stderr)
@@ -85,8 +108,15 @@ def _run(args: argparse.Namespace) -> int:
     merged = P.validate(P.merge_params(args.params, args.param), known)
     chosen = select_notebooks(every, args.only)
     P.check_together(P.effective_values(merged, [specs[path.stem] for path in chosen]))
-    summary = run_pipeline(merged, run_name=run_name, notebooks=chosen, specs=specs,
-                           output_root=args.output_dir, progress=not args.no_progress, params_files=args.params)
+    summary = run_pipeline(
+        merged,
+        run_name=run_name,
+        notebooks=chosen,
+        specs=specs,
+        output_root=args.output_dir,
+        progress=not args.no_progress,
+        params_files=args.params,
+    )
     print(f"abkit: run {run_name} finished; open {Path(summary.run_dir) / 'index.html'}")
     return 0
 
@@ -134,10 +164,12 @@ def _log(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(report.__dict__, sort_keys=True))
         else:
-            print(f"abkit: {report.experiment}: {report.predictions} predictions and {report.labels} labels compacted, "
-                  f"{report.dropped_predictions} repeated predictions dropped, {report.consumed} files absorbed, "
-                  f"{report.removed} files removed" + (" (ids share 64-bit keys: read by string)" if report.collided
-                                                        else ""))
+            print(
+                f"abkit: {report.experiment}: {report.predictions} predictions and {report.labels} labels compacted, "
+                f"{report.dropped_predictions} repeated predictions dropped, {report.consumed} files absorbed, "
+                f"{report.removed} files removed"
+                + (" (ids share 64-bit keys: read by string)" if report.collided else "")
+            )
     return 0
 
 

@@ -30,8 +30,10 @@ def pre_period_key(experiment: str) -> str:
     """The log key of ``experiment``'s pre-period."""
     key = f"{experiment}{PRE_SUFFIX}"
     if len(key) > 128:
-        raise AbkitError(f"experiment key {experiment!r} is too long for a pre-period ({key!r} > 128 characters); "
-                         "shorten the key to 124 characters or fewer")
+        raise AbkitError(
+            f"experiment key {experiment!r} is too long for a pre-period ({key!r} > 128 characters); "
+            "shorten the key to 124 characters or fewer"
+        )
     return key
 
 
@@ -49,8 +51,9 @@ def cuped_stats(test: Sequence[UserSums], pre: UserSums) -> CupedStats:
     order = np.argsort(pre.unit, kind="stable")
     keys = pre.unit[order]
     pm, pd_ = np.asarray(pre.m, dtype=np.float64)[order], np.asarray(pre.d, dtype=np.float64)[order]
-    cols: dict[str, list[float]] = {k: [] for k in ("n", "m", "mm", "d", "dd", "md", "x", "xx", "e", "ee", "xe",
-                                                    "mx", "me", "dx", "de")}
+    cols: dict[str, list[float]] = {
+        k: [] for k in ("n", "m", "mm", "d", "dd", "md", "x", "xx", "e", "ee", "xe", "mx", "me", "dx", "de")
+    }
     for arm in test:
         m, d = np.asarray(arm.m, dtype=np.float64), np.asarray(arm.d, dtype=np.float64)
         pos = np.searchsorted(keys, arm.unit)
@@ -60,9 +63,23 @@ def cuped_stats(test: Sequence[UserSums], pre: UserSums) -> CupedStats:
         e = np.where(hit, pd_[pos] if len(keys) else 0.0, 0.0)  # covariate denominator
         carry = (m != 0) | (d != 0)  # the users carrying the metric, the analysis's units (labelled users)
         m, d, x, e = m[carry], d[carry], x[carry], e[carry]
-        for k, v in (("n", np.ones_like(m)), ("m", m), ("mm", m * m), ("d", d), ("dd", d * d), ("md", m * d),
-                     ("x", x), ("xx", x * x), ("e", e), ("ee", e * e), ("xe", x * e), ("mx", m * x), ("me", m * e),
-                     ("dx", d * x), ("de", d * e)):
+        for k, v in (
+            ("n", np.ones_like(m)),
+            ("m", m),
+            ("mm", m * m),
+            ("d", d),
+            ("dd", d * d),
+            ("md", m * d),
+            ("x", x),
+            ("xx", x * x),
+            ("e", e),
+            ("ee", e * e),
+            ("xe", x * e),
+            ("mx", m * x),
+            ("me", m * e),
+            ("dx", d * x),
+            ("de", d * e),
+        ):
             cols[k].append(float(v.sum()))
     c = {k: np.asarray(v) for k, v in cols.items()}
     metric = ArmStats(c["n"], c["m"], c["mm"], c["d"], c["dd"], c["md"])
@@ -85,15 +102,26 @@ def cuped_effects(stats: CupedStats, metric: str, variants: Sequence[str], *, al
         reduction = 1.0 - adjusted.se**2 / plain.se**2
     covered = np.asarray(stats.x.d_sum > 0)
     for j, v in enumerate(variants[1:]):
-        rows.append({
-            "metric": metric, "variant": v, "estimate": adjusted.estimate[j], "ci_low": adjusted.ci_low[j],
-            "ci_high": adjusted.ci_high[j], "p_value": adjusted.p_value[j], "plain_estimate": plain.estimate[j],
-            "plain_ci_low": plain.ci_low[j], "plain_ci_high": plain.ci_high[j], "plain_p_value": plain.p_value[j],
-            "width_ratio": ratio[j], "variance_reduction": reduction[j], "theta": np.asarray(theta).reshape(-1)[j],
-            "covariate": bool(covered[0] and covered[j + 1]),
-            "method": "CUPED: the user's pre-period metric as covariate, θ pooled over arms, delta method "
-                      "for ratio metrics (Deng et al. 2013); Welch t",
-        })
+        rows.append(
+            {
+                "metric": metric,
+                "variant": v,
+                "estimate": adjusted.estimate[j],
+                "ci_low": adjusted.ci_low[j],
+                "ci_high": adjusted.ci_high[j],
+                "p_value": adjusted.p_value[j],
+                "plain_estimate": plain.estimate[j],
+                "plain_ci_low": plain.ci_low[j],
+                "plain_ci_high": plain.ci_high[j],
+                "plain_p_value": plain.p_value[j],
+                "width_ratio": ratio[j],
+                "variance_reduction": reduction[j],
+                "theta": np.asarray(theta).reshape(-1)[j],
+                "covariate": bool(covered[0] and covered[j + 1]),
+                "method": "CUPED: the user's pre-period metric as covariate, θ pooled over arms, delta method "
+                "for ratio metrics (Deng et al. 2013); Welch t",
+            }
+        )
     return rows
 
 
@@ -104,8 +132,15 @@ def has_pre_period(log_root: str | Path, experiment: str) -> bool:
     return bool(globmod.glob(kind_glob(Path(log_root), "predictions", pre_period_key(experiment))))
 
 
-def collect_cuped(log_root: str | Path, experiment: str, variants: Sequence[str], metric: Any, *,
-                  engine: str = "duckdb", spark: Any = None) -> CupedStats | None:
+def collect_cuped(
+    log_root: str | Path,
+    experiment: str,
+    variants: Sequence[str],
+    metric: Any,
+    *,
+    engine: str = "duckdb",
+    spark: Any = None,
+) -> CupedStats | None:
     """Per-arm ``CupedStats`` of ``metric`` (a concrete ratio ``Metric`` of the registry) with each user's
     pre-period value as covariate, or None when the log holds no pre-period. Both periods are reduced to
     per-user sums inside the engine (users matched by ``unit_id``); only those sums leave it."""
@@ -133,16 +168,20 @@ def _user_sums(log_root: str | Path, key: str, metric: Any, engine: str, spark: 
     eng = open_engine(log_source(log_root, key), engine, spark=spark)
     try:
         d = eng.dialect
-        rows = (f"SELECT p.variant, p.unit_id AS unit, {d.whole.format(x='p.latency_ms * 1000')} AS latency_us, "
-                "p.confidence, p.predicted_label, l.label FROM abkit_pred_once p "
-                "LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id")
+        rows = (
+            f"SELECT p.variant, p.unit_id AS unit, {d.whole.format(x='p.latency_ms * 1000')} AS latency_us, "
+            "p.confidence, p.predicted_label, l.label FROM abkit_pred_once p "
+            "LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id"
+        )
 
         def agg(name: str) -> str:
             var = VARIABLES[name]
             return var.per_user.format(whole=d.whole.format(x=var.fixed) if var.fixed else "")
 
-        cols = eng.arrays(f"SELECT variant, unit, {agg(metric.numerator)} AS m, {agg(metric.denominator)} AS d "
-                          f"FROM ({rows}) r GROUP BY variant, unit")
+        cols = eng.arrays(
+            f"SELECT variant, unit, {agg(metric.numerator)} AS m, {agg(metric.denominator)} AS d "
+            f"FROM ({rows}) r GROUP BY variant, unit"
+        )
     finally:
         eng.close()
     m_scale, d_scale = VARIABLES[metric.numerator].scale, VARIABLES[metric.denominator].scale
@@ -155,5 +194,6 @@ def _user_sums(log_root: str | Path, key: str, metric: Any, engine: str, spark: 
 
 def _arms(stats: CupedStats, index: Any) -> CupedStats:
     """The arms ``index`` of array-valued ``CupedStats``."""
-    return CupedStats(stats.y[index], stats.x[index], stats.m_mx[index], stats.m_dx[index], stats.d_mx[index],
-                      stats.d_dx[index])
+    return CupedStats(
+        stats.y[index], stats.x[index], stats.m_mx[index], stats.m_dx[index], stats.d_mx[index], stats.d_dx[index]
+    )

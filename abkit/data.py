@@ -206,8 +206,15 @@ def check_labelled(df: pd.DataFrame, text_column: str = "text", label_column: st
 TABLE_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
 """Formats :func:`load_table` reads; ``auto`` chooses by the file's suffix."""
 
-_SUFFIX_FORMAT = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
-                  ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIX_FORMAT = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 @dataclass(frozen=True)
@@ -227,8 +234,9 @@ class TableSpec:
         try:
             "".encode(self.encoding)
         except LookupError:
-            raise DataError(f"table_encoding={self.encoding!r} is not a known text encoding; "
-                            "try 'utf-8', 'latin-1' or 'cp1252'.") from None
+            raise DataError(
+                f"table_encoding={self.encoding!r} is not a known text encoding; try 'utf-8', 'latin-1' or 'cp1252'."
+            ) from None
         for name in ("text_column", "label_column"):
             col = getattr(self, name)
             if isinstance(col, str) and col.strip().isdigit():
@@ -239,7 +247,8 @@ class TableSpec:
             raise DataError(
                 f"table_header=false but text_column={self.text_column!r}, label_column={self.label_column!r}: "
                 "a file without a header row has no column names; give 0-based positions, e.g. "
-                "label_column=0 text_column=1.")
+                "label_column=0 text_column=1."
+            )
 
 
 def table_format(path: Path, spec: TableSpec) -> str:
@@ -250,7 +259,8 @@ def table_format(path: Path, spec: TableSpec) -> str:
     if fmt is None:
         raise DataError(
             f"table {path.name!r} has suffix {path.suffix or '(none)'!r}, which names no format; rename it to "
-            f"one of {sorted(_SUFFIX_FORMAT)} or set table_format to one of {list(TABLE_FORMATS[1:])}.")
+            f"one of {sorted(_SUFFIX_FORMAT)} or set table_format to one of {list(TABLE_FORMATS[1:])}."
+        )
     return fmt
 
 
@@ -262,9 +272,10 @@ def _decode(path: Path, encoding: str) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError(
-            f"{str(path)!r} line {line}: byte {raw[exc.start:exc.start + 1]!r} is not valid {encoding}; "
+            f"{str(path)!r} line {line}: byte {raw[exc.start : exc.start + 1]!r} is not valid {encoding}; "
             "the file has another encoding. Set table_encoding (e.g. -p table_encoding=latin-1 or cp1252), "
-            "or re-save the file as UTF-8.") from exc
+            "or re-save the file as UTF-8."
+        ) from exc
 
 
 def _read_frame(path: Path, fmt: str, spec: TableSpec) -> pd.DataFrame:
@@ -287,11 +298,18 @@ def _read_frame(path: Path, fmt: str, spec: TableSpec) -> pd.DataFrame:
 
     options: dict[str, Any] = {"sep": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""],
-                           header=0 if spec.header else None, **options)
+        return pd.read_csv(
+            io.StringIO(text),
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            header=0 if spec.header else None,
+            **options,
+        )
     except pd.errors.ParserError as exc:
-        raise DataError(f"{str(path)!r} cannot be read as {fmt.upper()}: {exc}; check table_format and "
-                        "table_header.") from exc
+        raise DataError(
+            f"{str(path)!r} cannot be read as {fmt.upper()}: {exc}; check table_format and table_header."
+        ) from exc
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"table {str(path)!r} has no rows.") from exc
 
@@ -299,20 +317,29 @@ def _read_frame(path: Path, fmt: str, spec: TableSpec) -> pd.DataFrame:
 def _column(df: pd.DataFrame, col: str | int, option: str, path: Path) -> Any:
     if isinstance(col, int):
         if not 0 <= col < df.shape[1]:
-            raise DataError(f"{option}={col} but {path.name!r} has {df.shape[1]} column(s) (positions 0 to "
-                            f"{df.shape[1] - 1}); give a 0-based position or a column name.")
+            raise DataError(
+                f"{option}={col} but {path.name!r} has {df.shape[1]} column(s) (positions 0 to "
+                f"{df.shape[1] - 1}); give a 0-based position or a column name."
+            )
         return df.columns[col]
     if col not in df.columns:
         close = difflib.get_close_matches(str(col), [str(c) for c in df.columns], n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise DataError(f"{option}={col!r} names no column of {path.name!r}, which has {list(df.columns)}.{hint} "
-                        "Give a column name, or a 0-based position (and table_header=false for a file without "
-                        "a header row).")
+        raise DataError(
+            f"{option}={col!r} names no column of {path.name!r}, which has {list(df.columns)}.{hint} "
+            "Give a column name, or a 0-based position (and table_header=false for a file without "
+            "a header row)."
+        )
     return col
 
 
-def load_table(path: str | Path, text_column: str | int = "text", label_column: str | int = "label", *,
-               spec: TableSpec | None = None) -> pd.DataFrame:
+def load_table(
+    path: str | Path,
+    text_column: str | int = "text",
+    label_column: str | int = "label",
+    *,
+    spec: TableSpec | None = None,
+) -> pd.DataFrame:
     """Load a CSV, TSV, JSON Lines or Parquet file of labelled texts as text/label (strings) plus any
     ``domain`` column. ``spec`` (a :class:`TableSpec`) wins over the two column arguments.
 
@@ -321,8 +348,10 @@ def load_table(path: str | Path, text_column: str | int = "text", label_column: 
     path = Path(path)
     spec = spec or TableSpec(text_column, label_column)
     if not path.is_file():
-        raise DataError(f"table path {str(path)!r} does not exist; give the path of a .csv, .tsv, .jsonl or "
-                        ".parquet file (relative to the project folder).")
+        raise DataError(
+            f"table path {str(path)!r} does not exist; give the path of a .csv, .tsv, .jsonl or "
+            ".parquet file (relative to the project folder)."
+        )
     df = _read_frame(path, table_format(path, spec), spec)
     if len(df) == 0:
         raise DataError(f"table {str(path)!r} has a header but no rows; it needs a row per labelled text.")
@@ -498,8 +527,9 @@ def prepare_dataset(
     if 0 < n_train < len(train):
         train = train.iloc[:n_train].reset_index(drop=True)
     elif n_train > len(train):
-        warnings.warn(f"n_train={n_train} but only {len(train)} training rows exist in {dataset!r}; using all.",
-                      stacklevel=2)
+        warnings.warn(
+            f"n_train={n_train} but only {len(train)} training rows exist in {dataset!r}; using all.", stacklevel=2
+        )
     others = deduplicate(df[~inside])
     others = others[~others["text"].isin(train["text"])]
     return PreparedData(dataset, train, shuffle(pd.concat([test, others], ignore_index=True), rng))

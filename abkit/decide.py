@@ -82,7 +82,10 @@ class Recommendation:
         """JSON-able dict (no NaN)."""
         days = self.days_needed
         return {
-            "decision": self.decision, "variant": self.variant, "reasons": list(self.reasons), "method": self.method,
+            "decision": self.decision,
+            "variant": self.variant,
+            "reasons": list(self.reasons),
+            "method": self.method,
             "samples_needed": self.samples_needed,
             "days_needed": None if days is None or not math.isfinite(days) else round(days, 2),
             "p_adjusted": {k: (float(v) if math.isfinite(v) else None) for k, v in self.p_adjusted.items()},
@@ -94,8 +97,10 @@ class Recommendation:
         colour = {"ship": "#1a7f37", "keep": "#57606a", "continue": "#9a6700", "stop": "#57606a", "invalid": "#cf222e"}
         what = self.decision.upper() + (f": {self.variant}" if self.variant else "")
         items = "".join(f"<li>{html.escape(r)}</li>" for r in self.reasons)
-        return (f'<div style="border-left:6px solid {colour[self.decision]};padding:8px 12px">'
-                f"<b>{html.escape(what)}</b><ul>{items}</ul><small>{html.escape(self.method)}</small></div>")
+        return (
+            f'<div style="border-left:6px solid {colour[self.decision]};padding:8px 12px">'
+            f"<b>{html.escape(what)}</b><ul>{items}</ul><small>{html.escape(self.method)}</small></div>"
+        )
 
 
 def _finite(*xs: Any) -> bool:
@@ -153,11 +158,15 @@ def _direction(g: Any, higher_is_better: Mapping[str, bool]) -> bool:
     known = higher_is_better.get(g.metric)
     own = getattr(g, "higher_is_better", None)
     if known is None and own is None:
-        raise AbkitError(f"guardrail on metric {g.metric!r} has no direction: the metric registry does not know it; "
-                         "declare the metric with its direction, or give the guardrail higher_is_better")
+        raise AbkitError(
+            f"guardrail on metric {g.metric!r} has no direction: the metric registry does not know it; "
+            "declare the metric with its direction, or give the guardrail higher_is_better"
+        )
     if known is not None and own is not None and bool(own) != bool(known):
-        raise AbkitError(f"guardrail on metric {g.metric!r} says higher_is_better={own!r}, but the metric registry "
-                         f"says {known!r}; drop the flag (the registry decides)")
+        raise AbkitError(
+            f"guardrail on metric {g.metric!r} says higher_is_better={own!r}, but the metric registry "
+            f"says {known!r}; drop the flag (the registry decides)"
+        )
     return bool(known if known is not None else own)
 
 
@@ -201,9 +210,11 @@ def decide(
     min_n, min_lab = _min_count(min_units, "min_units"), _min_count(min_labelled_units, "min_labelled_units")
     directions = {id(g): _direction(g, higher_is_better) for g in guardrails}
     seq = inference == "sequential"
-    method = (f"{'always-valid (confidence sequence)' if seq else 'fixed-horizon'} inference, α = {a:g}, "
-              f"{multiple} over challengers on {primary_metric}; guardrails by non-inferiority; minimum evidence "
-              f"{min_n} users and {min_lab} units carrying {primary_metric} per arm")
+    method = (
+        f"{'always-valid (confidence sequence)' if seq else 'fixed-horizon'} inference, α = {a:g}, "
+        f"{multiple} over challengers on {primary_metric}; guardrails by non-inferiority; minimum evidence "
+        f"{min_n} users and {min_lab} units carrying {primary_metric} per arm"
+    )
     min_effect = min_effect if min_effect is None or _finite(_num(min_effect)) else None
     per_day = _num(units_per_day)
     rate = per_day if _finite(per_day) and per_day > 0 else None
@@ -216,8 +227,9 @@ def decide(
     prim = [c for c in comparisons if c.metric == primary_metric and c.statistic == "mean"]
     if not prim:
         return invalid(f"too little data: no comparison for primary metric {primary_metric!r}")
-    broken = [f"{c.metric} {c.statistic} for {c.variant}: {why}" for c in comparisons
-              if (why := _contradiction(c, seq))]
+    broken = [
+        f"{c.metric} {c.statistic} for {c.variant}: {why}" for c in comparisons if (why := _contradiction(c, seq))
+    ]
     if broken:
         return invalid(*broken, "the statistics contradict each other; the log or the analysis is broken")
 
@@ -228,8 +240,12 @@ def decide(
     thin = [(c, why) for c in prim if (why := _insufficient(c, seq))]
     if thin:
         thin_reasons = [f"{primary_metric} for {c.variant}: {why}" for c, why in thin]
-        return _wait(thin_reasons + ["no verdict until the variance can be estimated: collect more labelled data"],
-                     None, rate, method)
+        return _wait(
+            thin_reasons + ["no verdict until the variance can be estimated: collect more labelled data"],
+            None,
+            rate,
+            method,
+        )
 
     up = higher_is_better[primary_metric]
     p_adj = adjust([_view(c, seq)[0] for c in prim], multiple, alpha=a).p_adjusted
@@ -259,22 +275,41 @@ def decide(
             return Recommendation("ship", c.variant, tuple(reasons), method, p_adjusted=adjusted)
         (blocked_hard if "fail" in states else undecided).append(c)
     if undecided:
-        return _continue(reasons + ["a winner awaits an undecided guardrail"], prim, method, adjusted, min_effect,
-                         rate, undecided[0].variant)
+        return _continue(
+            reasons + ["a winner awaits an undecided guardrail"],
+            prim,
+            method,
+            adjusted,
+            min_effect,
+            rate,
+            undecided[0].variant,
+        )
     if winners:
-        return Recommendation("keep", None, tuple(reasons + ["every winner violates a guardrail"]), method,
-                              p_adjusted=adjusted)
+        return Recommendation(
+            "keep", None, tuple(reasons + ["every winner violates a guardrail"]), method, p_adjusted=adjusted
+        )
     if len(losers) == len(prim):
-        return Recommendation("keep", None, tuple(reasons + ["control is better than every challenger"]), method,
-                              p_adjusted=adjusted)
+        return Recommendation(
+            "keep", None, tuple(reasons + ["control is better than every challenger"]), method, p_adjusted=adjusted
+        )
     if min_effect is not None:
         futile = all((_view(c, seq)[2] < min_effect) if up else (_view(c, seq)[1] > -min_effect) for c in prim)
         if futile:
-            return Recommendation("stop", None, tuple(reasons + [f"futility: every interval excludes an improvement "
-                                                                 f"of {min_effect:g}"]), method, p_adjusted=adjusted)
+            return Recommendation(
+                "stop",
+                None,
+                tuple(reasons + [f"futility: every interval excludes an improvement of {min_effect:g}"]),
+                method,
+                p_adjusted=adjusted,
+            )
     if duration_over:
-        return Recommendation("keep", None, tuple(reasons + ["planned duration reached without a significant "
-                                                             "improvement"]), method, p_adjusted=adjusted)
+        return Recommendation(
+            "keep",
+            None,
+            tuple(reasons + ["planned duration reached without a significant improvement"]),
+            method,
+            p_adjusted=adjusted,
+        )
     return _continue(reasons, prim, method, adjusted, min_effect, rate, None)
 
 
@@ -292,8 +327,14 @@ def _per_arm(comparisons: Sequence[Comparison], *, fewest: bool) -> dict[str, fl
     return out
 
 
-def _evidence(comparisons: Sequence[Comparison], prim: Sequence[Comparison], units: Mapping[str, float] | None,
-              min_n: int, min_lab: int, metric: str) -> tuple[list[str], int | None] | None:
+def _evidence(
+    comparisons: Sequence[Comparison],
+    prim: Sequence[Comparison],
+    units: Mapping[str, float] | None,
+    min_n: int,
+    min_lab: int,
+    metric: str,
+) -> tuple[list[str], int | None] | None:
     """Reasons and the units carrying ``metric`` still missing (all arms) when an arm is below the minimum
     evidence, else None. Users per arm come from ``units`` or, without it, from the largest count any
     comparison carries (every user carries the per-prediction metrics); unknown counts never pass."""
@@ -341,8 +382,15 @@ def _guardrail(g: Any, up: bool, variant: str, comparisons: Sequence[Comparison]
     return "undecided", f"{name} for {variant}: cannot yet rule out harm beyond the margin"
 
 
-def _continue(reasons: list[str], prim: Sequence[Comparison], method: str, adjusted: Mapping[str, float],
-              min_effect: float | None, rate: float | None, variant: str | None) -> Recommendation:
+def _continue(
+    reasons: list[str],
+    prim: Sequence[Comparison],
+    method: str,
+    adjusted: Mapping[str, float],
+    min_effect: float | None,
+    rate: float | None,
+    variant: str | None,
+) -> Recommendation:
     from abkit.stats.power import sample_size
 
     need: list[int] = []
@@ -351,8 +399,9 @@ def _continue(reasons: list[str], prim: Sequence[Comparison], method: str, adjus
         if not _finite(eff, c.control_var, c.control_mean, c.units) or eff <= 0 or c.control_var <= 0:
             continue
         try:
-            n = sample_size(eff, mean=c.control_mean, var=c.control_var, relative=False,
-                            sequential_tuning=max(c.units, 1.0))
+            n = sample_size(
+                eff, mean=c.control_mean, var=c.control_var, relative=False, sequential_tuning=max(c.units, 1.0)
+            )
         except (AbkitError, ArithmeticError, ValueError):  # a root the search cannot bracket: size unknown
             continue
         need.append(max(0, int(n - c.units)))
@@ -362,8 +411,15 @@ def _continue(reasons: list[str], prim: Sequence[Comparison], method: str, adjus
     if days is not None:
         what += f" (~{days:.1f} days at the current rate)"
     target = f"an effect of {min_effect:g}" if min_effect is not None else "the observed effect"
-    return Recommendation("continue", variant, tuple(reasons + [f"continue: {what} to detect {target} with 80% power"]),
-                          method, more, days, adjusted)
+    return Recommendation(
+        "continue",
+        variant,
+        tuple(reasons + [f"continue: {what} to detect {target} with 80% power"]),
+        method,
+        more,
+        days,
+        adjusted,
+    )
 
 
 POLICIES = ("superiority", "non-inferiority")
@@ -387,17 +443,27 @@ class NonInferiorityPolicy:
     def __post_init__(self) -> None:
         m = _num(self.margin)
         if not (_finite(m) and m >= 0) or isinstance(self.margin, bool):
-            raise AbkitError(f"ni_margin={self.margin!r} must be a finite number >= 0 (the accepted loss on the "
-                             "primary metric, e.g. 0.02 for two accuracy points)")
+            raise AbkitError(
+                f"ni_margin={self.margin!r} must be a finite number >= 0 (the accepted loss on the "
+                "primary metric, e.g. 0.02 for two accuracy points)"
+            )
         if not isinstance(self.secondary_metric, str) or not self.secondary_metric:
-            raise AbkitError(f"secondary_metric={self.secondary_metric!r} must name the metric the challenger must "
-                             "win, e.g. 'latency_ms'")
+            raise AbkitError(
+                f"secondary_metric={self.secondary_metric!r} must name the metric the challenger must "
+                "win, e.g. 'latency_ms'"
+            )
         if self.secondary_statistic not in STATISTICS:
             raise AbkitError(f"secondary_statistic={self.secondary_statistic!r} is unknown; use one of {STATISTICS}")
 
 
-def decide_policy(comparisons: Sequence[Comparison], srm: SRMResult, *, policy: NonInferiorityPolicy | None,
-                  sequential_tuning: float | None = None, **kwargs: Any) -> Recommendation:
+def decide_policy(
+    comparisons: Sequence[Comparison],
+    srm: SRMResult,
+    *,
+    policy: NonInferiorityPolicy | None,
+    sequential_tuning: float | None = None,
+    **kwargs: Any,
+) -> Recommendation:
     """``decide`` (``policy`` None: superiority) or ``decide_non_inferior`` with the same keyword arguments."""
     if policy is None:
         return decide(comparisons, srm, **kwargs)
@@ -415,7 +481,7 @@ def decide_non_inferior(
     sequential_tuning: float | None = None,
     **kwargs: Any,
 ) -> Recommendation:
-    """"Ship if non-inferior on the primary metric and better on the secondary": ``decide`` first (an invalid
+    """ "Ship if non-inferior on the primary metric and better on the secondary": ``decide`` first (an invalid
     result, too little evidence, or a challenger that is plainly better stand as they are); otherwise a
     challenger ships when its primary effect passes the one-sided non-inferiority test at the margin, its
     secondary effect the one-sided superiority test, and every guardrail passes. Each test is at α / (number
@@ -424,25 +490,38 @@ def decide_non_inferior(
     from abkit.stats.noninferiority import effect_margin_test
 
     if policy.secondary_metric not in higher_is_better:
-        raise AbkitError(f"secondary_metric={policy.secondary_metric!r} has no direction; known: "
-                         f"{sorted(higher_is_better)}")
-    base = decide(comparisons, srm, primary_metric=primary_metric, higher_is_better=higher_is_better,
-                  guardrails=guardrails, **kwargs)
+        raise AbkitError(
+            f"secondary_metric={policy.secondary_metric!r} has no direction; known: {sorted(higher_is_better)}"
+        )
+    base = decide(
+        comparisons,
+        srm,
+        primary_metric=primary_metric,
+        higher_is_better=higher_is_better,
+        guardrails=guardrails,
+        **kwargs,
+    )
     a = check_alpha(kwargs.get("alpha"))
     seq = kwargs.get("inference", "sequential") == "sequential"
     prim = [c for c in comparisons if c.metric == primary_metric and c.statistic == "mean"]
-    method = (f"{base.method}; policy: ship if non-inferior on {primary_metric} (margin {policy.margin:g}"
-              f"{' of the control mean' if policy.relative else ''}) and better on {policy.secondary_statistic} "
-              f"{policy.secondary_metric}, one-sided tests at α/{max(len(prim), 1)}")
+    method = (
+        f"{base.method}; policy: ship if non-inferior on {primary_metric} (margin {policy.margin:g}"
+        f"{' of the control mean' if policy.relative else ''}) and better on {policy.secondary_statistic} "
+        f"{policy.secondary_metric}, one-sided tests at α/{max(len(prim), 1)}"
+    )
     if base.decision in ("ship", "invalid") or any(
-            r.startswith(("too little evidence", "no verdict until")) for r in base.reasons):
+        r.startswith(("too little evidence", "no verdict until")) for r in base.reasons
+    ):
         return dataclasses.replace(base, method=method)
     level = a / max(len(prim), 1)
     up = higher_is_better[primary_metric]
     sec_up = higher_is_better[policy.secondary_metric]
     directions = {id(g): _direction(g, higher_is_better) for g in guardrails}
-    test: dict[str, Any] = {"alpha": level, "inference": "sequential" if seq else "fixed",
-                            "sequential_tuning": sequential_tuning}
+    test: dict[str, Any] = {
+        "alpha": level,
+        "inference": "sequential" if seq else "fixed",
+        "sequential_tuning": sequential_tuning,
+    }
     reasons: list[str] = list(base.reasons)
     worse: list[Comparison] = []
     for c in sorted(prim, key=lambda c: c.estimate if up else -c.estimate, reverse=True):
@@ -452,25 +531,33 @@ def decide_non_inferior(
         if not _finite(bound):
             reasons.append(f"non-inferiority of {primary_metric} for {c.variant}: insufficient data, not a pass")
             continue
-        reasons.append(f"non-inferiority of {primary_metric} for {c.variant} (margin {delta:.4g}): one-sided bound "
-                       f"{bound:+.4g} {'>' if bool(ni.passed) else 'does not clear'} {float(ni.threshold):+.4g}"
-                       f" (p = {float(ni.p_value):.3g})")
+        reasons.append(
+            f"non-inferiority of {primary_metric} for {c.variant} (margin {delta:.4g}): one-sided bound "
+            f"{bound:+.4g} {'>' if bool(ni.passed) else 'does not clear'} {float(ni.threshold):+.4g}"
+            f" (p = {float(ni.p_value):.3g})"
+        )
         if not bool(ni.passed):
             _, lo, hi = _view(c, seq)
             if _finite(lo, hi) and ((hi < -delta) if up else (lo > delta)):
                 worse.append(c)
             continue
-        sec = [s for s in comparisons if s.metric == policy.secondary_metric
-               and s.statistic == policy.secondary_statistic and s.variant == c.variant]
+        sec = [
+            s
+            for s in comparisons
+            if s.metric == policy.secondary_metric
+            and s.statistic == policy.secondary_statistic
+            and s.variant == c.variant
+        ]
         if not sec:
             reasons.append(f"{policy.secondary_statistic} {policy.secondary_metric} for {c.variant}: no comparison")
             continue
         s = sec[0]
-        sup = effect_margin_test(s.estimate, s.se, n=s.units, hypothesis="superiority", higher_is_better=sec_up,
-                                 **test)
+        sup = effect_margin_test(s.estimate, s.se, n=s.units, hypothesis="superiority", higher_is_better=sec_up, **test)
         good = bool(sup.passed)
-        reasons.append(f"{policy.secondary_statistic} {policy.secondary_metric} {c.variant} − control = "
-                       f"{s.estimate:+.4g} (p = {float(sup.p_value):.3g}): {'better' if good else 'not shown better'}")
+        reasons.append(
+            f"{policy.secondary_statistic} {policy.secondary_metric} {c.variant} − control = "
+            f"{s.estimate:+.4g} (p = {float(sup.p_value):.3g}): {'better' if good else 'not shown better'}"
+        )
         if not good:
             continue
         verdicts = [_guardrail(g, directions[id(g)], c.variant, comparisons, seq) for g in guardrails]

@@ -54,9 +54,12 @@ class DictsReprMixin:
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(format_value(r.get(c), digits, c))}</td>" for c in cols) + "</tr>"
-            for r in rows)
-        return (f'<div style="overflow-x:auto;max-width:100%"><table class="abkit-table"><thead><tr>{head}</tr>'
-                f"</thead><tbody>{body}</tbody></table></div>")
+            for r in rows
+        )
+        return (
+            f'<div style="overflow-x:auto;max-width:100%"><table class="abkit-table"><thead><tr>{head}</tr>'
+            f"</thead><tbody>{body}</tbody></table></div>"
+        )
 
     def _repr_html_(self) -> str:
         return self.to_html()
@@ -102,8 +105,10 @@ def details(title: str, content: Any, *, open_: bool = False) -> Any:
 
         buf = io.BytesIO()
         content.savefig(buf, format="png", dpi=80)
-        inner = (f'<img style="max-width:100%" alt="{html.escape(title)}" '
-                 f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
+        inner = (
+            f'<img style="max-width:100%" alt="{html.escape(title)}" '
+            f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+        )
     elif hasattr(content, "_repr_html_"):
         inner = content._repr_html_()
     elif hasattr(content, "to_html"):
@@ -136,34 +141,42 @@ def calibration_table(calibration: dict[str, Any]) -> Any:
             continue
         se = calibration.get(f"{key}_mc_se")
         pm = f" ± {F.percent(se)}" if se is not None else ""
-        rows.append(f'<tr><td style="text-align:left">{html.escape(label)}</td>'
-                    f"<td>{F.percent(calibration[key])}{pm}</td>"
-                    f"<td>{html.escape(expect)}</td></tr>")
+        rows.append(
+            f'<tr><td style="text-align:left">{html.escape(label)}</td>'
+            f"<td>{F.percent(calibration[key])}{pm}</td>"
+            f"<td>{html.escape(expect)}</td></tr>"
+        )
     alpha = calibration.get("alpha")
-    setup = (f"{F.count(calibration.get('n_sims'))} simulated experiments of "
-             f"{F.count(calibration.get('users_per_sim'))}"
-             f" users each, {calibration.get('looks')} looks, α = {alpha}, effect for power: "
-             f"{F.number(calibration.get('effect'))} ({html.escape(str(calibration.get('effect_metric', '')))})")
+    setup = (
+        f"{F.count(calibration.get('n_sims'))} simulated experiments of "
+        f"{F.count(calibration.get('users_per_sim'))}"
+        f" users each, {calibration.get('looks')} looks, α = {alpha}, effect for power: "
+        f"{F.number(calibration.get('effect'))} ({html.escape(str(calibration.get('effect_metric', '')))})"
+    )
     head = "<tr><th style='text-align:left'>check</th><th>simulated</th><th>expected</th></tr>"
-    return HTML(f"<table>{head}{''.join(rows)}</table>"
-                f"<p><small>{html.escape(setup)}</small></p>")
+    return HTML(f"<table>{head}{''.join(rows)}</table><p><small>{html.escape(setup)}</small></p>")
 
 
-def models_table(models: dict[str, Any], evaluation: dict[str, dict[str, Any]],
-                 costs: dict[str, dict[str, Any]]) -> Any:
+def models_table(
+    models: dict[str, Any], evaluation: dict[str, dict[str, Any]], costs: dict[str, dict[str, Any]]
+) -> Any:
     """Each arm's model, held-out accuracy, mean confidence, calibration error and serving latency, for people."""
     from IPython.display import HTML
 
     e = html.escape
-    head = ("<tr><th style='text-align:left'>arm</th><th style='text-align:left'>model</th><th>held-out texts</th>"
-            "<th>accuracy</th><th>mean confidence</th><th>calibration error (ECE)</th><th>p50 latency</th>"
-            "<th>p95 latency</th></tr>")
+    head = (
+        "<tr><th style='text-align:left'>arm</th><th style='text-align:left'>model</th><th>held-out texts</th>"
+        "<th>accuracy</th><th>mean confidence</th><th>calibration error (ECE)</th><th>p50 latency</th>"
+        "<th>p95 latency</th></tr>"
+    )
     rows = []
     for v, m in models.items():
         ev, cost = evaluation.get(v, {}), costs.get(v) or {}
-        rows.append(f"<tr><td style='text-align:left'>{e(v)}</td><td style='text-align:left'>{e(m.name)} "
-                    f"<small>{e(m.version)}</small></td><td>{F.count(ev.get('n'))}</td>"
-                    f"<td>{F.percent(ev.get('accuracy'))}</td><td>{F.percent(ev.get('mean_confidence'))}</td>"
-                    f"<td>{F.percent(ev.get('ece'))}</td><td>{F.ms(cost.get('p50_ms'), reason='not measured')}</td>"
-                    f"<td>{F.ms(cost.get('p95_ms'), reason='not measured')}</td></tr>")
+        rows.append(
+            f"<tr><td style='text-align:left'>{e(v)}</td><td style='text-align:left'>{e(m.name)} "
+            f"<small>{e(m.version)}</small></td><td>{F.count(ev.get('n'))}</td>"
+            f"<td>{F.percent(ev.get('accuracy'))}</td><td>{F.percent(ev.get('mean_confidence'))}</td>"
+            f"<td>{F.percent(ev.get('ece'))}</td><td>{F.ms(cost.get('p50_ms'), reason='not measured')}</td>"
+            f"<td>{F.ms(cost.get('p95_ms'), reason='not measured')}</td></tr>"
+        )
     return HTML(f"<table>{head}{''.join(rows)}</table>")

@@ -53,8 +53,18 @@ from abkit.log.layout import LogSource
 from abkit.log.validate import VALID_LABEL_SQL, VALID_PREDICTION_SQL
 from abkit.sql import sql_string
 
-__all__ = ["DUCKDB", "ENGINES", "SPARK", "Dialect", "DuckDBEngine", "Engine", "EngineError", "SparkEngine",
-           "open_engine", "spark_session"]
+__all__ = [
+    "DUCKDB",
+    "ENGINES",
+    "SPARK",
+    "Dialect",
+    "DuckDBEngine",
+    "Engine",
+    "EngineError",
+    "SparkEngine",
+    "open_engine",
+    "spark_session",
+]
 
 ENGINES = ("duckdb", "spark")
 
@@ -74,18 +84,39 @@ class Dialect(NamedTuple):
 
 
 DUCKDB = Dialect("duckdb", "HUGEINT", "hash(unit), unit", "epoch_us(ts) // 86400000000", "CAST({x} AS BIGINT)")
-SPARK = Dialect("spark", "DECIMAL(38, 0)", "xxhash64(unit), unit", "unix_micros(ts) div 86400000000",
-                "CAST(bround({x}, 0) AS BIGINT)")
+SPARK = Dialect(
+    "spark",
+    "DECIMAL(38, 0)",
+    "xxhash64(unit), unit",
+    "unix_micros(ts) div 86400000000",
+    "CAST(bround({x}, 0) AS BIGINT)",
+)
 
-_PRED_COLS = ("experiment, variant, unit_id, request_id, ts, text, predicted_label, confidence, latency_ms, "
-              "model_name, model_version")
+_PRED_COLS = (
+    "experiment, variant, unit_id, request_id, ts, text, predicted_label, confidence, latency_ms, "
+    "model_name, model_version"
+)
 _LAB_COLS = "experiment, request_id, label, labelled_at"
 _PRED_KEYS, _LAB_KEYS = ", unit_key, request_key", ", request_key"  # read only from files with keys (unique logs)
 _LAB_COPY = ", variant, unit_key, predicted_label, prediction_day"  # a label's copy of its prediction
-_TYPES = {"experiment": "STRING", "variant": "STRING", "unit_id": "STRING", "request_id": "STRING",
-          "ts": "TIMESTAMP", "text": "STRING", "predicted_label": "STRING", "confidence": "DOUBLE",
-          "latency_ms": "DOUBLE", "model_name": "STRING", "model_version": "STRING", "label": "STRING",
-          "labelled_at": "TIMESTAMP", "unit_key": "BIGINT", "request_key": "BIGINT", "prediction_day": "BIGINT"}
+_TYPES = {
+    "experiment": "STRING",
+    "variant": "STRING",
+    "unit_id": "STRING",
+    "request_id": "STRING",
+    "ts": "TIMESTAMP",
+    "text": "STRING",
+    "predicted_label": "STRING",
+    "confidence": "DOUBLE",
+    "latency_ms": "DOUBLE",
+    "model_name": "STRING",
+    "model_version": "STRING",
+    "label": "STRING",
+    "labelled_at": "TIMESTAMP",
+    "unit_key": "BIGINT",
+    "request_key": "BIGINT",
+    "prediction_day": "BIGINT",
+}
 _PRED_ORDER = "ts, variant, unit_id, predicted_label, confidence, latency_ms"  # which copy of a request counts
 _LAB_ORDER = "labelled_at, label"
 
@@ -111,13 +142,19 @@ def _columns(src: LogSource, kind: str) -> str:
 def _first(columns: str, source: str, order: str, compacted: str, experiment: str) -> str:
     """Rows of ``source`` (deltas) whose request id is in no row of ``compacted``, the first copy by ``order``.
     Only ids stored more than once go through the (costly) window; the others pass through an anti-join."""
-    own = f"{source} d WHERE experiment = {sql_string(experiment)} AND NOT EXISTS " \
-          f"(SELECT 1 FROM {compacted} c WHERE c.request_id = d.request_id)"
-    dup = f"SELECT request_id FROM {source} WHERE experiment = {sql_string(experiment)} GROUP BY request_id " \
-          "HAVING COUNT(*) > 1"
-    return (f"SELECT {columns} FROM {own} AND d.request_id NOT IN ({dup}) UNION ALL "
-            f"SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY {order}) "
-            f"AS abkit_rn FROM {own} AND d.request_id IN ({dup})) f WHERE abkit_rn = 1")
+    own = (
+        f"{source} d WHERE experiment = {sql_string(experiment)} AND NOT EXISTS "
+        f"(SELECT 1 FROM {compacted} c WHERE c.request_id = d.request_id)"
+    )
+    dup = (
+        f"SELECT request_id FROM {source} WHERE experiment = {sql_string(experiment)} GROUP BY request_id "
+        "HAVING COUNT(*) > 1"
+    )
+    return (
+        f"SELECT {columns} FROM {own} AND d.request_id NOT IN ({dup}) UNION ALL "
+        f"SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY {order}) "
+        f"AS abkit_rn FROM {own} AND d.request_id IN ({dup})) f WHERE abkit_rn = 1"
+    )
 
 
 def _once_sql(src: LogSource) -> dict[str, str]:
@@ -125,11 +162,16 @@ def _once_sql(src: LogSource) -> dict[str, str]:
     compacted row and that is its first copy among the deltas (``abkit_*_new``; see ``abkit.log.layout``)."""
     pred = _PRED_COLS + (_PRED_KEYS if src.unique else "")
     if src.unique:  # compaction guarantees each id once; the files hold the experiment only
-        return {"abkit_pred_once": f"SELECT {pred} FROM abkit_pred", "abkit_lab_once": f"SELECT {_LAB_COLS} FROM abkit_lab"}
-    return {"abkit_pred_new": _first(pred, "abkit_pred_d", _PRED_ORDER, "abkit_pred_c", src.experiment),
-            "abkit_lab_new": _first(_LAB_COLS, "abkit_lab_d", _LAB_ORDER, "abkit_lab_c", src.experiment),
-            "abkit_pred_once": f"SELECT {pred} FROM abkit_pred_c UNION ALL SELECT {pred} FROM abkit_pred_new",
-            "abkit_lab_once": f"SELECT {_LAB_COLS} FROM abkit_lab_c UNION ALL SELECT {_LAB_COLS} FROM abkit_lab_new"}
+        return {
+            "abkit_pred_once": f"SELECT {pred} FROM abkit_pred",
+            "abkit_lab_once": f"SELECT {_LAB_COLS} FROM abkit_lab",
+        }
+    return {
+        "abkit_pred_new": _first(pred, "abkit_pred_d", _PRED_ORDER, "abkit_pred_c", src.experiment),
+        "abkit_lab_new": _first(_LAB_COLS, "abkit_lab_d", _LAB_ORDER, "abkit_lab_c", src.experiment),
+        "abkit_pred_once": f"SELECT {pred} FROM abkit_pred_c UNION ALL SELECT {pred} FROM abkit_pred_new",
+        "abkit_lab_once": f"SELECT {_LAB_COLS} FROM abkit_lab_c UNION ALL SELECT {_LAB_COLS} FROM abkit_lab_new",
+    }
 
 
 def _layers(src: LogSource) -> dict[str, tuple[str, list[str], str]]:
@@ -137,17 +179,23 @@ def _layers(src: LogSource) -> dict[str, tuple[str, list[str], str]]:
     as it is; otherwise compacted (``_c``) and delta (``_d``) rows apart, and ``abkit_pred``/``abkit_lab``
     are both together, typed."""
     if src.unique:
-        return {"abkit_pred": (_columns(src, "predictions"), src.files("predictions"), ""),
-                "abkit_lab": (_columns(src, "labels"), src.files("labels"), "")}
+        return {
+            "abkit_pred": (_columns(src, "predictions"), src.files("predictions"), ""),
+            "abkit_lab": (_columns(src, "labels"), src.files("labels"), ""),
+        }
     where = f" WHERE experiment = {sql_string(src.experiment)}"
-    return {"abkit_pred_c": (_PRED_COLS, list(src.compacted["predictions"]), ""),
-            "abkit_pred_dall": (_PRED_COLS, list(src.deltas["predictions"]), where),
-            "abkit_lab_c": (_LAB_COLS, list(src.compacted["labels"]), ""),
-            "abkit_lab_dall": (_LAB_COLS, list(src.deltas["labels"]), where)}
+    return {
+        "abkit_pred_c": (_PRED_COLS, list(src.compacted["predictions"]), ""),
+        "abkit_pred_dall": (_PRED_COLS, list(src.deltas["predictions"]), where),
+        "abkit_lab_c": (_LAB_COLS, list(src.compacted["labels"]), ""),
+        "abkit_lab_dall": (_LAB_COLS, list(src.deltas["labels"]), where),
+    }
 
 
-_UNIONS = {"abkit_pred": ("abkit_pred_c", "abkit_pred_d", _PRED_COLS),
-           "abkit_lab": ("abkit_lab_c", "abkit_lab_d", _LAB_COLS)}
+_UNIONS = {
+    "abkit_pred": ("abkit_pred_c", "abkit_pred_d", _PRED_COLS),
+    "abkit_lab": ("abkit_lab_c", "abkit_lab_d", _LAB_COLS),
+}
 
 
 class Engine(ABC):
@@ -189,8 +237,10 @@ class Engine(ABC):
         done = self.source.invalid
         if self.source.unique:
             return done
-        preds, labels = self.sql(f"SELECT (SELECT COUNT(*) FROM abkit_pred_dall WHERE NOT {VALID_PREDICTION_SQL}), "
-                                 f"(SELECT COUNT(*) FROM abkit_lab_dall WHERE NOT {VALID_LABEL_SQL})")[0]
+        preds, labels = self.sql(
+            f"SELECT (SELECT COUNT(*) FROM abkit_pred_dall WHERE NOT {VALID_PREDICTION_SQL}), "
+            f"(SELECT COUNT(*) FROM abkit_lab_dall WHERE NOT {VALID_LABEL_SQL})"
+        )[0]
         return done[0] + int(preds), done[1] + int(labels)
 
     @abstractmethod
@@ -235,8 +285,11 @@ class DuckDBEngine(Engine):
     def _files_view(self, name: str, columns: str, files: list[str], where: str) -> None:
         names = "[" + ", ".join(sql_string(f) for f in files) + "]"
         cols = columns if self.source.unique else _typed(columns)  # compacted files: already the stored types
-        self.view(name, f"SELECT {cols} FROM read_parquet({names}, hive_partitioning = false, union_by_name = "
-                        f"{'false' if self.source.unique else 'true'}){where}")
+        self.view(
+            name,
+            f"SELECT {cols} FROM read_parquet({names}, hive_partitioning = false, union_by_name = "
+            f"{'false' if self.source.unique else 'true'}){where}",
+        )
 
     def sql(self, query: str) -> list[tuple[Any, ...]]:
         return self.con.execute(query).fetchall()
@@ -304,8 +357,14 @@ class SparkEngine(Engine):
         self.spark.catalog.dropTempView(name)
 
 
-def open_engine(source: LogSource, engine: str = "duckdb", *, spark: Any = None, con: Any = None,
-                config: dict[str, Any] | None = None) -> Engine:
+def open_engine(
+    source: LogSource,
+    engine: str = "duckdb",
+    *,
+    spark: Any = None,
+    con: Any = None,
+    config: dict[str, Any] | None = None,
+) -> Engine:
     """An engine over ``source``: ``"duckdb"`` (on ``con`` or a new connection with ``config``) or ``"spark"``
     (on ``spark`` or a new local session)."""
     if engine == "duckdb":
@@ -319,6 +378,11 @@ def spark_session(app_name: str = "abkit", master: str = "local[2]") -> Any:
     """A local Spark session in UTC (needs ``pyspark`` and Java)."""
     from pyspark.sql import SparkSession
 
-    return (SparkSession.builder.master(master).appName(app_name)
-            .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    return (
+        SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )

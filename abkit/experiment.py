@@ -52,8 +52,10 @@ __all__ = [
 
 STATISTICS = ("mean", "p50", "p95", "p99")
 WEIGHT_TOLERANCE = 1e-6
-_NAME_FIX = ("give 1-128 letters, digits, '.', '_' or '-' starting with a letter or digit, nothing else (no "
-             "'..', spaces, newlines or path separators: it names a folder), e.g. {example!r}.")
+_NAME_FIX = (
+    "give 1-128 letters, digits, '.', '_' or '-' starting with a letter or digit, nothing else (no "
+    "'..', spaces, newlines or path separators: it names a folder), e.g. {example!r}."
+)
 
 
 class ExperimentError(AbkitError):
@@ -124,8 +126,11 @@ class Guardrail:
         elif not isinstance(self.higher_is_better, (bool, np.bool_)):
             raise _fail("guardrails[].higher_is_better", self.higher_is_better, "give true or false, or leave it out.")
         elif bool(self.higher_is_better) != known:
-            raise _fail("guardrails[].higher_is_better", self.higher_is_better,
-                        f"metric {self.metric!r} has higher_is_better={known} in the metric registry; leave it out.")
+            raise _fail(
+                "guardrails[].higher_is_better",
+                self.higher_is_better,
+                f"metric {self.metric!r} has higher_is_better={known} in the metric registry; leave it out.",
+            )
         object.__setattr__(self, "higher_is_better", bool(self.higher_is_better))
 
 
@@ -185,7 +190,8 @@ class Experiment(SettingsReprMixin):
         total = math.fsum(v.weight for v in variants)
         if abs(total - 1.0) > WEIGHT_TOLERANCE:
             raise _fail(
-                "variants[].weight", [v.weight for v in variants],
+                "variants[].weight",
+                [v.weight for v in variants],
                 f"weights sum to {total!r}; they must sum to 1 (within {WEIGHT_TOLERANCE:g}), "
                 "e.g. split '10/90' -> 0.1, 0.9.",
             )
@@ -223,21 +229,29 @@ class Experiment(SettingsReprMixin):
         if self.bucket_ranges is None:
             return None
         try:
-            ranges = tuple((_check_number("bucket_ranges", lo), _check_number("bucket_ranges", hi))
-                           for lo, hi in self.bucket_ranges)
+            ranges = tuple(
+                (_check_number("bucket_ranges", lo), _check_number("bucket_ranges", hi))
+                for lo, hi in self.bucket_ranges
+            )
         except (TypeError, ValueError) as exc:
             raise _fail("bucket_ranges", self.bucket_ranges, "give one [start, end] pair per variant.") from exc
         if len(ranges) != len(self.variants) or any(not 0.0 <= lo < hi <= 1.0 for lo, hi in ranges):
-            raise _fail("bucket_ranges", self.bucket_ranges,
-                        f"give {len(self.variants)} pairs [start, end] with 0 <= start < end <= 1, one per variant.")
+            raise _fail(
+                "bucket_ranges",
+                self.bucket_ranges,
+                f"give {len(self.variants)} pairs [start, end] with 0 <= start < end <= 1, one per variant.",
+            )
         ordered = sorted(ranges)
         if any(b[0] < a[1] for a, b in itertools.pairwise(ordered)):
             raise _fail("bucket_ranges", self.bucket_ranges, "ranges must not overlap.")
         total = math.fsum(hi - lo for lo, hi in ranges)
         if any(abs((hi - lo) / total - v.weight) > 1e-4 for (lo, hi), v in zip(ranges, self.variants)):
-            raise _fail("variants[].weight", [v.weight for v in self.variants],
-                        f"with explicit bucket_ranges the weights are the ranges' shares: "
-                        f"{[round((hi - lo) / total, 6) for lo, hi in ranges]}.")
+            raise _fail(
+                "variants[].weight",
+                [v.weight for v in self.variants],
+                f"with explicit bucket_ranges the weights are the ranges' shares: "
+                f"{[round((hi - lo) / total, 6) for lo, hi in ranges]}.",
+            )
         return ranges
 
     def _checked_namespace(self) -> tuple[str, float, float] | None:
@@ -266,8 +280,9 @@ class Experiment(SettingsReprMixin):
                 raise _fail("filters[].seed", f.seed, "give a non-empty seed string.")
             if f.hash_version not in (1, 2):
                 raise _fail("filters[].hash_version", f.hash_version, "use 1 or 2.")
-            ranges = tuple((_check_number("filters[].ranges", lo), _check_number("filters[].ranges", hi))
-                           for lo, hi in f.ranges)
+            ranges = tuple(
+                (_check_number("filters[].ranges", lo), _check_number("filters[].ranges", hi)) for lo, hi in f.ranges
+            )
             if not ranges or any(not 0.0 <= lo < hi <= 1.0 for lo, hi in ranges):
                 raise _fail("filters[].ranges", f.ranges, "give [[start, end], ...] with 0 <= start < end <= 1.")
             out.append(Filter(f.seed, ranges, int(f.hash_version)))
@@ -303,8 +318,9 @@ class Experiment(SettingsReprMixin):
         return _assign.bucket_ranges(len(self.variants), self.coverage, [v.weight for v in self.variants])
 
     @classmethod
-    def ramp_phase(cls, key: str, control: str, challenger: str, share: float, max_share: float,
-                   **fields: Any) -> Experiment:
+    def ramp_phase(
+        cls, key: str, control: str, challenger: str, share: float, max_share: float, **fields: Any
+    ) -> Experiment:
         """One phase of a canary ramp: the challenger on ``share`` of traffic, the control on an equal slice
         where room allows (``abkit.assign.ramp_ranges``: ranges only grow from phase to phase, so no user who
         saw a variant moves); the weights are the phase's own, and SRM is checked against them.
@@ -334,15 +350,24 @@ class Experiment(SettingsReprMixin):
     def assign(self, unit_ids: Any, *, threads: int | None = None) -> np.ndarray:
         """Variant index per unit id (int64), -1 = not in the experiment; vectorized."""
         return _assign.assign_many(
-            unit_ids, seed=self.hash_seed, ranges=self.ranges, hash_version=self.hash_version,
-            namespace=self.namespace, filters=self.filters, threads=threads,
+            unit_ids,
+            seed=self.hash_seed,
+            ranges=self.ranges,
+            hash_version=self.hash_version,
+            namespace=self.namespace,
+            filters=self.filters,
+            threads=threads,
         )
 
     def assign_one(self, unit_id: str) -> str | None:
         """Variant name of one unit, or None when it is not in the experiment."""
         i = _assign.assign_one(
-            unit_id, seed=self.hash_seed, ranges=self.ranges, hash_version=self.hash_version,
-            namespace=self.namespace, filters=self.filters,
+            unit_id,
+            seed=self.hash_seed,
+            ranges=self.ranges,
+            hash_version=self.hash_version,
+            namespace=self.namespace,
+            filters=self.filters,
         )
         return None if i < 0 else self.variants[i].name
 
@@ -361,8 +386,12 @@ class Experiment(SettingsReprMixin):
             "duration_days": self.duration_days,
             "primary_metric": self.primary_metric,
             "guardrails": [
-                {"metric": g.metric, "statistic": g.statistic, "margin": g.margin,
-                 "higher_is_better": g.higher_is_better}
+                {
+                    "metric": g.metric,
+                    "statistic": g.statistic,
+                    "margin": g.margin,
+                    "higher_is_better": g.higher_is_better,
+                }
                 for g in self.guardrails
             ],
             "filters": [
@@ -441,7 +470,8 @@ class Experiment(SettingsReprMixin):
         weights = parse_split(split)
         if len(names) != len(weights):
             raise _fail(
-                "variant_names", variant_names,
+                "variant_names",
+                variant_names,
                 f"split {split!r} has {len(weights)} parts; give {len(weights)} comma-separated names.",
             )
         model_refs: list[str | None] = [None] * len(names)
@@ -455,8 +485,13 @@ class Experiment(SettingsReprMixin):
         return cls(
             key=key,
             variants=tuple(Variant(n, w, m) for n, w, m in zip(names, weights, model_refs, strict=True)),
-            seed=seed, hash_version=hash_version, coverage=coverage, start=start,
-            duration_days=duration_days, primary_metric=primary_metric, guardrails=guardrails,
+            seed=seed,
+            hash_version=hash_version,
+            coverage=coverage,
+            start=start,
+            duration_days=duration_days,
+            primary_metric=primary_metric,
+            guardrails=guardrails,
         )
 
 

@@ -58,7 +58,7 @@ def number(value: Any, sig: int = 3, *, signed: bool = False, reason: str | None
     if missing(value):
         return pending(reason)
     x = float(value)
-    if abs(x) >= 10 ** sig:
+    if abs(x) >= 10**sig:
         return _fixed(x, 0, signed)
     return _fixed(x, min(_decimals(x, sig), 6), signed)
 
@@ -108,8 +108,9 @@ def chance(value: Any, *, reason: str | None = None) -> str:
     return f"{x:.0f} %"
 
 
-def value(x: Any, unit: str = "number", *, signed: bool = False, decimals: int | None = None,
-          reason: str | None = None) -> str:
+def value(
+    x: Any, unit: str = "number", *, signed: bool = False, decimals: int | None = None, reason: str | None = None
+) -> str:
     """``x`` in ``unit`` (one of :data:`UNITS`); ``decimals`` fixes the rounding (rates: of the percentage)."""
     if unit not in UNITS:
         raise ValueError(f"unit={unit!r} is not one of {UNITS}")
@@ -140,8 +141,16 @@ def interval(low: Any, high: Any, unit: str = "number", *, signed: bool = False,
     return f"{value(low, unit, signed=signed, decimals=d)} to {value(high, unit, signed=signed, decimals=d)}"
 
 
-def estimate_with_interval(est: Any, low: Any, high: Any, unit: str = "number", *, signed: bool = False,
-                           decimals: int | None = None, reason: str | None = None) -> str:
+def estimate_with_interval(
+    est: Any,
+    low: Any,
+    high: Any,
+    unit: str = "number",
+    *,
+    signed: bool = False,
+    decimals: int | None = None,
+    reason: str | None = None,
+) -> str:
     """``52.0 % (43.2 % to 60.8 %)``: the estimate rounded like its interval (or to ``decimals``)."""
     if missing(est):
         return pending(reason)

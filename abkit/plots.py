@@ -37,10 +37,23 @@ def lift_plot(result: Any, *, relative: bool = True) -> Any:
                 est, lo, hi = (_val(e[k2]) * 100 for k2 in ("relative", "relative_ci_low", "relative_ci_high"))
             else:
                 est, lo, hi = (_val(e[k2]) for k2 in ("estimate", "ci_low", "ci_high"))
-            ax.errorbar(est, k, xerr=[[est - lo], [hi - est]], fmt="o", color=_STYLE["ci"], capsize=4, label="fixed CI" if k == 0 else None)
+            ax.errorbar(
+                est,
+                k,
+                xerr=[[est - lo], [hi - est]],
+                fmt="o",
+                color=_STYLE["ci"],
+                capsize=4,
+                label="fixed CI" if k == 0 else None,
+            )
             if not relative:
-                ax.plot([_val(e["seq_ci_low"]), _val(e["seq_ci_high"])], [k + 0.15] * 2, color=_STYLE["seq"], lw=2,
-                        label="always-valid CI" if k == 0 else None)
+                ax.plot(
+                    [_val(e["seq_ci_low"]), _val(e["seq_ci_high"])],
+                    [k + 0.15] * 2,
+                    color=_STYLE["seq"],
+                    lw=2,
+                    label="always-valid CI" if k == 0 else None,
+                )
         ax.axvline(0, color=_STYLE["zero"], lw=1, ls="--")
         ax.set_yticks(y, [e["variant"] for e in rows])
         ax.set_title(statistic_label(m, "mean"))
@@ -75,8 +88,13 @@ def sequential_plot(result: Any, metric: str | None = None) -> Any:
 def chance_to_win_plot(result: Any) -> Any:
     """Bayesian chance that each challenger beats control, per metric with a direction (an informational
     metric such as a model's own confidence has no "better" to win)."""
-    eff = [e for e in result.effects.to_dicts() if e["statistic"] == "mean" and e.get("chance_to_win") is not None
-           and metric_info(e["metric"]).direction != "neutral"]
+    eff = [
+        e
+        for e in result.effects.to_dicts()
+        if e["statistic"] == "mean"
+        and e.get("chance_to_win") is not None
+        and metric_info(e["metric"]).direction != "neutral"
+    ]
     fig, axes = _fig(1, 5.5, 0.6 + 0.45 * max(len(eff), 1))
     ax = axes[0]
     labels = [f"{statistic_label(e['metric'], 'mean')} · {e['variant']}" for e in eff]
@@ -135,8 +153,11 @@ def traffic_plot(result: Any) -> Any:
         ax.set_xticks(x[::step], [d[5:] for d in days[::step]], fontsize=8)
         ax.legend(fontsize=8)
     ax.set_ylabel("new users")
-    ax.set_title(f"Traffic per day and arm — SRM {result.srm.status} (p = {result.srm.p_value:.2f})"
-                 if np.isfinite(result.srm.p_value) else "Traffic per day and arm")
+    ax.set_title(
+        f"Traffic per day and arm — SRM {result.srm.status} (p = {result.srm.p_value:.2f})"
+        if np.isfinite(result.srm.p_value)
+        else "Traffic per day and arm"
+    )
     return fig
 
 
@@ -167,8 +188,13 @@ def reliability_plot(summary: Any) -> Any:
     for ax, v in zip(axes, variants):
         rows = rel[rel["variant"] == v]
         ax.plot([0, 1], [0, 1], color=_STYLE["zero"], lw=1, ls="--", label="perfectly calibrated")
-        ax.scatter(rows["confidence"], rows["accuracy"], s=np.clip(rows["n"], 8, 200), color=_STYLE["ci"],
-                   label="labelled predictions (size: count)")
+        ax.scatter(
+            rows["confidence"],
+            rows["accuracy"],
+            s=np.clip(rows["n"], 8, 200),
+            color=_STYLE["ci"],
+            label="labelled predictions (size: count)",
+        )
         ax.plot(rows["confidence"], rows["accuracy"], color=_STYLE["ci"], lw=1)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
@@ -201,8 +227,15 @@ def confusion_plot(confusion: Any, variants: Any = ()) -> Any:
         ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
         for i in range(len(labels)):
             for j in range(len(labels)):
-                ax.text(j, i, f"{100 * share[i, j]:.0f} %\n({int(m[i, j]):,})", ha="center", va="center",
-                        fontsize=8, color="white" if share[i, j] > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{100 * share[i, j]:.0f} %\n({int(m[i, j]):,})",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if share[i, j] > 0.6 else "black",
+                )
         ax.set_xticks(range(len(labels)), labels, fontsize=8)
         ax.set_yticks(range(len(labels)), labels, fontsize=8)
         ax.set_xlabel("predicted")

@@ -174,12 +174,17 @@ class ModelRegistry:
             except ValueError as exc:
                 raise RegistryError(f"history record {name} in {str(self._dir)!r} is not valid JSON") from exc
             if int(_RECORD_RE.match(name).group(1)) != i or d.get("seq") != i:  # type: ignore[union-attr]
-                raise RegistryError(f"history record {name}: expected record number {i}; a record was removed or renamed")
+                raise RegistryError(
+                    f"history record {name}: expected record number {i}; a record was removed or renamed"
+                )
             if d.get("prev") != prev:
                 raise RegistryError(f"history record {name} does not follow record {i - 1}: the history was altered")
             prev = hashlib.sha256(raw).hexdigest()
-            out.append(HistoryRecord(d["seq"], d["kind"], d["time"], d["recorded_at"], d["actor"],
-                                     d.get("payload", {}), d.get("ref")))
+            out.append(
+                HistoryRecord(
+                    d["seq"], d["kind"], d["time"], d["recorded_at"], d["actor"], d.get("payload", {}), d.get("ref")
+                )
+            )
         return out
 
     def versions(self) -> dict[str, ModelVersion]:
@@ -210,23 +215,51 @@ class ModelRegistry:
         rows = []
         for r in recs:
             if r.kind == "register":
-                rows.append({"seq": r.seq, "time": r.time, "actor": r.actor, "what": "register",
-                             "from_version": None, "to_version": r.payload["version"], "moves": "",
-                             "reasons": "; ".join(r.payload.get("reasons", ())), "status": "done"})
+                rows.append(
+                    {
+                        "seq": r.seq,
+                        "time": r.time,
+                        "actor": r.actor,
+                        "what": "register",
+                        "from_version": None,
+                        "to_version": r.payload["version"],
+                        "moves": "",
+                        "reasons": "; ".join(r.payload.get("reasons", ())),
+                        "status": "done",
+                    }
+                )
             elif r.kind == "intent":
                 end = closed.get(r.seq)
                 status = "incomplete" if end is None else ("committed" if end.kind == "commit" else "abandoned")
                 p = r.payload
-                rows.append({"seq": r.seq, "time": r.time, "actor": r.actor, "what": p.get("action", "set_alias"),
-                             "from_version": p.get("from_version"), "to_version": p.get("to_version"),
-                             "moves": ", ".join(f"{a}→{'(cleared)' if v is None else v}" for a, v in p.get("moves", {}).items()),
-                             "reasons": "; ".join(p.get("reasons", ())), "status": status})
+                rows.append(
+                    {
+                        "seq": r.seq,
+                        "time": r.time,
+                        "actor": r.actor,
+                        "what": p.get("action", "set_alias"),
+                        "from_version": p.get("from_version"),
+                        "to_version": p.get("to_version"),
+                        "moves": ", ".join(
+                            f"{a}→{'(cleared)' if v is None else v}" for a, v in p.get("moves", {}).items()
+                        ),
+                        "reasons": "; ".join(p.get("reasons", ())),
+                        "status": status,
+                    }
+                )
         return HistoryTable(rows)
 
     # -- writing -----------------------------------------------------------------------------------------
 
-    def register(self, version: str, metadata: Mapping[str, Any] | None = None, *, actor: str = "user",
-                 time: Any = None, reasons: Iterable[str] = ()) -> HistoryRecord:
+    def register(
+        self,
+        version: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        actor: str = "user",
+        time: Any = None,
+        reasons: Iterable[str] = (),
+    ) -> HistoryRecord:
         """Register a new model version; a version name is registered once."""
         _check_name("version", version)
         if version in self.versions():
@@ -234,8 +267,15 @@ class ModelRegistry:
         meta = _jsonable(dict(metadata or {}), "metadata")
         return self._append("register", actor, time, {"version": version, "metadata": meta, "reasons": list(reasons)})
 
-    def begin(self, moves: Mapping[str, str | None], *, actor: str, time: Any = None, reasons: Iterable[str] = (),
-              **details: Any) -> HistoryRecord:
+    def begin(
+        self,
+        moves: Mapping[str, str | None],
+        *,
+        actor: str,
+        time: Any = None,
+        reasons: Iterable[str] = (),
+        **details: Any,
+    ) -> HistoryRecord:
         """Write the intent of an operation that moves ``moves`` (alias → version, or None to clear).
 
         ``details`` (action, from_version, to_version, gate_results, evidence, ...) are stored with it.
@@ -264,18 +304,27 @@ class ModelRegistry:
         self._open_intent(seq)
         return self._append("abandon", actor, time, {"reasons": [reason]}, ref=seq)
 
-    def record(self, moves: Mapping[str, str | None], *, actor: str, time: Any = None, reasons: Iterable[str] = (),
-               **details: Any) -> HistoryRecord:
+    def record(
+        self,
+        moves: Mapping[str, str | None],
+        *,
+        actor: str,
+        time: Any = None,
+        reasons: Iterable[str] = (),
+        **details: Any,
+    ) -> HistoryRecord:
         """Intent and commit in one call; returns the intent."""
         intent = self.begin(moves, actor=actor, time=time, reasons=reasons, **details)
         self.commit(intent.seq)
         return intent
 
-    def set_alias(self, alias: str, version: str | None, *, actor: str = "user", time: Any = None,
-                  reasons: Iterable[str] = ()) -> HistoryRecord:
+    def set_alias(
+        self, alias: str, version: str | None, *, actor: str = "user", time: Any = None, reasons: Iterable[str] = ()
+    ) -> HistoryRecord:
         """Point ``alias`` at ``version`` (None clears it), recorded with who and why."""
-        return self.record({alias: version}, actor=actor, time=time, reasons=reasons, action="set_alias",
-                           to_version=version)
+        return self.record(
+            {alias: version}, actor=actor, time=time, reasons=reasons, action="set_alias", to_version=version
+        )
 
     def _open_intent(self, seq: int) -> HistoryRecord:
         recs = self.records()
@@ -286,7 +335,9 @@ class ModelRegistry:
             raise RegistryError(f"intent {seq} is already committed or abandoned; an operation completes once")
         return intent
 
-    def _append(self, kind: str, actor: str, time: Any, payload: Mapping[str, Any], ref: int | None = None) -> HistoryRecord:
+    def _append(
+        self, kind: str, actor: str, time: Any, payload: Mapping[str, Any], ref: int | None = None
+    ) -> HistoryRecord:
         if not isinstance(actor, str) or not actor:
             raise RegistryError(f"actor={actor!r} must say who or what acted, e.g. 'rollout-policy' or a user name")
         when = _time_text(time)
@@ -297,8 +348,16 @@ class ModelRegistry:
                 seq = len(recs) + 1
                 prev = hashlib.sha256((self._dir / f"{len(recs):09d}.json").read_bytes()).hexdigest() if recs else ""
                 rec = HistoryRecord(seq, kind, when, _now(), actor, dict(payload), ref)
-                body = {"seq": seq, "kind": kind, "time": when, "recorded_at": rec.recorded_at, "actor": actor,
-                        "payload": rec.payload, "ref": ref, "prev": prev}
+                body = {
+                    "seq": seq,
+                    "kind": kind,
+                    "time": when,
+                    "recorded_at": rec.recorded_at,
+                    "actor": actor,
+                    "payload": rec.payload,
+                    "ref": ref,
+                    "prev": prev,
+                }
                 with open(tmp, "wb") as f:
                     f.write(json.dumps(body, sort_keys=True, allow_nan=False).encode("utf-8") + b"\n")
                     f.flush()
@@ -333,7 +392,9 @@ def _jsonable(value: Mapping[str, Any], what: str) -> dict[str, Any]:
     try:
         return json.loads(json.dumps(value, allow_nan=False, default=_default))
     except (TypeError, ValueError) as exc:
-        raise RegistryError(f"{what} cannot be stored as JSON ({exc}); give strings, finite numbers, lists and dicts") from exc
+        raise RegistryError(
+            f"{what} cannot be stored as JSON ({exc}); give strings, finite numbers, lists and dicts"
+        ) from exc
 
 
 def _default(value: Any) -> Any:

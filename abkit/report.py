@@ -74,8 +74,20 @@ def _to_json(value: Any) -> Any:
 
 KERNEL = "abkit"
 CELL_TIMEOUT_S = 1800
-_PACKAGES = ("abkit", "numpy", "pandas", "scipy", "statsmodels", "scikit-learn", "torch", "transformers",
-             "duckdb", "pyarrow", "papermill", "nbconvert")
+_PACKAGES = (
+    "abkit",
+    "numpy",
+    "pandas",
+    "scipy",
+    "statsmodels",
+    "scikit-learn",
+    "torch",
+    "transformers",
+    "duckdb",
+    "pyarrow",
+    "papermill",
+    "nbconvert",
+)
 
 
 @dataclass
@@ -203,8 +215,9 @@ def provenance(params: Mapping[str, Any]) -> dict[str, Any]:
 def _git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown (git not available)"
     if sha.returncode != 0:
@@ -249,12 +262,19 @@ def run_pipeline(
     run_dir = prepare_run_dir(output_root, run_name)
     ensure_kernel()
     effective = effective_values(params, [specs[path.stem] for path in notebooks])
-    summary = RunSummary(run_name, str(run_dir), effective, provenance(effective), started=_now(),
-                         params_files=[str(p) for p in params_files])
+    summary = RunSummary(
+        run_name,
+        str(run_dir),
+        effective,
+        provenance(effective),
+        started=_now(),
+        params_files=[str(p) for p in params_files],
+    )
     summary.notebooks = [NotebookRun(p.stem) for p in notebooks]
     failure: NotebookFailed | None = None
-    bar = tqdm(list(zip(notebooks, summary.notebooks)), desc=f"abkit run {run_name}", unit="notebook",
-               disable=not progress)
+    bar = tqdm(
+        list(zip(notebooks, summary.notebooks)), desc=f"abkit run {run_name}", unit="notebook", disable=not progress
+    )
     for path, record in bar:
         bar.set_postfix_str(path.stem)
         own = {k: v for k, v in params.items() if k in specs[path.stem]} | {"run_dir": str(run_dir)}
@@ -263,8 +283,13 @@ def run_pipeline(
         try:
             with progress_hidden():  # the run has its own bar; the kernels' bars would clutter the reports
                 papermill.execute_notebook(
-                    str(path), str(out), parameters=own, kernel_name=KERNEL, progress_bar=False,
-                    cwd=str(Path.cwd()), execution_timeout=CELL_TIMEOUT_S,
+                    str(path),
+                    str(out),
+                    parameters=own,
+                    kernel_name=KERNEL,
+                    progress_bar=False,
+                    cwd=str(Path.cwd()),
+                    execution_timeout=CELL_TIMEOUT_S,
                     kernel_manager_class=_ipc_kernel_manager(),
                 )
             record.status = "ok"
@@ -292,8 +317,10 @@ def _describe_failure(notebook: str, exc: Exception) -> str:
 
     if isinstance(exc, PapermillExecutionError):
         first_line = next((line for line in exc.source.splitlines() if line.strip()), "")
-        return (f"notebook {notebook} failed in cell {exc.exec_count} ({first_line.strip()[:80]!r}): "
-                f"{exc.ename}: {exc.evalue}")
+        return (
+            f"notebook {notebook} failed in cell {exc.exec_count} ({first_line.strip()[:80]!r}): "
+            f"{exc.ename}: {exc.evalue}"
+        )
     name = type(exc).__name__
     if "Timeout" in name:
         return f"notebook {notebook} timed out: a cell ran longer than {CELL_TIMEOUT_S} s ({exc})."
@@ -316,8 +343,11 @@ def export_html(executed: Path, prov: Mapping[str, Any]) -> tuple[Path, Path]:
     nb.metadata["title"] = executed.stem
     full = executed.with_suffix(".html")
     stakeholder = executed.with_name(f"{executed.stem}.stakeholder.html")
-    options = {"embed_images": True, "extra_loaders": [DictLoader({"abkit.html.j2": _TEMPLATE})],
-               "template_file": "abkit.html.j2"}
+    options = {
+        "embed_images": True,
+        "extra_loaders": [DictLoader({"abkit.html.j2": _TEMPLATE})],
+        "template_file": "abkit.html.j2",
+    }
     full.write_text(safe_page(HTMLExporter(**options).from_notebook_node(nb)[0]))
     hidden = HTMLExporter(**options, exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     stakeholder.write_text(safe_page(hidden.from_notebook_node(nb)[0]))
@@ -326,8 +356,9 @@ def export_html(executed: Path, prov: Mapping[str, Any]) -> tuple[Path, Path]:
 
 #: Everything a report may load comes from the file itself: inline styles, embedded images and fonts. No script
 #: runs at all (``default-src 'none'`` also covers ``script-src``), nothing is fetched, no form is sent.
-CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; base-uri 'none'; "
-       "form-action 'none'")
+CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; base-uri 'none'; form-action 'none'"
+)
 _CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
 
 #: nbconvert's lab template without its scripts (require.js, MathJax, widgets, mermaid) and without running
@@ -405,16 +436,20 @@ def _ordinary_link(value: str) -> bool:
 
 def _provenance_html(prov: Mapping[str, Any]) -> str:
     """A collapsed HTML block with seed, commit, parameters and versions; every value is escaped text."""
+
     def text(value: Any) -> str:
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
         return html.escape(shown)
 
-    rows = "".join(f"<tr><td>{text(k)}</td><td><code>{text(v)}</code></td></tr>"
-                   for k, v in sorted(prov["parameters"].items()))
+    rows = "".join(
+        f"<tr><td>{text(k)}</td><td><code>{text(v)}</code></td></tr>" for k, v in sorted(prov["parameters"].items())
+    )
     packages = ", ".join(f"{text(k)} {text(v)}" for k, v in prov["packages"].items())
-    return (f"<details><summary><b>Run provenance</b> — seed {text(prov['seed'])}, commit "
-            f"{text(prov['git_commit'])}</summary><table><tr><th>parameter</th><th>value</th></tr>{rows}"
-            f"</table><p><b>Packages:</b> {packages}</p></details>")
+    return (
+        f"<details><summary><b>Run provenance</b> — seed {text(prov['seed'])}, commit "
+        f"{text(prov['git_commit'])}</summary><table><tr><th>parameter</th><th>value</th></tr>{rows}"
+        f"</table><p><b>Packages:</b> {packages}</p></details>"
+    )
 
 
 def _headline(results_path: Path) -> str | None:
@@ -449,22 +484,31 @@ def write_run_index(summary: RunSummary) -> Path:
     for nb in summary.notebooks:
         links = " · ".join(
             f'<a href="{e(nb.name + suffix)}">{label}</a>'
-            for suffix, label in ((".html", "report"), (".stakeholder.html", "stakeholder"),
-                                  (".ipynb", "notebook"), (".json", "results"))
+            for suffix, label in (
+                (".html", "report"),
+                (".stakeholder.html", "stakeholder"),
+                (".ipynb", "notebook"),
+                (".json", "results"),
+            )
             if (run_dir / f"{nb.name}{suffix}").exists()
         )
-        rows.append(f'<tr><td>{e(nb.name)}</td><td class="{e(nb.status.replace(" ", "-"))}">{e(nb.status)}'
-                    f'</td><td>{nb.seconds:.1f} s</td><td>{e(nb.headline or "")}</td><td>{links}</td></tr>')
+        rows.append(
+            f'<tr><td>{e(nb.name)}</td><td class="{e(nb.status.replace(" ", "-"))}">{e(nb.status)}'
+            f"</td><td>{nb.seconds:.1f} s</td><td>{e(nb.headline or '')}</td><td>{links}</td></tr>"
+        )
     errors = "".join(f"<pre>{e(nb.error)}</pre>" for nb in summary.notebooks if nb.error)
-    params = "".join(f"<tr><td>{e(k)}</td><td>{e(json.dumps(v))}</td></tr>"
-                     for k, v in sorted(summary.parameters.items()))
+    params = "".join(
+        f"<tr><td>{e(k)}</td><td>{e(json.dumps(v))}</td></tr>" for k, v in sorted(summary.parameters.items())
+    )
     status = '<span class="ok">ok</span>' if summary.ok else '<span class="failed">failed</span>'
-    body = (f"<h1>Run {e(summary.run_name)}: {status}</h1>"
-            f'<p class="muted">started {e(summary.started)} · finished {e(summary.finished)} · '
-            f"commit {e(summary.provenance['git_commit'])} · seed {e(str(summary.provenance['seed']))}</p>"
-            f"{errors}<table><tr><th>notebook</th><th>status</th><th>time</th><th>headline</th>"
-            f"<th>files</th></tr>{''.join(rows)}</table><h2>Parameters</h2><table>{params}</table>"
-            '<p><a href="../index.html">all runs</a></p>')
+    body = (
+        f"<h1>Run {e(summary.run_name)}: {status}</h1>"
+        f'<p class="muted">started {e(summary.started)} · finished {e(summary.finished)} · '
+        f"commit {e(summary.provenance['git_commit'])} · seed {e(str(summary.provenance['seed']))}</p>"
+        f"{errors}<table><tr><th>notebook</th><th>status</th><th>time</th><th>headline</th>"
+        f"<th>files</th></tr>{''.join(rows)}</table><h2>Parameters</h2><table>{params}</table>"
+        '<p><a href="../index.html">all runs</a></p>'
+    )
     path = run_dir / "index.html"
     path.write_text(safe_page(_PAGE.format(csp=_CSP_META, title=e(f"abkit run {summary.run_name}"), body=body)))
     return path
@@ -491,4 +535,6 @@ def _runs_overview(output_root: Path) -> str:
             continue
         runs.append((f"{run_json.parent.name}/index.html", run.get("started", "").replace("T", " ")[:16], run, results))
     runs.sort(key=lambda r: r[2].get("started", ""), reverse=True)
-    return "<h1>abkit runs</h1>" + (runs_table_html(runs) if runs else "<p>No runs yet: try <code>abkit run</code>.</p>")
+    return "<h1>abkit runs</h1>" + (
+        runs_table_html(runs) if runs else "<p>No runs yet: try <code>abkit run</code>.</p>"
+    )

@@ -135,8 +135,13 @@ def evidence_gap(results: Mapping[str, Any], min_units: int) -> str | None:
     return None
 
 
-def score_rows(results: Mapping[str, Any], *, min_units: int = 100, inference: str = "sequential",
-               statistics: Sequence[str] = ("mean", "p95")) -> list[ScoreRow]:
+def score_rows(
+    results: Mapping[str, Any],
+    *,
+    min_units: int = 100,
+    inference: str = "sequential",
+    statistics: Sequence[str] = ("mean", "p95"),
+) -> list[ScoreRow]:
     """One :class:`ScoreRow` per effect of the results dict whose statistic is in ``statistics``."""
     gap = evidence_gap(results, min_units)
     labelled = results.get("counts", {}).get("labelled", [])
@@ -160,8 +165,21 @@ def score_rows(results: Mapping[str, Any], *, min_units: int = 100, inference: s
         elif gap is not None:
             ctw = None
             note = note or f"chance to win pending: {gap}"
-        rows.append(ScoreRow(e["metric"], e["statistic"], e["variant"], _num(e.get("control")),
-                             _num(e.get("treatment")), rel, lo, hi, status, ctw, note))
+        rows.append(
+            ScoreRow(
+                e["metric"],
+                e["statistic"],
+                e["variant"],
+                _num(e.get("control")),
+                _num(e.get("treatment")),
+                rel,
+                lo,
+                hi,
+                status,
+                ctw,
+                note,
+            )
+        )
     return rows
 
 
@@ -200,8 +218,13 @@ _DECISION = {
     "stop": ("#57606a", "Stop: no improvement to find"),
     "invalid": ("#cf222e", "Invalid: do not act on this test"),
 }
-_STATUS_WORD = {"good": "better", "bad": "worse", "inconclusive": "inconclusive", "info": "informational",
-                "pending": "pending"}
+_STATUS_WORD = {
+    "good": "better",
+    "bad": "worse",
+    "inconclusive": "inconclusive",
+    "info": "informational",
+    "pending": "pending",
+}
 
 _E_NUMBER = re.compile(r"(p = )?(?<![0-9A-Za-z.])([+-]?\d+(?:\.\d+)?[eE][+-]?\d+)(?![0-9A-Za-z])")
 
@@ -236,12 +259,13 @@ def top_reason(recommendation: Mapping[str, Any]) -> str:
 
 def _axis_limit(rows: Sequence[ScoreRow]) -> float:
     """A round half-width (1, 2 or 5 × 10^k) for the shared axis that holds every interval."""
-    ext = max([abs(x) for r in rows for x in (r.low, r.high, r.relative) if x is not None and math.isfinite(x)]
-              + [0.001])
+    ext = max(
+        [abs(x) for r in rows for x in (r.low, r.high, r.relative) if x is not None and math.isfinite(x)] + [0.001]
+    )
     k = math.floor(math.log10(ext))
     for m in (1, 2, 5, 10):
-        if m * 10 ** k >= ext:
-            return m * 10 ** k
+        if m * 10**k >= ext:
+            return m * 10**k
     return 10 ** (k + 1)  # pragma: no cover - the loop always returns
 
 
@@ -253,9 +277,11 @@ def _bar(row: ScoreRow, limit: float) -> str:
         return '<div class="abk-bar"><div class="abk-zero" style="left:50%"></div></div>'
     left, right = pos(row.low), pos(row.high)
     dot = f'<div class="abk-dot" style="left:{pos(row.relative):.2f}%"></div>' if row.relative is not None else ""
-    return (f'<div class="abk-bar abk-{row.status}"><div class="abk-zero" style="left:50%"></div>'
-            f'<div class="abk-ci" style="left:{left:.2f}%;width:{max(right - left, 0.6):.2f}%;background:var(--c)">'
-            f"</div>{dot}</div>")
+    return (
+        f'<div class="abk-bar abk-{row.status}"><div class="abk-zero" style="left:50%"></div>'
+        f'<div class="abk-ci" style="left:{left:.2f}%;width:{max(right - left, 0.6):.2f}%;background:var(--c)">'
+        f"</div>{dot}</div>"
+    )
 
 
 def _fmt_axis(x: float) -> str:
@@ -305,9 +331,11 @@ def banner_html(results: Mapping[str, Any], *, duration_days: int | None = None)
     colour, title = _DECISION.get(decision, ("#57606a", decision))
     title = title.format(variant=rec.get("variant") or "the challenger")
     facts = _arm_facts(results) + [_days_fact(results, duration_days), _srm_fact(results)]
-    return (f'<div class="abk-banner" style="--c:{colour}"><div class="abk-decision">{e(title)}</div>'
-            f'<div class="abk-reason">{e(top_reason(rec))}</div>'
-            f'<div class="abk-facts">{"".join(facts)}</div></div>')
+    return (
+        f'<div class="abk-banner" style="--c:{colour}"><div class="abk-decision">{e(title)}</div>'
+        f'<div class="abk-reason">{e(top_reason(rec))}</div>'
+        f'<div class="abk-facts">{"".join(facts)}</div></div>'
+    )
 
 
 def _metric_value(row_metric: str, statistic: str, x: float | None, reason: str = "") -> str:
@@ -324,17 +352,22 @@ def rows_html(rows: Sequence[ScoreRow], results: Mapping[str, Any], *, inference
     control = results.get("control", "control")
     many = len({r.variant for r in rows}) > 1
     kind = "always-valid" if inference == "sequential" else f"{100 * (1 - results.get('alpha', 0.05)):.0f} %"
-    head = (f'<tr><th class="l" style="width:17%">metric</th><th style="width:11%">{e(control)}</th>'
-            f'<th style="width:11%">{"challenger" if many else e(rows[0].variant)}</th>'
-            f'<th style="width:15%">relative change<br><span class="abk-note">{e(kind)} interval</span></th>'
-            f'<th style="width:26%"><div class="abk-axis"><span>{_fmt_axis(-limit)}</span><span>0</span>'
-            f"<span>{_fmt_axis(limit)}</span></div></th>"
-            '<th style="width:9%">chance to win</th><th class="l" style="width:11%">verdict</th></tr>')
+    head = (
+        f'<tr><th class="l" style="width:17%">metric</th><th style="width:11%">{e(control)}</th>'
+        f'<th style="width:11%">{"challenger" if many else e(rows[0].variant)}</th>'
+        f'<th style="width:15%">relative change<br><span class="abk-note">{e(kind)} interval</span></th>'
+        f'<th style="width:26%"><div class="abk-axis"><span>{_fmt_axis(-limit)}</span><span>0</span>'
+        f"<span>{_fmt_axis(limit)}</span></div></th>"
+        '<th style="width:9%">chance to win</th><th class="l" style="width:11%">verdict</th></tr>'
+    )
     body = []
     for r in rows:
         name = statistic_label(r.metric, r.statistic) + (f" · {r.variant}" if many else "")
-        change = (F.estimate_with_interval(r.relative, r.low, r.high, "rate", signed=True)
-                  if r.relative is not None else F.pending())
+        change = (
+            F.estimate_with_interval(r.relative, r.low, r.high, "rate", signed=True)
+            if r.relative is not None
+            else F.pending()
+        )
         change = change.replace(" (", "<br>(", 1)
         note = f'<div class="abk-note">{e(r.note)}</div>' if r.note else ""
         body.append(
@@ -342,7 +375,8 @@ def rows_html(rows: Sequence[ScoreRow], results: Mapping[str, Any], *, inference
             f"<td>{e(_metric_value(r.metric, r.statistic, r.treatment))}</td><td>{change}</td>"
             f"<td>{_bar(r, limit)}</td><td>{e(F.chance(r.chance_to_win)) if r.chance_to_win is not None else '—'}"
             "</td>"
-            f'<td class="l"><span class="abk-tag abk-{r.status}">{_STATUS_WORD[r.status]}</span></td></tr>')
+            f'<td class="l"><span class="abk-tag abk-{r.status}">{_STATUS_WORD[r.status]}</span></td></tr>'
+        )
     return f"<table>{head}{''.join(body)}</table>"
 
 
@@ -352,15 +386,22 @@ def why_not_yet(rows: Sequence[ScoreRow], results: Mapping[str, Any]) -> str:
     primary = results.get("primary_metric")
     hi = [r for r in rows if r.metric == primary and r.statistic == "mean" and (r.chance_to_win or 0) >= 0.9]
     if rec.get("decision") in ("continue", "keep", "stop") and hi and isinstance(primary, str):
-        return ("<p class=\"abk-small\">Why not ship at a high chance to win? The decision needs the "
-                f"{'always-valid ' if 'always-valid' in rec.get('method', '') else ''}interval of "
-                f"{html.escape(statistic_label(primary, 'mean').lower())} to exclude zero (and every guardrail to "
-                "pass); the chance to win is a Bayesian summary shown for context, not the decision rule.</p>")
+        return (
+            '<p class="abk-small">Why not ship at a high chance to win? The decision needs the '
+            f"{'always-valid ' if 'always-valid' in rec.get('method', '') else ''}interval of "
+            f"{html.escape(statistic_label(primary, 'mean').lower())} to exclude zero (and every guardrail to "
+            "pass); the chance to win is a Bayesian summary shown for context, not the decision rule.</p>"
+        )
     return ""
 
 
-_SIDE_BY_SIDE = (("accuracy", "Accuracy"), ("confidence", "Mean confidence"), ("latency_ms", "Mean latency"),
-                 ("latency_p95", "p95 latency"), ("predictions", "Predictions"))
+_SIDE_BY_SIDE = (
+    ("accuracy", "Accuracy"),
+    ("confidence", "Mean confidence"),
+    ("latency_ms", "Mean latency"),
+    ("latency_p95", "p95 latency"),
+    ("predictions", "Predictions"),
+)
 
 
 def side_by_side_html(results: Mapping[str, Any]) -> str:
@@ -369,8 +410,11 @@ def side_by_side_html(results: Mapping[str, Any]) -> str:
     variants = list(results.get("variants", []))
     by = {(m["name"], m["variant"]): m for m in results.get("metrics", [])}
     names = [n for n, _ in _SIDE_BY_SIDE if any((n, v) in by for v in variants)]
-    names += [n for n in dict.fromkeys(m["name"] for m in results.get("metrics", []))
-              if n not in names and not n.startswith("latency_p")]
+    names += [
+        n
+        for n in dict.fromkeys(m["name"] for m in results.get("metrics", []))
+        if n not in names and not n.startswith("latency_p")
+    ]
     counts = results.get("counts", {})
     head = '<tr><th class="l">metric</th>' + "".join(f"<th>{e(v)}</th>" for v in variants) + "</tr>"
     body = []
@@ -378,19 +422,31 @@ def side_by_side_html(results: Mapping[str, Any]) -> str:
         label = dict(_SIDE_BY_SIDE).get(n) or metric_info(n).label
         unit = "ms" if n.startswith("latency") else metric_info(n).unit
         arms = [by.get((n, v), {}) for v in variants]
-        widths = [F.interval_decimals(m["ci_low"], m["ci_high"], unit) for m in arms
-                  if not (F.missing(m.get("ci_low")) or F.missing(m.get("ci_high")))]
+        widths = [
+            F.interval_decimals(m["ci_low"], m["ci_high"], unit)
+            for m in arms
+            if not (F.missing(m.get("ci_low")) or F.missing(m.get("ci_high")))
+        ]
         cells = []
         for i, m in enumerate(arms):
             no_labels = metric_info(n).needs_labels and not (counts.get("labelled") or [0] * len(variants))[i]
-            cells.append(F.estimate_with_interval(m.get("estimate"), m.get("ci_low"), m.get("ci_high"), unit,
-                                                  decimals=max(widths) if widths else None,
-                                                  reason="no labels yet" if no_labels else None))
+            cells.append(
+                F.estimate_with_interval(
+                    m.get("estimate"),
+                    m.get("ci_low"),
+                    m.get("ci_high"),
+                    unit,
+                    decimals=max(widths) if widths else None,
+                    reason="no labels yet" if no_labels else None,
+                )
+            )
         body.append(f'<tr><td class="l">{e(label)}</td>' + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
     users = "".join(f"<td>{F.count(u)}</td>" for u in counts.get("users", []))
     body.append(f'<tr><td class="l">Users</td>{users}</tr>')
-    return (f'<table style="width:auto;min-width:50%">{head}{"".join(body)}</table>'
-            '<p class="abk-small">Each arm\'s own value with its 95 % interval, clustered by user.</p>')
+    return (
+        f'<table style="width:auto;min-width:50%">{head}{"".join(body)}</table>'
+        '<p class="abk-small">Each arm\'s own value with its 95 % interval, clustered by user.</p>'
+    )
 
 
 @dataclass(frozen=True)
@@ -403,8 +459,9 @@ class Scorecard:
     duration_days: int | None = None
 
     @classmethod
-    def from_result(cls, result: Any, *, min_units: int = 100, inference: str = "sequential",
-                    experiment: Any = None) -> Scorecard:
+    def from_result(
+        cls, result: Any, *, min_units: int = 100, inference: str = "sequential", experiment: Any = None
+    ) -> Scorecard:
         """Build from an ``AnalysisResult`` (and the ``Experiment``, for the planned duration)."""
         return cls(result.to_json(), min_units, inference, getattr(experiment, "duration_days", None))
 
@@ -414,9 +471,11 @@ class Scorecard:
 
     def to_html(self) -> str:
         rows = self.rows
-        return (f'{_CSS}<div class="abk">{banner_html(self.results, duration_days=self.duration_days)}'
-                f"{rows_html(rows, self.results, inference=self.inference)}{why_not_yet(rows, self.results)}"
-                f"<h3>The arms side by side</h3>{side_by_side_html(self.results)}</div>")
+        return (
+            f'{_CSS}<div class="abk">{banner_html(self.results, duration_days=self.duration_days)}'
+            f"{rows_html(rows, self.results, inference=self.inference)}{why_not_yet(rows, self.results)}"
+            f"<h3>The arms side by side</h3>{side_by_side_html(self.results)}</div>"
+        )
 
     def _repr_html_(self) -> str:
         return self.to_html()
@@ -433,8 +492,11 @@ def reasons_html(recommendation: Mapping[str, Any]) -> str:
     extra = ""
     if recommendation.get("samples_needed") is not None:
         days = recommendation.get("days_needed")
-        extra = (f"<p>About {F.count(recommendation['samples_needed'])} more users needed"
-                 + (f" (~{F.number(days, 2)} days at the current traffic)" if days is not None else "") + ".</p>")
+        extra = (
+            f"<p>About {F.count(recommendation['samples_needed'])} more users needed"
+            + (f" (~{F.number(days, 2)} days at the current traffic)" if days is not None else "")
+            + ".</p>"
+        )
     method = e(plain_text(recommendation.get("method", "")))
     return f'<ul>{items}</ul>{extra}<p class="abk-small">Method: {method}</p>'
 
@@ -445,8 +507,12 @@ def reasons_html(recommendation: Mapping[str, Any]) -> str:
 
 def primary_row(results: Mapping[str, Any], parameters: Mapping[str, Any]) -> ScoreRow | None:
     """The scorecard row of a run's primary metric (first challenger), read with the run's own parameters."""
-    rows = score_rows(results, min_units=int(parameters.get("min_units", 100)),
-                      inference=str(parameters.get("inference", "sequential")), statistics=("mean",))
+    rows = score_rows(
+        results,
+        min_units=int(parameters.get("min_units", 100)),
+        inference=str(parameters.get("inference", "sequential")),
+        statistics=("mean",),
+    )
     return next((r for r in rows if r.metric == results.get("primary_metric")), None)
 
 
@@ -456,11 +522,13 @@ def runs_table_html(runs: Sequence[tuple[str, str, Mapping[str, Any], Mapping[st
     e = html.escape
     prim = {i: primary_row(res, run.get("parameters", {})) for i, (_, _, run, res) in enumerate(runs) if res}
     limit = _axis_limit([r for r in prim.values() if r is not None])
-    head = ('<tr><th class="l" style="width:14%">run</th><th class="l" style="width:11%">scenario</th>'
-            '<th class="l" style="width:10%">started (UTC)</th><th class="l" style="width:12%">decision</th>'
-            '<th class="l" style="width:21%">top reason</th><th style="width:13%">primary metric lift</th>'
-            f'<th style="width:19%"><div class="abk-axis"><span>{_fmt_axis(-limit)}</span><span>0</span>'
-            f"<span>{_fmt_axis(limit)}</span></div></th></tr>")
+    head = (
+        '<tr><th class="l" style="width:14%">run</th><th class="l" style="width:11%">scenario</th>'
+        '<th class="l" style="width:10%">started (UTC)</th><th class="l" style="width:12%">decision</th>'
+        '<th class="l" style="width:21%">top reason</th><th style="width:13%">primary metric lift</th>'
+        f'<th style="width:19%"><div class="abk-axis"><span>{_fmt_axis(-limit)}</span><span>0</span>'
+        f"<span>{_fmt_axis(limit)}</span></div></th></tr>"
+    )
     body = []
     for i, (link, started, run, res) in enumerate(runs):
         scenario = ", ".join(_stem(p) for p in run.get("params_files", [])) or "—"
@@ -480,12 +548,16 @@ def runs_table_html(runs: Sequence[tuple[str, str, Mapping[str, Any], Mapping[st
         else:
             lift, bar = "—", ""
         cls = "abk-bad" if status == "failed" else ""
-        body.append(f'<tr><td class="l"><a href="{e(link)}">{e(run.get("run_name", ""))}</a></td>'
-                    f'<td class="l">{e(scenario)}</td><td class="l">{e(started)}</td>'
-                    f'<td class="l"><span class="abk-tag {cls}">{e(decision)}</span></td><td class="l">{e(reason)}</td>'
-                    f"<td>{lift}</td><td>{bar}</td></tr>")
-    note = ('<p class="abk-small">Lift: the challenger against control on each run\'s primary metric, with the '
-            "interval its recommendation uses, drawn on one axis for every run.</p>")
+        body.append(
+            f'<tr><td class="l"><a href="{e(link)}">{e(run.get("run_name", ""))}</a></td>'
+            f'<td class="l">{e(scenario)}</td><td class="l">{e(started)}</td>'
+            f'<td class="l"><span class="abk-tag {cls}">{e(decision)}</span></td><td class="l">{e(reason)}</td>'
+            f"<td>{lift}</td><td>{bar}</td></tr>"
+        )
+    note = (
+        '<p class="abk-small">Lift: the challenger against control on each run\'s primary metric, with the '
+        "interval its recommendation uses, drawn on one axis for every run.</p>"
+    )
     return f'{_CSS}<div class="abk"><table>{head}{"".join(body)}</table>{note}</div>'
 
 

@@ -50,14 +50,16 @@ def parse_mix(spec: str | Mapping[str, float] | None) -> Mix | None:
             try:
                 items.append((key.strip(), float(raw) if raw.strip() else 1.0))
             except ValueError:
-                raise SimulationError(f"mix {spec!r}: weight {raw!r} of {key!r} is not a number; "
-                                      "write e.g. 'amazon:0.7,yelp:0.3'.") from None
+                raise SimulationError(
+                    f"mix {spec!r}: weight {raw!r} of {key!r} is not a number; write e.g. 'amazon:0.7,yelp:0.3'."
+                ) from None
     else:
         items = [(str(k), float(v)) for k, v in spec.items()]
     total = sum(w for _, w in items)
     if any(w < 0 for _, w in items) or total <= 0 or any(not k for k, _ in items):
-        raise SimulationError(f"mix {spec!r} needs named categories with weights >= 0 and a positive sum, "
-                              "e.g. 'amazon:0.7,yelp:0.3'.")
+        raise SimulationError(
+            f"mix {spec!r} needs named categories with weights >= 0 and a positive sum, e.g. 'amazon:0.7,yelp:0.3'."
+        )
     return tuple((k, w / total) for k, w in items)
 
 
@@ -76,8 +78,10 @@ def parse_latency(spec: str | Mapping[str, Any] | None) -> dict[str, CostProfile
             p50, p95 = (float(x) for x in (value.split("/") if isinstance(value, str) else value))
             out[str(name).strip()] = CostProfile.pinned(p50, p95)
         except (TypeError, ValueError, AbkitError):
-            raise SimulationError(f"latency pin {name}={value!r} is not p50/p95 in ms with 0 < p50 <= p95; "
-                                  "write e.g. 'champion=3/5,challenger=15/20'.") from None
+            raise SimulationError(
+                f"latency pin {name}={value!r} is not p50/p95 in ms with 0 < p50 <= p95; "
+                "write e.g. 'champion=3/5,challenger=15/20'."
+            ) from None
     if not all(out):
         raise SimulationError(f"latency pin {spec!r} names no variant; write e.g. 'champion=3/5,challenger=15/20'.")
     return out
@@ -114,8 +118,18 @@ class SimulationConfig(SettingsReprMixin):
         object.__setattr__(self, "mix_after", parse_mix(self.mix_after))
         object.__setattr__(self, "latency_ms", parse_latency(self.latency_ms))
         checks = [
-            ("n_users", self.n_users, isinstance(self.n_users, (int, np.integer)) and self.n_users >= 1, "an integer >= 1"),
-            ("days", self.days, self.days is None or (int(self.days) == self.days and self.days >= 1), "None or an integer >= 1"),
+            (
+                "n_users",
+                self.n_users,
+                isinstance(self.n_users, (int, np.integer)) and self.n_users >= 1,
+                "an integer >= 1",
+            ),
+            (
+                "days",
+                self.days,
+                self.days is None or (int(self.days) == self.days and self.days >= 1),
+                "None or an integer >= 1",
+            ),
             ("requests_per_day", self.requests_per_day, self.requests_per_day >= 0, ">= 0"),
             ("requests_sigma", self.requests_sigma, self.requests_sigma >= 0, ">= 0"),
             ("max_requests_per_user", self.max_requests_per_user, self.max_requests_per_user >= 1, ">= 1"),
@@ -123,13 +137,21 @@ class SimulationConfig(SettingsReprMixin):
             ("daily_amplitude", self.daily_amplitude, 0 <= self.daily_amplitude <= 1, "in [0, 1]"),
             ("label_rate", self.label_rate, 0 <= self.label_rate <= 1, "in [0, 1]"),
             ("label_delay_days", self.label_delay_days, self.label_delay_days >= 0, ">= 0"),
-            ("label_horizon_days", self.label_horizon_days,
-             self.label_horizon_days is None or self.label_horizon_days >= 0, "None or >= 0"),
+            (
+                "label_horizon_days",
+                self.label_horizon_days,
+                self.label_horizon_days is None or self.label_horizon_days >= 0,
+                "None or >= 0",
+            ),
             ("drift_day", self.drift_day, self.drift_day is None or self.drift_day >= 0, "None or >= 0"),
             ("drift_ramp_days", self.drift_ramp_days, self.drift_ramp_days >= 0, ">= 0"),
             ("batch_size", self.batch_size, self.batch_size >= 1, ">= 1"),
-            ("pre_period_days", self.pre_period_days,
-             isinstance(self.pre_period_days, (int, np.integer)) and self.pre_period_days >= 0, "an integer >= 0"),
+            (
+                "pre_period_days",
+                self.pre_period_days,
+                isinstance(self.pre_period_days, (int, np.integer)) and self.pre_period_days >= 0,
+                "an integer >= 0",
+            ),
             ("user_affinity", self.user_affinity, 0 <= self.user_affinity <= 1, "in [0, 1]"),
             ("user_pool_size", self.user_pool_size, self.user_pool_size >= 1, ">= 1"),
         ]
@@ -137,8 +159,10 @@ class SimulationConfig(SettingsReprMixin):
             if not ok:
                 raise SimulationError(f"SimulationConfig.{name}={value!r} is invalid; it must be {rule}.")
         if self.drift_day is not None and self.mix_after is None:
-            raise SimulationError(f"SimulationConfig.drift_day={self.drift_day} needs mix_after (the mix "
-                                  "traffic moves to), e.g. mix_after='yelp'.")
+            raise SimulationError(
+                f"SimulationConfig.drift_day={self.drift_day} needs mix_after (the mix "
+                "traffic moves to), e.g. mix_after='yelp'."
+            )
 
     @classmethod
     def from_params(cls, **params: Any) -> SimulationConfig:
@@ -175,43 +199,57 @@ class SimulationSummary:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (for ``abkit.report.write_results``)."""
         return {
-            "n_users": self.n_users, "n_requests": self.n_requests,
-            "n_excluded_requests": self.n_excluded_requests, "n_labels": self.n_labels,
-            "start": self.start, "days": self.days,
+            "n_users": self.n_users,
+            "n_requests": self.n_requests,
+            "n_excluded_requests": self.n_excluded_requests,
+            "n_labels": self.n_labels,
+            "start": self.start,
+            "days": self.days,
             "per_variant": self.per_variant.to_dict(orient="records"),
             "per_day": self.per_day.to_dict(orient="records"),
         }
 
 
-def _check_inputs(experiment: Any, models: Mapping[str, Classifier], corpus: pd.DataFrame,
-                  config: SimulationConfig) -> None:
+def _check_inputs(
+    experiment: Any, models: Mapping[str, Classifier], corpus: pd.DataFrame, config: SimulationConfig
+) -> None:
     missing = [v for v in experiment.variant_names if v not in models]
     if missing:
-        raise SimulationError(f"no model for variant(s) {missing}; pass models={{variant: classifier}} for "
-                              f"every variant of {list(experiment.variant_names)}.")
+        raise SimulationError(
+            f"no model for variant(s) {missing}; pass models={{variant: classifier}} for "
+            f"every variant of {list(experiment.variant_names)}."
+        )
     labels = check_label_sets({v: models[v] for v in experiment.variant_names})
     strange = sorted(set(config.latency_ms or {}) - set(experiment.variant_names))
     if strange:
-        raise SimulationError(f"latency pin names variant(s) {strange} that the experiment does not have; "
-                              f"pin any of {list(experiment.variant_names)}.")
+        raise SimulationError(
+            f"latency pin names variant(s) {strange} that the experiment does not have; "
+            f"pin any of {list(experiment.variant_names)}."
+        )
     for column in ("text", "label"):
         if column not in corpus.columns:
-            raise SimulationError(f"corpus lacks column {column!r} (has {list(corpus.columns)}); pass a "
-                                  "DataFrame with text and label, e.g. from abkit.data or abkit.synthetic.")
+            raise SimulationError(
+                f"corpus lacks column {column!r} (has {list(corpus.columns)}); pass a "
+                "DataFrame with text and label, e.g. from abkit.data or abkit.synthetic."
+            )
     if len(corpus) == 0:
         raise SimulationError("corpus is empty; pass at least one labelled text to serve as traffic.")
     unknown = sorted(set(corpus["label"].astype(str)) - set(labels))
     if unknown:
-        raise SimulationError(f"corpus labels {unknown} are not among the models' labels {list(labels)}; "
-                              "train the models on the same label strings.")
+        raise SimulationError(
+            f"corpus labels {unknown} are not among the models' labels {list(labels)}; "
+            "train the models on the same label strings."
+        )
     mixes = [m for m in (config.mix_before, config.mix_after) if m]
     if mixes and config.mix_column not in corpus.columns:
         raise SimulationError(f"mix_column={config.mix_column!r} is not a corpus column ({list(corpus.columns)}).")
     for mix in mixes:
         absent = [k for k, w in mix if w > 0 and not (corpus[config.mix_column] == k).any()]
         if absent:
-            raise SimulationError(f"mix categories {absent} do not occur in corpus column "
-                                  f"{config.mix_column!r}; use some of {sorted(corpus[config.mix_column].unique())}.")
+            raise SimulationError(
+                f"mix categories {absent} do not occur in corpus column "
+                f"{config.mix_column!r}; use some of {sorted(corpus[config.mix_column].unique())}."
+            )
 
 
 def _prepare_root(root: Path, key: str, if_exists: str) -> None:
@@ -220,8 +258,10 @@ def _prepare_root(root: Path, key: str, if_exists: str) -> None:
     if if_exists not in ("error", "replace", "append"):
         raise SimulationError(f"if_exists={if_exists!r} is not one of 'error', 'replace', 'append'.")
     if existing and if_exists == "error":
-        raise SimulationError(f"log {str(root)!r} already holds experiment {key!r}; pass if_exists='replace' "
-                              "to start over, 'append' to add to it, or choose another log_root.")
+        raise SimulationError(
+            f"log {str(root)!r} already holds experiment {key!r}; pass if_exists='replace' "
+            "to start over, 'append' to add to it, or choose another log_root."
+        )
     if if_exists == "replace":
         import shutil
 
@@ -236,8 +276,9 @@ def _daily_cycle_seconds(n: int, config: SimulationConfig, rng: np.random.Genera
     return (picks + rng.random(n)) * 60.0
 
 
-def _schedule(config: SimulationConfig, n_days: int,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _schedule(
+    config: SimulationConfig, n_days: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user index, time in µs since start) of every request, in time order, and each user's return rate.
 
     A user first arrives at a uniform time in the window (one request), then returns as a Poisson
@@ -245,8 +286,11 @@ def _schedule(config: SimulationConfig, n_days: int,
     """
     arrival = rng.random(config.n_users) * n_days
     sigma = config.requests_sigma
-    rate = rng.lognormal(np.log(config.requests_per_day) - sigma**2 / 2, sigma, config.n_users) \
-        if config.requests_per_day > 0 else np.zeros(config.n_users)
+    rate = (
+        rng.lognormal(np.log(config.requests_per_day) - sigma**2 / 2, sigma, config.n_users)
+        if config.requests_per_day > 0
+        else np.zeros(config.n_users)
+    )
     extra = np.minimum(rng.poisson(rate * (n_days - arrival)), config.max_requests_per_user - 1)
     counts = 1 + extra
     user = np.repeat(np.arange(config.n_users), counts)
@@ -260,8 +304,9 @@ def _schedule(config: SimulationConfig, n_days: int,
     return user[order], t_us[order], rate
 
 
-def _pick_rows(corpus: pd.DataFrame, config: SimulationConfig, t_days: np.ndarray,
-               rng: np.random.Generator) -> np.ndarray:
+def _pick_rows(
+    corpus: pd.DataFrame, config: SimulationConfig, t_days: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Corpus row served by each request, following the drift schedule."""
     n = len(t_days)
     if config.drift_day is None:
@@ -289,30 +334,34 @@ def _pick_rows(corpus: pd.DataFrame, config: SimulationConfig, t_days: np.ndarra
     return rows
 
 
-def _predict_rows(model: Classifier, texts: np.ndarray, rows: np.ndarray, batch_size: int,
-                  desc: str, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+def _predict_rows(
+    model: Classifier, texts: np.ndarray, rows: np.ndarray, batch_size: int, desc: str, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Predict each distinct corpus row once (in batches) and map the results back to requests."""
     unique, inverse = np.unique(rows, return_inverse=True)
     labels = np.empty(len(unique), dtype=object)
     conf = np.empty(len(unique), dtype=float)
     starts = range(0, len(unique), batch_size)
     for s in progress_bar(starts, desc=desc, disable=not progress, leave=False):
-        chunk = unique[s:s + batch_size]
+        chunk = unique[s : s + batch_size]
         pred, c = model.predict(list(texts[chunk]))
-        labels[s:s + len(chunk)], conf[s:s + len(chunk)] = pred, c
+        labels[s : s + len(chunk)], conf[s : s + len(chunk)] = pred, c
     return labels[inverse], conf[inverse]
 
 
-def _cost_profile(model: Classifier, texts: np.ndarray, rng: np.random.Generator,
-                  pinned: CostProfile | None = None) -> CostProfile:
+def _cost_profile(
+    model: Classifier, texts: np.ndarray, rng: np.random.Generator, pinned: CostProfile | None = None
+) -> CostProfile:
     """The pinned profile, else the model's stored one, else one measured now (with a warning)."""
     profile = pinned or getattr(model, "cost_profile", None)
     if profile is None:
         import warnings
 
-        warnings.warn(f"model {model.name!r} has no stored cost profile; measuring one now (a few seconds). "
-                      "Train with abkit.models.train_model to store one, or pin latency_ms in the simulation.",
-                      stacklevel=3)
+        warnings.warn(
+            f"model {model.name!r} has no stored cost profile; measuring one now (a few seconds). "
+            "Train with abkit.models.train_model to store one, or pin latency_ms in the simulation.",
+            stacklevel=3,
+        )
         profile = measure_cost_profile(model, list(texts[:200]), rng=rng)
     return profile
 
@@ -364,8 +413,9 @@ def simulate(
     for a, variant in enumerate(experiment.variant_names):
         sel = np.flatnonzero(arm == a)
         model = models[variant]
-        predicted[sel], confidence[sel] = _predict_rows(model, texts, rows[sel], config.batch_size,
-                                                        f"predict {variant}", config.progress)
+        predicted[sel], confidence[sel] = _predict_rows(
+            model, texts, rows[sel], config.batch_size, f"predict {variant}", config.progress
+        )
         pinned = (config.latency_ms or {}).get(variant)
         latency[sel] = _cost_profile(model, texts, rng, pinned).sample(len(sel), rng)
         names[sel], versions[sel] = model.name, model.version
@@ -373,25 +423,46 @@ def simulate(
     ts = start + pd.to_timedelta(t_us, unit="us")
     request_id = np.array([f"r-{prefix}-{i:08d}" for i in range(n)], dtype=object)
     variants = np.asarray(experiment.variant_names, dtype=object)
-    predictions = pd.DataFrame({
-        "experiment": experiment.key, "variant": variants[arm], "unit_id": unit_ids[user],
-        "request_id": request_id, "ts": ts, "text": texts[rows], "predicted_label": predicted,
-        "confidence": confidence, "latency_ms": latency, "model_name": names, "model_version": versions,
-    })
+    predictions = pd.DataFrame(
+        {
+            "experiment": experiment.key,
+            "variant": variants[arm],
+            "unit_id": unit_ids[user],
+            "request_id": request_id,
+            "ts": ts,
+            "text": texts[rows],
+            "predicted_label": predicted,
+            "confidence": confidence,
+            "latency_ms": latency,
+            "model_name": names,
+            "model_version": versions,
+        }
+    )
 
     labelled = rng.random(n) < config.label_rate
-    delay_us = (rng.exponential(config.label_delay_days, size=n) * _US_PER_DAY).astype(np.int64) \
-        if config.label_delay_days > 0 else np.zeros(n, dtype=np.int64)
+    delay_us = (
+        (rng.exponential(config.label_delay_days, size=n) * _US_PER_DAY).astype(np.int64)
+        if config.label_delay_days > 0
+        else np.zeros(n, dtype=np.int64)
+    )
     label_t = t_us + delay_us
     if config.label_horizon_days is not None:
         labelled &= label_t <= (n_days + config.label_horizon_days) * _US_PER_DAY
-    labels = pd.DataFrame({
-        "experiment": experiment.key, "request_id": request_id[labelled], "label": truth[rows[labelled]],
-        "labelled_at": start + pd.to_timedelta(label_t[labelled], unit="us"),
-    }).sort_values(["labelled_at", "request_id"], kind="stable").reset_index(drop=True)
+    labels = (
+        pd.DataFrame(
+            {
+                "experiment": experiment.key,
+                "request_id": request_id[labelled],
+                "label": truth[rows[labelled]],
+                "labelled_at": start + pd.to_timedelta(label_t[labelled], unit="us"),
+            }
+        )
+        .sort_values(["labelled_at", "request_id"], kind="stable")
+        .reset_index(drop=True)
+    )
 
     log = PredictionLog(log_root)
-    days = (t_us // _US_PER_DAY)
+    days = t_us // _US_PER_DAY
     with log.writer(experiment.key, list(experiment.variant_names)) as writer:
         for d in progress_bar(np.unique(days), desc="write log", disable=not config.progress, leave=False):
             writer.append(predictions[days == d].reset_index(drop=True))
@@ -399,18 +470,37 @@ def simulate(
         log.append_labels(labels)
     if config.pre_period_days > 0:
         assert aux is not None and pools is not None  # drawn above whenever pre_period_days > 0
-        _write_pre_period(experiment, models[experiment.variant_names[0]], corpus, log, unit_ids, rate, pools,
-                          config, start, aux, if_exists)
+        _write_pre_period(
+            experiment,
+            models[experiment.variant_names[0]],
+            corpus,
+            log,
+            unit_ids,
+            rate,
+            pools,
+            config,
+            start,
+            aux,
+            if_exists,
+        )
 
     correct = predicted == truth[rows]
-    return _summarise(predictions, labels, correct, config, start, n_days,
-                      excluded=int((~inside).sum()),
-                      mix=corpus[config.mix_column].to_numpy()[rows] if config.mix_column in corpus else None,
-                      variant_names=tuple(experiment.variant_names))
+    return _summarise(
+        predictions,
+        labels,
+        correct,
+        config,
+        start,
+        n_days,
+        excluded=int((~inside).sum()),
+        mix=corpus[config.mix_column].to_numpy()[rows] if config.mix_column in corpus else None,
+        variant_names=tuple(experiment.variant_names),
+    )
 
 
-def _with_affinity(rows: np.ndarray, user: np.ndarray, pools: np.ndarray, affinity: float,
-                   rng: np.random.Generator) -> np.ndarray:
+def _with_affinity(
+    rows: np.ndarray, user: np.ndarray, pools: np.ndarray, affinity: float, rng: np.random.Generator
+) -> np.ndarray:
     """Each request, with probability ``affinity``, serves a text from its user's own pool instead (the
     pools ignore the traffic mix): users keep their habits, so their metrics correlate across periods."""
     own = rng.random(len(rows)) < affinity
@@ -420,9 +510,19 @@ def _with_affinity(rows: np.ndarray, user: np.ndarray, pools: np.ndarray, affini
     return out
 
 
-def _write_pre_period(experiment: Any, champion: Classifier, corpus: pd.DataFrame, log: Any, unit_ids: np.ndarray,
-                      rate: np.ndarray, pools: np.ndarray, config: SimulationConfig, start: pd.Timestamp,
-                      rng: np.random.Generator, if_exists: str) -> None:
+def _write_pre_period(
+    experiment: Any,
+    champion: Classifier,
+    corpus: pd.DataFrame,
+    log: Any,
+    unit_ids: np.ndarray,
+    rate: np.ndarray,
+    pools: np.ndarray,
+    config: SimulationConfig,
+    start: pd.Timestamp,
+    rng: np.random.Generator,
+    if_exists: str,
+) -> None:
     """The pre-period: the champion serves every user for ``pre_period_days`` before the test, at each user's
     own rate (one request at least), logged as experiment ``pre_period_key(key)`` with the control's name."""
     from abkit.cuped import pre_period_key
@@ -440,51 +540,100 @@ def _write_pre_period(experiment: Any, champion: Classifier, corpus: pd.DataFram
         rows = _with_affinity(rows, user, pools, config.user_affinity, rng)
     texts = corpus["text"].astype(str).to_numpy(dtype=object)
     truth = corpus["label"].astype(str).to_numpy(dtype=object)
-    predicted, confidence = _predict_rows(champion, texts, rows, config.batch_size, "predict pre-period",
-                                          config.progress)
+    predicted, confidence = _predict_rows(
+        champion, texts, rows, config.batch_size, "predict pre-period", config.progress
+    )
     first = start - pd.Timedelta(days=days)
     control = experiment.variant_names[0]
     request_id = np.array([f"p-{key}-{i:08d}" for i in range(len(user))], dtype=object)
-    frame = pd.DataFrame({
-        "experiment": key, "variant": control, "unit_id": unit_ids[user], "request_id": request_id,
-        "ts": first + pd.to_timedelta(t_us, unit="us"), "text": texts[rows], "predicted_label": predicted,
-        "confidence": confidence,
-        "latency_ms": _cost_profile(champion, texts, rng, (config.latency_ms or {}).get(control)).sample(len(user), rng),
-        "model_name": champion.name, "model_version": champion.version,
-    })
+    frame = pd.DataFrame(
+        {
+            "experiment": key,
+            "variant": control,
+            "unit_id": unit_ids[user],
+            "request_id": request_id,
+            "ts": first + pd.to_timedelta(t_us, unit="us"),
+            "text": texts[rows],
+            "predicted_label": predicted,
+            "confidence": confidence,
+            "latency_ms": _cost_profile(champion, texts, rng, (config.latency_ms or {}).get(control)).sample(
+                len(user), rng
+            ),
+            "model_name": champion.name,
+            "model_version": champion.version,
+        }
+    )
     labelled = rng.random(len(user)) < config.label_rate
-    delay = (rng.exponential(config.label_delay_days, size=len(user)) * _US_PER_DAY).astype(np.int64) \
-        if config.label_delay_days > 0 else np.zeros(len(user), dtype=np.int64)
+    delay = (
+        (rng.exponential(config.label_delay_days, size=len(user)) * _US_PER_DAY).astype(np.int64)
+        if config.label_delay_days > 0
+        else np.zeros(len(user), dtype=np.int64)
+    )
     labelled &= t_us + delay < days * _US_PER_DAY  # a label arrives before the test starts
     with log.writer(key, [control]) as writer:
         writer.append(frame)
     if labelled.any():
-        log.append_labels(pd.DataFrame({
-            "experiment": key, "request_id": request_id[labelled], "label": truth[rows[labelled]],
-            "labelled_at": first + pd.to_timedelta(t_us[labelled] + delay[labelled], unit="us"),
-        }))
+        log.append_labels(
+            pd.DataFrame(
+                {
+                    "experiment": key,
+                    "request_id": request_id[labelled],
+                    "label": truth[rows[labelled]],
+                    "labelled_at": first + pd.to_timedelta(t_us[labelled] + delay[labelled], unit="us"),
+                }
+            )
+        )
 
 
-def _summarise(pred: pd.DataFrame, labels: pd.DataFrame, correct: np.ndarray, config: SimulationConfig,
-               start: pd.Timestamp, n_days: int, excluded: int, mix: np.ndarray | None,
-               variant_names: tuple[str, ...]) -> SimulationSummary:
+def _summarise(
+    pred: pd.DataFrame,
+    labels: pd.DataFrame,
+    correct: np.ndarray,
+    config: SimulationConfig,
+    start: pd.Timestamp,
+    n_days: int,
+    excluded: int,
+    mix: np.ndarray | None,
+    variant_names: tuple[str, ...],
+) -> SimulationSummary:
     has_label = pred["request_id"].isin(labels["request_id"]).to_numpy()
     frame = pred.assign(correct=correct, labelled=has_label, date=pred["ts"].dt.strftime("%Y-%m-%d"))
-    per_variant = frame.groupby("variant").agg(
-        users=("unit_id", "nunique"), requests=("request_id", "size"), labels=("labelled", "sum"),
-        true_accuracy=("correct", "mean"), mean_confidence=("confidence", "mean"),
-        latency_p95_ms=("latency_ms", lambda s: float(np.percentile(s, 95))),
-    ).reindex(list(variant_names)).dropna(subset=["requests"]).reset_index()
-    per_day = frame.groupby(["date", "variant"], sort=True).agg(
-        requests=("request_id", "size"), labels=("labelled", "sum")).reset_index()
-    per_mix = (frame.assign(category=mix).groupby(["date", "category"]).size().rename("requests").reset_index()
-               if mix is not None else pd.DataFrame(columns=["date", "category", "requests"]))
+    per_variant = (
+        frame.groupby("variant")
+        .agg(
+            users=("unit_id", "nunique"),
+            requests=("request_id", "size"),
+            labels=("labelled", "sum"),
+            true_accuracy=("correct", "mean"),
+            mean_confidence=("confidence", "mean"),
+            latency_p95_ms=("latency_ms", lambda s: float(np.percentile(s, 95))),
+        )
+        .reindex(list(variant_names))
+        .dropna(subset=["requests"])
+        .reset_index()
+    )
+    per_day = (
+        frame.groupby(["date", "variant"], sort=True)
+        .agg(requests=("request_id", "size"), labels=("labelled", "sum"))
+        .reset_index()
+    )
+    per_mix = (
+        frame.assign(category=mix).groupby(["date", "category"]).size().rename("requests").reset_index()
+        if mix is not None
+        else pd.DataFrame(columns=["date", "category", "requests"])
+    )
     for table in (per_variant, per_day):
         for col in ("users", "requests", "labels"):
             if col in table:
                 table[col] = table[col].astype(int)
     return SimulationSummary(
-        n_users=config.n_users, n_requests=len(pred), n_excluded_requests=excluded, n_labels=len(labels),
-        start=start.strftime("%Y-%m-%d"), days=n_days, per_variant=per_variant, per_day=per_day,
+        n_users=config.n_users,
+        n_requests=len(pred),
+        n_excluded_requests=excluded,
+        n_labels=len(labels),
+        start=start.strftime("%Y-%m-%d"),
+        days=n_days,
+        per_variant=per_variant,
+        per_day=per_day,
         per_mix=per_mix,
     )

@@ -36,16 +36,54 @@ PHENOMENA: tuple[str, ...] = ("plain", "intensified", "negation", "mixed", "para
 LABELS: tuple[str, str] = ("negative", "positive")
 
 _ASPECTS = {
-    "electronics": ["battery", "screen", "charger", "headset", "sound quality", "case", "camera",
-                    "keyboard", "signal", "speaker", "cable", "build quality"],
-    "restaurants": ["food", "service", "pizza", "staff", "dessert", "atmosphere", "steak",
-                    "waiter", "menu", "coffee", "pasta", "burger"],
-    "movies": ["plot", "acting", "soundtrack", "ending", "dialogue", "cast", "script",
-               "cinematography", "director", "story", "pacing", "lead actor"],
+    "electronics": [
+        "battery",
+        "screen",
+        "charger",
+        "headset",
+        "sound quality",
+        "case",
+        "camera",
+        "keyboard",
+        "signal",
+        "speaker",
+        "cable",
+        "build quality",
+    ],
+    "restaurants": [
+        "food",
+        "service",
+        "pizza",
+        "staff",
+        "dessert",
+        "atmosphere",
+        "steak",
+        "waiter",
+        "menu",
+        "coffee",
+        "pasta",
+        "burger",
+    ],
+    "movies": [
+        "plot",
+        "acting",
+        "soundtrack",
+        "ending",
+        "dialogue",
+        "cast",
+        "script",
+        "cinematography",
+        "director",
+        "story",
+        "pacing",
+        "lead actor",
+    ],
 }
-_THINGS = {"electronics": ["phone", "product", "device", "gadget"],
-           "restaurants": ["place", "restaurant", "meal", "visit"],
-           "movies": ["movie", "film", "picture", "show"]}
+_THINGS = {
+    "electronics": ["phone", "product", "device", "gadget"],
+    "restaurants": ["place", "restaurant", "meal", "visit"],
+    "movies": ["movie", "film", "picture", "show"],
+}
 # Opinion words seen in training (generic + domain-specific) ...
 _SEEN = {
     "positive": ["good", "great", "excellent", "amazing", "fantastic", "wonderful", "nice", "perfect"],
@@ -58,21 +96,60 @@ _SEEN_DOMAIN = {
 }
 # ... and a held-out lexicon whose meaning a sentence encoder knows but a bag of words cannot.
 _UNSEEN = {
-    "positive": ["superb", "stellar", "marvelous", "splendid", "terrific", "outstanding", "phenomenal",
-                 "magnificent", "exceptional", "first-rate", "top-notch", "impressive"],
-    "negative": ["dreadful", "atrocious", "abysmal", "lousy", "dismal", "appalling", "pathetic",
-                 "subpar", "miserable", "shoddy", "woeful", "inferior"],
+    "positive": [
+        "superb",
+        "stellar",
+        "marvelous",
+        "splendid",
+        "terrific",
+        "outstanding",
+        "phenomenal",
+        "magnificent",
+        "exceptional",
+        "first-rate",
+        "top-notch",
+        "impressive",
+    ],
+    "negative": [
+        "dreadful",
+        "atrocious",
+        "abysmal",
+        "lousy",
+        "dismal",
+        "appalling",
+        "pathetic",
+        "subpar",
+        "miserable",
+        "shoddy",
+        "woeful",
+        "inferior",
+    ],
 }
 _INTENSIFIERS = ["really", "very", "absolutely", "extremely", "truly", "incredibly", "so"]
 _NEGATIONS = ["is not", "was not", "isn't", "wasn't", "is never", "was hardly"]
 _COPULAS = ["is", "was", "seemed", "felt"]
 _FILLERS = {
-    "electronics": ["I bought it last month.", "It arrived on Tuesday.", "I use it every day at work.",
-                    "My brother has the same model.", "It came in a blue box."],
-    "restaurants": ["We went there on a Friday night.", "It is close to my office.",
-                    "We had a table by the window.", "I came with two friends.", "We ordered for four."],
-    "movies": ["I watched it last weekend.", "It runs about two hours.", "I saw it with my sister.",
-               "It came out last year.", "We streamed it at home."],
+    "electronics": [
+        "I bought it last month.",
+        "It arrived on Tuesday.",
+        "I use it every day at work.",
+        "My brother has the same model.",
+        "It came in a blue box.",
+    ],
+    "restaurants": [
+        "We went there on a Friday night.",
+        "It is close to my office.",
+        "We had a table by the window.",
+        "I came with two friends.",
+        "We ordered for four.",
+    ],
+    "movies": [
+        "I watched it last weekend.",
+        "It runs about two hours.",
+        "I saw it with my sister.",
+        "It came out last year.",
+        "We streamed it at home.",
+    ],
 }
 
 
@@ -103,8 +180,10 @@ def _sentence(rng: np.random.Generator, domain: str, label: str, phenomenon: str
         return f"The {subject} {_pick(rng, _NEGATIONS)} {_opinion(rng, domain, other, False)}."
     if phenomenon == "mixed":
         second = _subject(rng, domain, other_than=subject)
-        return (f"The {subject} {_pick(rng, _COPULAS)} {_opinion(rng, domain, other, False)} but the "
-                f"{second} {_pick(rng, _COPULAS)} {_opinion(rng, domain, label, False)}.")
+        return (
+            f"The {subject} {_pick(rng, _COPULAS)} {_opinion(rng, domain, other, False)} but the "
+            f"{second} {_pick(rng, _COPULAS)} {_opinion(rng, domain, label, False)}."
+        )
     word = _opinion(rng, domain, label, unseen=phenomenon == "paraphrase")
     if phenomenon == "intensified":
         return f"The {subject} {_pick(rng, _COPULAS)} {_pick(rng, _INTENSIFIERS)} {word}!"
@@ -154,12 +233,20 @@ def make_corpus(
     """
     if int(n) != n or n < 0:
         raise CorpusError(f"n={n!r} must be a non-negative integer number of sentences.")
-    rates = [_check_rate(name, v) for name, v in (("new_vocab_rate", new_vocab_rate),
-             ("negation_rate", negation_rate), ("mixed_rate", mixed_rate),
-             ("intensifier_rate", intensifier_rate))]
+    rates = [
+        _check_rate(name, v)
+        for name, v in (
+            ("new_vocab_rate", new_vocab_rate),
+            ("negation_rate", negation_rate),
+            ("mixed_rate", mixed_rate),
+            ("intensifier_rate", intensifier_rate),
+        )
+    ]
     if sum(rates) > 1.0:
-        raise CorpusError(f"phenomenon rates new_vocab_rate + negation_rate + mixed_rate + intensifier_rate "
-                          f"sum to {sum(rates):.3f} > 1; lower some of them.")
+        raise CorpusError(
+            f"phenomenon rates new_vocab_rate + negation_rate + mixed_rate + intensifier_rate "
+            f"sum to {sum(rates):.3f} > 1; lower some of them."
+        )
     _check_rate("positive_rate", positive_rate)
     _check_rate("label_noise", label_noise)
     if length < 0:
@@ -181,16 +268,19 @@ def make_corpus(
     labels = np.where(positive, LABELS[1], LABELS[0]).astype(object)
     flip = rng.random(n) < label_noise
     labels[flip] = np.where(positive[flip], LABELS[0], LABELS[1])
-    return pd.DataFrame({
-        "text": texts,
-        "label": labels.astype(str),
-        "domain": [DOMAINS[d] for d in domains],
-        "phenomenon": [PHENOMENA[p] for p in phenomena],
-    })
+    return pd.DataFrame(
+        {
+            "text": texts,
+            "label": labels.astype(str),
+            "domain": [DOMAINS[d] for d in domains],
+            "phenomenon": [PHENOMENA[p] for p in phenomena],
+        }
+    )
 
 
-def phenomenon_suite(n_per_phenomenon: int, *, rng: np.random.Generator | int,
-                     domain_weights: Mapping[str, float] | None = None) -> pd.DataFrame:
+def phenomenon_suite(
+    n_per_phenomenon: int, *, rng: np.random.Generator | int, domain_weights: Mapping[str, float] | None = None
+) -> pd.DataFrame:
     """``n_per_phenomenon`` noise-free sentences of each phenomenon, for per-phenomenon accuracy."""
     rng = np.random.default_rng(rng)
     zero = {"new_vocab_rate": 0.0, "negation_rate": 0.0, "mixed_rate": 0.0, "intensifier_rate": 0.0}

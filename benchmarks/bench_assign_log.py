@@ -31,8 +31,13 @@ import pyarrow.parquet as pq
 from abkit import assign as A
 from abkit.log import PredictionLog
 
-TARGETS = {"assign_ids_per_s": 20e6, "assign_vs_scalar": 35.0, "ingest_records_per_s": 200e3,
-           "reduce_seconds": 10.0, "reduce_peak_rss_gb": 4.0}
+TARGETS = {
+    "assign_ids_per_s": 20e6,
+    "assign_vs_scalar": 35.0,
+    "ingest_records_per_s": 200e3,
+    "reduce_seconds": 10.0,
+    "reduce_peak_rss_gb": 4.0,
+}
 
 
 def _best(fn, repeat: int = 3) -> float:
@@ -69,18 +74,20 @@ def bench_assign(n: int, n_scalar: int) -> dict:
 def _batch(n: int, offset: int) -> pa.Table:
     i = np.arange(offset, offset + n)
     ids = np.strings.add("r", i.astype(str))
-    return pa.table({
-        "variant": np.where(i % 10 == 0, "control", "challenger"),
-        "unit_id": np.strings.add("u", (i % 100_000).astype(str)),
-        "request_id": ids,
-        "ts": pa.array(1_709_294_400_000_000 + i * 1000, pa.timestamp("us", tz="UTC")),
-        "text": np.strings.add("this film was surprisingly good, would watch again #", (i % 997).astype(str)),
-        "predicted_label": np.where(i % 3 == 0, "neg", "pos"),
-        "confidence": (i % 1000) / 1000.0,
-        "latency_ms": 5.0 + (i % 37),
-        "model_name": np.full(n, "tfidf_logreg"),
-        "model_version": np.full(n, "1"),
-    })
+    return pa.table(
+        {
+            "variant": np.where(i % 10 == 0, "control", "challenger"),
+            "unit_id": np.strings.add("u", (i % 100_000).astype(str)),
+            "request_id": ids,
+            "ts": pa.array(1_709_294_400_000_000 + i * 1000, pa.timestamp("us", tz="UTC")),
+            "text": np.strings.add("this film was surprisingly good, would watch again #", (i % 997).astype(str)),
+            "predicted_label": np.where(i % 3 == 0, "neg", "pos"),
+            "confidence": (i % 1000) / 1000.0,
+            "latency_ms": 5.0 + (i % 37),
+            "model_name": np.full(n, "tfidf_logreg"),
+            "model_version": np.full(n, "1"),
+        }
+    )
 
 
 def bench_ingest(n: int, batch: int, tmp: Path) -> dict:
@@ -98,8 +105,13 @@ def bench_ingest(n: int, batch: int, tmp: Path) -> dict:
         pq.write_table(b, raw / f"{k}.parquet")
     t_raw = time.perf_counter() - t
     assert log.read_predictions("bench", dedupe=False).num_rows == n
-    return {"ingest_records": n, "ingest_batch": batch, "ingest_records_per_s": n / t_log,
-            "raw_write_table_records_per_s": n / t_raw, "ingest_vs_raw_write_table": t_raw / t_log}
+    return {
+        "ingest_records": n,
+        "ingest_batch": batch,
+        "ingest_records_per_s": n / t_log,
+        "raw_write_table_records_per_s": n / t_raw,
+        "ingest_vs_raw_write_table": t_raw / t_log,
+    }
 
 
 REDUCE_CHILD = """
@@ -147,8 +159,14 @@ def bench_reduce(n: int, tmp: Path) -> dict:
     out = subprocess.run([sys.executable, "-c", REDUCE_CHILD, glob], capture_output=True, text=True, check=True)
     child = json.loads(out.stdout)
     assert child["rows"] == n, child
-    return {"reduce_rows": n, "reduce_seconds": child["seconds"], "reduce_peak_rss_gb": child["peak_rss_gb"],
-            "reduce_rows_per_s": n / child["seconds"], "generate_seconds": t_gen, "log_size_gb": size / 2**30}
+    return {
+        "reduce_rows": n,
+        "reduce_seconds": child["seconds"],
+        "reduce_peak_rss_gb": child["peak_rss_gb"],
+        "reduce_rows_per_s": n / child["seconds"],
+        "generate_seconds": t_gen,
+        "log_size_gb": size / 2**30,
+    }
 
 
 def main() -> int:
@@ -164,8 +182,7 @@ def main() -> int:
         result |= bench_reduce(5_000_000 if q else 100_000_000, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    missed = [k for k, v in TARGETS.items()
-              if (result[k] > v if k.startswith("reduce") else result[k] < v)]
+    missed = [k for k, v in TARGETS.items() if (result[k] > v if k.startswith("reduce") else result[k] < v)]
     result["targets"] = TARGETS
     result["missed"] = missed
     result["bench_peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

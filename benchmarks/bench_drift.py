@@ -23,7 +23,10 @@ from scipy import stats
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 TARGETS = {  # seconds, upper bounds
-    "ks_1m_s": 1.0, "psi_1m_s": 1.0, "js_binned_1m_s": 1.0, "js_labels_1m_s": 1.0,
+    "ks_1m_s": 1.0,
+    "psi_1m_s": 1.0,
+    "js_binned_1m_s": 1.0,
+    "js_labels_1m_s": 1.0,
     "mmd_10k_x384_s": 2.0,
     "monitoring_pass_default_run_s": 30.0,  # a sixth of the 3-minute `make report` budget
 }
@@ -72,8 +75,9 @@ def main() -> int:
 
     x = rng.normal(size=(n_emb, 384)).astype(np.float32)
     y = rng.normal(0.02, 1, size=(n_emb, 384)).astype(np.float32)
-    figures["mmd_10k_x384_s"] = round(_best(lambda: MMDDrift(n_permutations=999, random_state=0).fit(x).calculate(y),
-                                            repeats=2), 3)
+    figures["mmd_10k_x384_s"] = round(
+        _best(lambda: MMDDrift(n_permutations=999, random_state=0).fit(x).calculate(y), repeats=2), 3
+    )
     figures["mmd_memory_note"] = "random Fourier features: (n + m) x 256 float32 features, no n x n kernel matrix"
 
     from test_drift_monitor import START, make_frame
@@ -89,12 +93,12 @@ def main() -> int:
         return encoder.encode(texts)
 
     t0 = time.perf_counter()
-    report = monitor_frame(frame, start=START, variants=["champion", "challenger"], config=MonitorConfig(), seed=0,
-                           encoder=counting)
+    report = monitor_frame(
+        frame, start=START, variants=["champion", "challenger"], config=MonitorConfig(), seed=0, encoder=counting
+    )
     figures["monitoring_pass_default_run_s"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
-    monitor_frame(frame, start=START, variants=["champion", "challenger"], config=MonitorConfig(embed_sample=0),
-                  seed=0)
+    monitor_frame(frame, start=START, variants=["champion", "challenger"], config=MonitorConfig(embed_sample=0), seed=0)
     figures["monitoring_pass_without_embeddings_s"] = round(time.perf_counter() - t0, 2)
     figures["monitoring_pass_rows"] = len(frame)
     figures["monitoring_pass_texts_embedded"] = sum(embedded)

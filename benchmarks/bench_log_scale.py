@@ -98,8 +98,9 @@ print(json.dumps({"peak_rss_bytes": peak(), "import_rss_bytes": base}))
 
 
 def _writer_rss(root: Path, n: int) -> int:
-    out = subprocess.run([sys.executable, "-c", WRITER_CHILD, str(root), str(n)], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", WRITER_CHILD, str(root), str(n)], capture_output=True, text=True, check=True
+    )
     return int(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_bytes"])
 
 
@@ -149,9 +150,14 @@ def main() -> int:
         compaction = time.perf_counter() - t0
         after, fstats = _best(lambda: collect(tmp / "foreign", "bench", VARIANTS))
         np.testing.assert_array_equal(fstats.stats["accuracy"].m_sum, stats.stats["accuracy"].m_sum)
-        out.update(foreign_bare_s=bare_f, foreign_analysis_before_s=before, foreign_compaction_s=compaction,
-                   foreign_analysis_after_s=after, foreign_compaction_vs_bare=compaction / bare_f,
-                   foreign_analysis_vs_bare=after / bare_f)
+        out.update(
+            foreign_bare_s=bare_f,
+            foreign_analysis_before_s=before,
+            foreign_compaction_s=compaction,
+            foreign_analysis_after_s=after,
+            foreign_compaction_vs_bare=compaction / bare_f,
+            foreign_analysis_vs_bare=after / bare_f,
+        )
         del preds, retried, labels
 
         log = PredictionLog(tmp / "abkit")
@@ -167,15 +173,21 @@ def main() -> int:
         n_new = 200_000
         small = _writer_rss(tmp / "empty", n_new)
         big = _writer_rss(tmp / "abkit", n_new)
-        out.update(writer_peak_rss_empty_log_mb=small / 2**20, writer_peak_rss_large_log_mb=big / 2**20,
-                   writer_rss_slope_bytes_per_id=(big - small) / rows)
+        out.update(
+            writer_peak_rss_empty_log_mb=small / 2**20,
+            writer_peak_rss_large_log_mb=big / 2**20,
+            writer_rss_slope_bytes_per_id=(big - small) / rows,
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    targets = {"analysis_vs_bare": out["analysis_vs_bare"] <= 1.5,
-               "foreign_analysis_vs_bare": out["foreign_analysis_vs_bare"] <= 1.5,
-               "foreign_compaction_vs_bare": out["foreign_compaction_vs_bare"] <= 5.0,
-               "labels_10k_s": out["labels_10k_s"] <= 0.5, "ingest_records_per_s": out["ingest_records_per_s"] >= 3e5,
-               "writer_rss_flat": out["writer_rss_slope_bytes_per_id"] < 10.0}
+    targets = {
+        "analysis_vs_bare": out["analysis_vs_bare"] <= 1.5,
+        "foreign_analysis_vs_bare": out["foreign_analysis_vs_bare"] <= 1.5,
+        "foreign_compaction_vs_bare": out["foreign_compaction_vs_bare"] <= 5.0,
+        "labels_10k_s": out["labels_10k_s"] <= 0.5,
+        "ingest_records_per_s": out["ingest_records_per_s"] >= 3e5,
+        "writer_rss_flat": out["writer_rss_slope_bytes_per_id"] < 10.0,
+    }
     out["targets_met"] = targets
     print(json.dumps(out, indent=2))
     return 0 if args.quick or all(targets.values()) else 1

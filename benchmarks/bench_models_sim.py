@@ -39,7 +39,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes; never fails on targets")
     args = parser.parse_args()
-    n_train, n_infer, n_loop, n_users, n_suite = (300, 256, 64, 1000, 40) if args.quick else (2000, 1024, 256, 20_000, 200)
+    n_train, n_infer, n_loop, n_users, n_suite = (
+        (300, 256, 64, 1000, 40) if args.quick else (2000, 1024, 256, 20_000, 200)
+    )
 
     train = make_corpus(n_train, rng=1, label_noise=0.05)
     texts = make_corpus(n_infer, rng=2)["text"].tolist()
@@ -62,8 +64,14 @@ def main() -> int:
     experiment = Experiment.from_params(key="bench", variant_names="champion,challenger", duration_days=14)
     with tempfile.TemporaryDirectory() as root:
         t0 = time.perf_counter()
-        summary = simulate(experiment, {"champion": weak, "challenger": tfidf}, pool, root,
-                           config=SimulationConfig(n_users=n_users, progress=False), rng=5)
+        summary = simulate(
+            experiment,
+            {"champion": weak, "challenger": tfidf},
+            pool,
+            root,
+            config=SimulationConfig(n_users=n_users, progress=False),
+            rng=5,
+        )
         sim_seconds = time.perf_counter() - t0
 
     figures = {
@@ -79,9 +87,15 @@ def main() -> int:
         "simulator_seconds": round(sim_seconds, 2),
         "simulator_requests_per_s": round(summary.n_requests / sim_seconds, 1),
         "phenomenon_accuracy": accuracy,
-        "paraphrase_gain_minilm_minus_tfidf": round(accuracy["minilm_logreg"]["paraphrase"] - accuracy["tfidf_logreg"]["paraphrase"], 3),
-        "negation_gain_minilm_minus_tfidf": round(accuracy["minilm_logreg"]["negation"] - accuracy["tfidf_logreg"]["negation"], 3),
-        "mixed_gain_tfidf_minus_minilm": round(accuracy["tfidf_logreg"]["mixed"] - accuracy["minilm_logreg"]["mixed"], 3),
+        "paraphrase_gain_minilm_minus_tfidf": round(
+            accuracy["minilm_logreg"]["paraphrase"] - accuracy["tfidf_logreg"]["paraphrase"], 3
+        ),
+        "negation_gain_minilm_minus_tfidf": round(
+            accuracy["minilm_logreg"]["negation"] - accuracy["tfidf_logreg"]["negation"], 3
+        ),
+        "mixed_gain_tfidf_minus_minilm": round(
+            accuracy["tfidf_logreg"]["mixed"] - accuracy["minilm_logreg"]["mixed"], 3
+        ),
         "targets": TARGETS,
     }
     missed = [k for k, v in TARGETS.items() if not figures[k] > v]

@@ -34,12 +34,25 @@ def main(quick: bool) -> int:
         nb.metadata["kernelspec"] = {"name": "abkit", "display_name": "abkit", "language": "python"}
         nb.cells = [nbformat.v4.new_code_cell("x = 1")]
         nbformat.write(nb, str(tmp / "empty.ipynb"))
-        kernel = _timed([sys.executable, "-m", "papermill", str(tmp / "empty.ipynb"), str(tmp / "o.ipynb"),
-                         "-k", "abkit", "--no-progress-bar"])
+        kernel = _timed(
+            [
+                sys.executable,
+                "-m",
+                "papermill",
+                str(tmp / "empty.ipynb"),
+                str(tmp / "o.ipynb"),
+                "-k",
+                "abkit",
+                "--no-progress-bar",
+            ]
+        )
         out = ["--output-dir", str(tmp / "outputs"), "--no-progress"]
         smoke = _timed([*ABKIT, "run", "--params", "params/smoke.yaml", "--run-name", "smoke", *out])
-        result = {"kernel_start_s": round(kernel, 2), "smoke_s": round(smoke, 2),
-                  "smoke_over_kernel_start": round(smoke / kernel, 1)}
+        result = {
+            "kernel_start_s": round(kernel, 2),
+            "smoke_s": round(smoke, 2),
+            "smoke_over_kernel_start": round(smoke / kernel, 1),
+        }
         if not quick:
             default = _timed([*ABKIT, "run", "--params", "params/default.yaml", "--run-name", "default", *out])
             result |= {"default_s": round(default, 2), "default_over_kernel_start": round(default / kernel, 1)}

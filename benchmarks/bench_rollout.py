@@ -34,8 +34,14 @@ TARGETS = {"ratio_gates_vs_full_analysis": 2.0, "worse_passed_first_stage_rate":
 def _policy() -> Any:
     from abkit.rollout import RolloutPolicy
 
-    return RolloutPolicy(stages=(0.1, 0.25, 0.5, 1.0), min_units=300, primary_margin=0.02, stage_deadline_days=6,
-                         watch_days=6, guardrails=({"metric": "latency_ms", "statistic": "p95", "margin": 10.0},))
+    return RolloutPolicy(
+        stages=(0.1, 0.25, 0.5, 1.0),
+        min_units=300,
+        primary_margin=0.02,
+        stage_deadline_days=6,
+        watch_days=6,
+        guardrails=({"metric": "latency_ms", "statistic": "p95", "margin": 10.0},),
+    )
 
 
 def bench_gates(rows: int) -> dict[str, Any]:
@@ -61,8 +67,11 @@ def bench_gates(rows: int) -> dict[str, Any]:
         res: dict[str, Any] = {"rows": rows, "write_s": round(time.perf_counter() - t0, 2)}
         analyze(root, exp, daily=False)  # warm the page cache
         times: dict[str, list[float]] = {"gates": [], "full_analysis": [], "analysis_no_daily": []}
-        fns = {"gates": gates, "full_analysis": lambda: analyze(root, exp),
-               "analysis_no_daily": lambda: analyze(root, exp, daily=False)}
+        fns = {
+            "gates": gates,
+            "full_analysis": lambda: analyze(root, exp),
+            "analysis_no_daily": lambda: analyze(root, exp, daily=False),
+        }
         out: dict[str, Any] = {}
         for _ in range(ROUNDS):
             for k, fn in fns.items():
@@ -90,8 +99,16 @@ def bench_seeds(seeds: int) -> dict[str, Any]:
         passed, promoted, aborted_at = 0, 0, []
         t0 = time.perf_counter()
         for seed in range(n):
-            cfg = LifecycleConfig(champion=v1, candidates=(cand,), start_with_challenger=True, shift_day=None,
-                                  days=days, users_per_day=3000, n_users=12_000, key=f"s{seed}")
+            cfg = LifecycleConfig(
+                champion=v1,
+                candidates=(cand,),
+                start_with_challenger=True,
+                shift_day=None,
+                days=days,
+                users_per_day=3000,
+                n_users=12_000,
+                key=f"s{seed}",
+            )
             with tempfile.TemporaryDirectory() as tmp:
                 r = run_lifecycle(cfg, policy, tmp, seed=1000 + seed)
             acts = r.actions()
@@ -121,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     res = bench_gates(rows) | bench_seeds(seeds)
     checks = {
         "ratio_gates_vs_full_analysis": res["ratio_gates_vs_full_analysis"] <= TARGETS["ratio_gates_vs_full_analysis"],
-        "worse_passed_first_stage_rate": res["worse_passed_first_stage_rate"] <= TARGETS["worse_passed_first_stage_rate"],
+        "worse_passed_first_stage_rate": res["worse_passed_first_stage_rate"]
+        <= TARGETS["worse_passed_first_stage_rate"],
         "better_promoted_rate": res["better_promoted_rate"] >= TARGETS["better_promoted_rate"],
     }
     res = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items()}

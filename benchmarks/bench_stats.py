@@ -20,8 +20,13 @@ from pathlib import Path
 from typing import Any
 
 ROUNDS = 5  # interleaved rounds of the gated timings
-TARGETS = {"analysis_s": 1.0, "ratio_vs_bare_duckdb": 2.0, "ratio_vs_tea_tasting": 1.0,
-           "speedup_vs_pandas_statsmodels": 5.0, "aa_10000_s": 10.0}
+TARGETS = {
+    "analysis_s": 1.0,
+    "ratio_vs_bare_duckdb": 2.0,
+    "ratio_vs_tea_tasting": 1.0,
+    "speedup_vs_pandas_statsmodels": 5.0,
+    "aa_10000_s": 10.0,
+}
 
 
 def _rounds(fns: dict[str, Callable[[], Any]], rounds: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
@@ -127,7 +132,9 @@ def naive_duckdb(root: Path) -> Any:
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     src = f"read_parquet('{root}/predictions/**/*.parquet', hive_partitioning = false)"
-    return con.execute(f"SELECT variant, COUNT(*), SUM(latency_ms), SUM(confidence) FROM {src} GROUP BY variant").fetchall()
+    return con.execute(
+        f"SELECT variant, COUNT(*), SUM(latency_ms), SUM(confidence) FROM {src} GROUP BY variant"
+    ).fetchall()
 
 
 def _user_frame(root: Path, copied: bool = True) -> Any:
@@ -157,8 +164,11 @@ def tea_tasting_path(root: Path, copied: bool = True) -> Any:
     import tea_tasting as tt
 
     data = _user_frame(root, copied)
-    exp = tt.Experiment(accuracy=tt.RatioOfMeans("correct", "labelled"), latency=tt.RatioOfMeans("latency", "n"),
-                        sample_ratio=tt.SampleRatio())
+    exp = tt.Experiment(
+        accuracy=tt.RatioOfMeans("correct", "labelled"),
+        latency=tt.RatioOfMeans("latency", "n"),
+        sample_ratio=tt.SampleRatio(),
+    )
     return exp.analyze(data, control="control")
 
 
@@ -168,16 +178,23 @@ def pandas_statsmodels(root: Path) -> Any:
     from statsmodels.stats.proportion import proportions_chisquare
     from statsmodels.stats.weightstats import ttest_ind
 
-    p = pd.read_parquet(root / "predictions" / "experiment=bench", columns=[
-        "variant", "unit_id", "request_id", "ts", "predicted_label", "confidence", "latency_ms"])
+    p = pd.read_parquet(
+        root / "predictions" / "experiment=bench",
+        columns=["variant", "unit_id", "request_id", "ts", "predicted_label", "confidence", "latency_ms"],
+    )
     lab = pd.read_parquet(root / "labels" / "experiment=bench", columns=["request_id", "label", "labelled_at"])
     p = p.sort_values("ts").drop_duplicates("request_id")
     lab = lab.sort_values("labelled_at").drop_duplicates("request_id")
     p = p.merge(lab[["request_id", "label"]], on="request_id", how="left")
     p["labelled"] = p["label"].notna()
     p["correct"] = p["label"] == p["predicted_label"]
-    u = p.groupby(["variant", "unit_id"]).agg(n=("request_id", "size"), lat=("latency_ms", "sum"),
-                                              conf=("confidence", "sum"), lab=("labelled", "sum"), k=("correct", "sum"))
+    u = p.groupby(["variant", "unit_id"]).agg(
+        n=("request_id", "size"),
+        lat=("latency_ms", "sum"),
+        conf=("confidence", "sum"),
+        lab=("labelled", "sum"),
+        k=("correct", "sum"),
+    )
     out = {}
     for m, num, den in (("accuracy", "k", "lab"), ("latency", "lat", "n"), ("confidence", "conf", "n")):
         c, t = u.loc["control"], u.loc["challenger"]
@@ -205,12 +222,21 @@ def main(argv: list[str] | None = None) -> int:
         root, foreign = Path(tmp) / "log", Path(tmp) / "foreign"
         t0 = time.perf_counter()
         retried = make_log(root, rows)
-        res: dict[str, Any] = {"rows": rows, "write_through_log_writer_s": round(time.perf_counter() - t0, 2),
-                               "retries_dropped_by_compaction": retried}
+        res: dict[str, Any] = {
+            "rows": rows,
+            "write_through_log_writer_s": round(time.perf_counter() - t0, 2),
+            "retries_dropped_by_compaction": retried,
+        }
         naive_duckdb(root)  # warm the page cache
         # the gated figures: best of ROUNDS interleaved rounds (the medians are reported beside them)
-        times, outs = _rounds({"bare_duckdb": lambda: bare_duckdb(root), "analysis": lambda: analyze(root, exp, daily=False),
-                               "tea_tasting": lambda: tea_tasting_path(root)}, ROUNDS)
+        times, outs = _rounds(
+            {
+                "bare_duckdb": lambda: bare_duckdb(root),
+                "analysis": lambda: analyze(root, exp, daily=False),
+                "tea_tasting": lambda: tea_tasting_path(root),
+            },
+            ROUNDS,
+        )
         for k, ts in times.items():
             res[f"{k}_s"], res[f"{k}_median_s"] = min(ts), statistics.median(ts)
         out = outs["analysis"]
@@ -240,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         "analysis_s": res["analysis_s"] <= TARGETS["analysis_s"],
         "ratio_vs_bare_duckdb": res["ratio_vs_bare_duckdb"] <= TARGETS["ratio_vs_bare_duckdb"],
         "ratio_vs_tea_tasting": res["ratio_vs_tea_tasting"] <= TARGETS["ratio_vs_tea_tasting"],
-        "speedup_vs_pandas_statsmodels": res["speedup_vs_pandas_statsmodels"] >= TARGETS["speedup_vs_pandas_statsmodels"],
+        "speedup_vs_pandas_statsmodels": res["speedup_vs_pandas_statsmodels"]
+        >= TARGETS["speedup_vs_pandas_statsmodels"],
         "aa_10000_s": res["aa_10000_s"] <= TARGETS["aa_10000_s"],
     }
     res = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items()}

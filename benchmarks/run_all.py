@@ -37,8 +37,9 @@ def main(argv: list[str]) -> int:
     for script in scripts:
         start = time.perf_counter()
         print(f"== {script.name}", flush=True)
-        proc = subprocess.run([sys.executable, str(script), *(["--quick"] if quick else [])],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, str(script), *(["--quick"] if quick else [])], capture_output=True, text=True
+        )
         results[script.stem] = _last_json(proc.stdout) or {"error": proc.stderr[-2000:]}
         results[script.stem]["wall_s"] = round(time.perf_counter() - start, 1)
         print(json.dumps(results[script.stem], indent=2), flush=True)
@@ -47,8 +48,12 @@ def main(argv: list[str]) -> int:
             print(proc.stderr[-3000:], file=sys.stderr)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.platform(),
-            "cpus": __import__("os").cpu_count(), "quick": quick}
+    meta = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": platform.platform(),
+        "cpus": __import__("os").cpu_count(),
+        "quick": quick,
+    }
     (out / "latest.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print(f"results in {out / 'latest.json'}; failed: {failed or 'none'}")
     return 1 if failed else 0

@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 #: Flags for a quiet, offline, throw-away Chromium.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 _LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 
 
@@ -57,11 +56,13 @@ class PageVisit:
     @property
     def problems(self) -> list[str]:
         """Every finding, one line each; empty for an inert, self-contained page."""
-        return ([f"console error: {m}" for m in self.console_errors]
-                + [f"uncaught exception: {m}" for m in self.page_errors]
-                + [f"network request: {u}" for u in self.requests]
-                + [f"script ran: {s!r}" for s in self.scripts]
-                + [f"unsafe link: {a!r}" for a in self.links if _unusual(a)])
+        return (
+            [f"console error: {m}" for m in self.console_errors]
+            + [f"uncaught exception: {m}" for m in self.page_errors]
+            + [f"network request: {u}" for u in self.requests]
+            + [f"script ran: {s!r}" for s in self.scripts]
+            + [f"unsafe link: {a!r}" for a in self.links if _unusual(a)]
+        )
 
     def assert_clean(self) -> None:
         """Fail with every finding unless the page logged no error, requested nothing, ran no script and
@@ -77,7 +78,8 @@ class Browser:
 
         self._playwright = sync_playwright().start()
         self._chromium = self._playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True)
+            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True
+        )
 
     def open(self, path: str | Path, *, click_links: bool = True, settle_ms: int = 300) -> PageVisit:
         """Load ``path`` (a local file) in a fresh context and record what it did.
@@ -97,8 +99,12 @@ class Browser:
             cdp = context.new_cdp_session(page)
             main_worlds: set[int] = set()
             parsed: list[dict[str, Any]] = []
-            cdp.on("Runtime.executionContextCreated", lambda e: main_worlds.add(e["context"]["id"])
-                   if e["context"].get("auxData", {}).get("isDefault") else None)
+            cdp.on(
+                "Runtime.executionContextCreated",
+                lambda e: (
+                    main_worlds.add(e["context"]["id"]) if e["context"].get("auxData", {}).get("isDefault") else None
+                ),
+            )
             cdp.on("Debugger.scriptParsed", lambda e: parsed.append(e))
             cdp.send("Runtime.enable")
             cdp.send("Debugger.enable")
@@ -164,9 +170,16 @@ def _click_unusual_links(cdp: Any) -> None:
     """Click every unusual ``<a>``/``<area>`` link from an isolated world, whose own scripts are not counted."""
     frame = cdp.send("Page.getFrameTree")["frameTree"]["frame"]["id"]
     world = cdp.send("Page.createIsolatedWorld", {"frameId": frame, "worldName": "abkit-test-clicks"})
-    cdp.send("Runtime.evaluate", {"contextId": world["executionContextId"], "expression": (
-        "for (const a of document.querySelectorAll('a[href], area[href]')) {"
-        "  const h = a.getAttribute('href').replace(/[\\u0000-\\u0020]/g, '').toLowerCase();"
-        "  if (!/^(https?:|file:|mailto:|#|\\.{0,2}\\/|[^:\\/?#]*([\\/?#]|$))/.test(h) || h.startsWith('data:'))"
-        "    a.click();"
-        "}")})
+    cdp.send(
+        "Runtime.evaluate",
+        {
+            "contextId": world["executionContextId"],
+            "expression": (
+                "for (const a of document.querySelectorAll('a[href], area[href]')) {"
+                "  const h = a.getAttribute('href').replace(/[\\u0000-\\u0020]/g, '').toLowerCase();"
+                "  if (!/^(https?:|file:|mailto:|#|\\.{0,2}\\/|[^:\\/?#]*([\\/?#]|$))/.test(h) || h.startsWith('data:'))"
+                "    a.click();"
+                "}"
+            ),
+        },
+    )

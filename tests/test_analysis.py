@@ -74,7 +74,9 @@ def test_too_little_data_is_continue_without_nan(tmp_path: Path) -> None:
 
 def test_five_labels_never_ship(tmp_path: Path) -> None:
     """Issue 11, repro 1: 2 against 3 labels with accuracy 0.1 against 0.9 shipped (zero-width interval)."""
-    write_log(tmp_path / "log", EXP, n_users=2000, label_rate=0.0006, accuracy={"control": .1, "challenger": .9}, seed=3)
+    write_log(
+        tmp_path / "log", EXP, n_users=2000, label_rate=0.0006, accuracy={"control": 0.1, "challenger": 0.9}, seed=3
+    )
     r = analyze(tmp_path / "log", EXP)
     acc = next(c for c in r.comparisons if c.metric == "accuracy")
     assert (acc.n_control, acc.n_treatment) == (2, 3)  # labelled users, not the 2,000 users
@@ -92,8 +94,9 @@ def test_mean_confidence_is_a_diagnostic_without_chance_to_win(winner_log: Path)
 
 
 def test_unknown_variant_in_log_is_invalid(tmp_path: Path) -> None:
-    three = Experiment.from_params(key="atest", split="34/33/33", variant_names="control,challenger,extra",
-                                   start="2024-03-01", duration_days=7)
+    three = Experiment.from_params(
+        key="atest", split="34/33/33", variant_names="control,challenger,extra", start="2024-03-01", duration_days=7
+    )
     write_log(tmp_path / "log", three, n_users=600, seed=5)
     r = analyze(tmp_path / "log", EXP)
     assert r.recommendation.decision == "invalid" and "extra" in r.recommendation.reasons[0]
@@ -102,7 +105,9 @@ def test_unknown_variant_in_log_is_invalid(tmp_path: Path) -> None:
 def test_guardrail_blocks_slow_challenger(tmp_path: Path) -> None:
     guarded = Experiment.from_params(key="atest", start="2024-03-01", duration_days=7, guardrail_latency_p95_ms=5.0)
     assert guarded.guardrails == (Guardrail("latency_ms", "p95", 5.0, False),)
-    write_log(tmp_path / "log", guarded, n_users=3000, accuracy={"challenger": 0.86}, latency_ms={"challenger": 80.0}, seed=6)
+    write_log(
+        tmp_path / "log", guarded, n_users=3000, accuracy={"challenger": 0.86}, latency_ms={"challenger": 80.0}, seed=6
+    )
     r = analyze(tmp_path / "log", guarded)
     assert r.recommendation.decision == "keep"
     assert any("worse by more than the margin" in x for x in r.recommendation.reasons)
@@ -121,17 +126,22 @@ def test_notebook_20_analyze_runs(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
     EXP.save(tmp_path / "experiment.json")
     write_log(tmp_path / "log", EXP, n_users=1500, accuracy={"challenger": 0.86}, seed=7)
-    papermill.execute_notebook(str(root / "notebooks" / "20_analyze.ipynb"), str(tmp_path / "out.ipynb"),
-                               parameters={"run_dir": str(tmp_path), "calibration_sims": 50}, kernel_name="abkit",
-                               progress_bar=False)
+    papermill.execute_notebook(
+        str(root / "notebooks" / "20_analyze.ipynb"),
+        str(tmp_path / "out.ipynb"),
+        parameters={"run_dir": str(tmp_path), "calibration_sims": 50},
+        kernel_name="abkit",
+        progress_bar=False,
+    )
     results = json.loads((tmp_path / "20_analyze.json").read_text())
     assert results["recommendation"]["decision"] in {"ship", "keep", "continue", "stop", "invalid"}
     assert {"metrics", "srm", "recommendation", "calibration"} <= set(results)
 
 
 def test_three_arms_with_holm_over_challengers(tmp_path: Path) -> None:
-    three = Experiment.from_params(key="three", split="34/33/33", variant_names="control,b,c",
-                                   start="2024-03-01", duration_days=7)
+    three = Experiment.from_params(
+        key="three", split="34/33/33", variant_names="control,b,c", start="2024-03-01", duration_days=7
+    )
     write_log(tmp_path / "log", three, n_users=3000, accuracy={"b": 0.85, "c": 0.8}, seed=1)
     j = analyze(tmp_path / "log", three).to_json()
     assert (j["recommendation"]["decision"], j["recommendation"]["variant"]) == ("ship", "b")

@@ -37,7 +37,7 @@ GROWTHBOOK_HASH_CASES = [
 def test_growthbook_hash_vectors(seed: str, value: str, version: int, expected: float | None) -> None:
     assert A.hash(seed, value, version) == expected
     got = A.hash_many(seed, [value], version)[0]
-    assert (np.isnan(got) if expected is None else got == expected)
+    assert np.isnan(got) if expected is None else got == expected
 
 
 def test_fnv1a32_known_values_and_utf16() -> None:
@@ -54,7 +54,9 @@ def test_decimal_rehash_of_small_inner_hash() -> None:
     assert A.fnv1a32("expuser-195390") == 6277
     assert A.hash("exp", "user-195390") == (A.fnv1a32("6277") % 10000) / 10000
     assert A.hash_many("exp", ["user-195390", "user-46572"]).tolist() == [
-        A.hash("exp", "user-195390"), A.hash("exp", "user-46572")]
+        A.hash("exp", "user-195390"),
+        A.hash("exp", "user-46572"),
+    ]
 
 
 # Cases derived from the getBucketRanges specification (clamped coverage, equal-weight fallback,

@@ -7,8 +7,9 @@ import pytest
 
 def _page(tmp_path, name, head="", body=""):
     path = tmp_path / name
-    path.write_text(f'<!doctype html><html><head><meta charset="utf-8"><title>{name}</title>{head}</head>'
-                    f"<body>{body}</body></html>")
+    path.write_text(
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{name}</title>{head}</head><body>{body}</body></html>'
+    )
     return path
 
 
@@ -24,11 +25,17 @@ def test_an_inert_self_contained_page_is_clean(browser, tmp_path):
     [
         ("<script>var ran = 1;</script>", "", "script ran: 'var ran = 1;'"),
         ("", "<img src=missing.png onerror=\"document.title='pwned'\">", "script ran: \"document.title='pwned'\""),
-        ('<script src="https://cdn.example.com/lib.js"></script>', "",
-         "network request: https://cdn.example.com/lib.js"),
+        (
+            '<script src="https://cdn.example.com/lib.js"></script>',
+            "",
+            "network request: https://cdn.example.com/lib.js",
+        ),
         ("", '<img src="http://example.com/pixel.gif">', "network request: http://example.com/pixel.gif"),
-        ("", "<a href=\"java&#9;script:document.title='x'\">go</a>",
-         "unsafe link: \"java\\tscript:document.title='x'\""),
+        (
+            "",
+            "<a href=\"java&#9;script:document.title='x'\">go</a>",
+            "unsafe link: \"java\\tscript:document.title='x'\"",
+        ),
         ("", '<a href="data:text/html,hello">go</a>', "unsafe link: 'data:text/html,hello'"),
         ("<script>null.boom()</script>", "", "uncaught exception:"),
         ("<script>console.error('said no')</script>", "", "console error: said no"),

@@ -37,15 +37,28 @@ def _params(scenario: str) -> dict[str, Any]:
 def _setup(scenario: str) -> tuple[dict[str, Any], Any, dict[str, Any], Experiment]:
     p = _params(scenario)
     rng = np.random.default_rng(p["seed"])
-    data = prepare_dataset(p["dataset"], n_train=p["n_train"], rng=rng, n_pool=p["n_traffic"],
-                           new_vocab_rate=p["new_vocab_rate"], label_noise=p["label_noise"])
-    specs = {arm: ModelSpec.from_params(p[f"{arm}_model"], n_train=p[f"{arm}_n_train"],
-                                        label_noise=p[f"{arm}_label_noise"]) for arm in ("champion", "challenger")}
+    data = prepare_dataset(
+        p["dataset"],
+        n_train=p["n_train"],
+        rng=rng,
+        n_pool=p["n_traffic"],
+        new_vocab_rate=p["new_vocab_rate"],
+        label_noise=p["label_noise"],
+    )
+    specs = {
+        arm: ModelSpec.from_params(p[f"{arm}_model"], n_train=p[f"{arm}_n_train"], label_noise=p[f"{arm}_label_noise"])
+        for arm in ("champion", "challenger")
+    }
     models = train_variants(data.train, specs, rng=rng)
-    exp = Experiment.from_params(key=p["experiment_key"], split=p["split"], variant_names="champion,challenger",
-                                 start=p["start_date"], duration_days=p["duration_days"],
-                                 primary_metric=p["primary_metric"],
-                                 guardrail_latency_p95_ms=p["guardrail_latency_p95_ms"] or None)
+    exp = Experiment.from_params(
+        key=p["experiment_key"],
+        split=p["split"],
+        variant_names="champion,challenger",
+        start=p["start_date"],
+        duration_days=p["duration_days"],
+        primary_metric=p["primary_metric"],
+        guardrail_latency_p95_ms=p["guardrail_latency_p95_ms"] or None,
+    )
     return p, data, models, exp
 
 
@@ -56,8 +69,9 @@ def _profiles(models: dict[str, Any], texts: list[str]) -> dict[str, Any]:
 
 def _run(tmp: Path, p: dict[str, Any], data: Any, measured: dict[str, Any], exp: Experiment) -> tuple[str, dict]:
     """Simulate and analyse with the scenario's seed."""
-    cfg = SimulationConfig(n_users=p["n_users"], label_rate=p["label_rate"], label_delay_days=p["label_delay_days"],
-                           progress=False)
+    cfg = SimulationConfig(
+        n_users=p["n_users"], label_rate=p["label_rate"], label_delay_days=p["label_delay_days"], progress=False
+    )
     simulate(exp, measured, data.pool, tmp / "log", config=cfg, rng=p["seed"])
     res = analyze(tmp / "log", exp, alpha=p["alpha"], daily=False)
     q = {(e["statistic"], e["variant"]): e["treatment"] for e in res.effects.to_dicts() if e["metric"] == "latency_ms"}
@@ -73,8 +87,9 @@ def test_same_decision_quiet_and_beside_a_cpu_burner(tmp_path, scenario: str, de
         busy = _profiles(models, texts)
         burned = proc.poll() is None
     assert burned, "the burner ended before the measurement did; raise BURN_SECONDS"
-    (d_quiet, q_quiet), (d_busy, q_busy) = (_run(tmp_path / name, p, data, m, exp)
-                                            for name, m in (("quiet", quiet), ("busy", busy)))
+    (d_quiet, q_quiet), (d_busy, q_busy) = (
+        _run(tmp_path / name, p, data, m, exp) for name, m in (("quiet", quiet), ("busy", busy))
+    )
     assert (d_quiet, d_busy) == (decision, decision)
     for key in (("p50", "challenger"), ("p95", "challenger"), ("mean", "challenger")):
         assert q_busy[key] == pytest.approx(q_quiet[key], rel=0.10), key

@@ -19,8 +19,17 @@ def cal() -> dict:
 
 
 def test_keys_and_settings(cal: dict) -> None:
-    for k in ("n_sims", "fpr_fixed", "fpr_sequential", "fpr_naive_peeking", "coverage", "power", "effect",
-              "users_per_sim", "fpr_fixed_mc_se"):
+    for k in (
+        "n_sims",
+        "fpr_fixed",
+        "fpr_sequential",
+        "fpr_naive_peeking",
+        "coverage",
+        "power",
+        "effect",
+        "users_per_sim",
+        "fpr_fixed_mc_se",
+    ):
         assert k in cal
     assert cal["n_sims"] == N and cal["looks"] == 20
 

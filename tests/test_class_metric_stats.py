@@ -17,8 +17,14 @@ MC = 3 * np.sqrt(0.95 * 0.05 / SIMS)  # three Monte-Carlo standard errors of a 9
 
 def _ratio_stats(m: np.ndarray, d: np.ndarray) -> ArmStats:
     """ArmStats over the last axis (users) of per-user numerators and denominators."""
-    return ArmStats(np.full(m.shape[:-1], m.shape[-1], dtype=float), m.sum(-1), (m * m).sum(-1), d.sum(-1),
-                    (d * d).sum(-1), (m * d).sum(-1))
+    return ArmStats(
+        np.full(m.shape[:-1], m.shape[-1], dtype=float),
+        m.sum(-1),
+        (m * m).sum(-1),
+        d.sum(-1),
+        (d * d).sum(-1),
+        (m * d).sum(-1),
+    )
 
 
 def _covers(stats: ArmStats, truth: float) -> float:
@@ -84,8 +90,9 @@ def test_macro_f1_and_recall_per_class_cover_with_three_classes() -> None:
     v = VectorStats(np.full((SIMS,), float(USERS)), x.sum(1), np.einsum("sui,suj->sij", x, x))
     mo = v.mean_of_ratios([(j, j + k) for j in range(k)])
     # population: E[predicted_k] = r_k a_k + Σ_{j≠k} (1 − r_j) a_j / 2, with a = class shares
-    exp_pred = recall * share + np.array([sum((1 - recall[j]) * share[j] / 2 for j in range(k) if j != i)
-                                          for i in range(k)])
+    exp_pred = recall * share + np.array(
+        [sum((1 - recall[j]) * share[j] / 2 for j in range(k) if j != i) for i in range(k)]
+    )
     truth = float(np.mean(2 * recall * share / (exp_pred + share)))
     half = sps.norm.ppf(0.975) * np.sqrt(mo.var / mo.n)
     assert np.mean(np.abs(mo.mean - truth) <= half) == pytest.approx(0.95, abs=MC)

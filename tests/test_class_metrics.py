@@ -26,8 +26,15 @@ CLASSES = ("ham", "promo", "spam")
 T0 = dt.datetime(2024, 3, 1, 8, tzinfo=dt.UTC)
 
 
-def _write(root: Path, *, n_users: int = 600, seed: int = 4, classes: tuple[str, ...] = CLASSES,
-           recall: dict[str, float] | None = None, compact: bool = True) -> pd.DataFrame:
+def _write(
+    root: Path,
+    *,
+    n_users: int = 600,
+    seed: int = 4,
+    classes: tuple[str, ...] = CLASSES,
+    recall: dict[str, float] | None = None,
+    compact: bool = True,
+) -> pd.DataFrame:
     """A log whose users each have their own class mix; the challenger finds spam more often; compacted (the
     fast path) or as appended. Returns the requests with their labels (None where unlabelled)."""
     rng = np.random.default_rng(seed)
@@ -42,24 +49,48 @@ def _write(root: Path, *, n_users: int = 600, seed: int = 4, classes: tuple[str,
             truth = classes[rng.choice(len(classes), p=mix)]
             ok = rng.random() < (recall[variant] if truth == "spam" else 0.8)
             pred = truth if ok else classes[(classes.index(truth) + 1 + rng.integers(len(classes) - 1)) % len(classes)]
-            rows.append({"variant": variant, "unit_id": u, "request_id": f"{u}-{k}", "ts": T0 + dt.timedelta(hours=k),
-                         "text": "t", "predicted_label": pred, "confidence": 0.7, "latency_ms": 5.0,
-                         "model_name": "m", "model_version": "1", "truth": truth, "labelled": rng.random() < 0.6})
+            rows.append(
+                {
+                    "variant": variant,
+                    "unit_id": u,
+                    "request_id": f"{u}-{k}",
+                    "ts": T0 + dt.timedelta(hours=k),
+                    "text": "t",
+                    "predicted_label": pred,
+                    "confidence": 0.7,
+                    "latency_ms": 5.0,
+                    "model_name": "m",
+                    "model_version": "1",
+                    "truth": truth,
+                    "labelled": rng.random() < 0.6,
+                }
+            )
     frame = pd.DataFrame(rows)
     log = PredictionLog(root)
     with log.writer("ctest", list(EXP.variant_names)) as w:
         w.append(frame.drop(columns=["truth", "labelled"]))
     lab = frame[frame["labelled"]]
-    log.append_labels(pd.DataFrame({"experiment": "ctest", "request_id": lab["request_id"], "label": lab["truth"],
-                                    "labelled_at": T0 + dt.timedelta(days=1)}))
+    log.append_labels(
+        pd.DataFrame(
+            {
+                "experiment": "ctest",
+                "request_id": lab["request_id"],
+                "label": lab["truth"],
+                "labelled_at": T0 + dt.timedelta(days=1),
+            }
+        )
+    )
     if compact:
         log.compact()
     return frame.assign(label=frame["truth"].where(frame["labelled"]))
 
 
 def _user_sums(frame: pd.DataFrame, cls: str) -> pd.DataFrame:
-    f = frame.assign(tp=(frame["label"] == cls) & (frame["predicted_label"] == cls),
-                     pp=frame["label"].notna() & (frame["predicted_label"] == cls), ap=frame["label"] == cls)
+    f = frame.assign(
+        tp=(frame["label"] == cls) & (frame["predicted_label"] == cls),
+        pp=frame["label"].notna() & (frame["predicted_label"] == cls),
+        ap=frame["label"] == cls,
+    )
     return f.groupby(["variant", "unit_id"])[["tp", "pp", "ap"]].sum().astype(float).reset_index()
 
 
@@ -95,8 +126,9 @@ def test_class_metrics_match_a_pandas_reference(logs, layout: str) -> None:
     # macro-F1: mean of the classes' F1, delta method on the joint per-user sums
     users = {c: _user_sums(frame, c).set_index(["variant", "unit_id"]) for c in CLASSES}
     for i, v in enumerate(EXP.variant_names):
-        x = np.column_stack([col for c in CLASSES for col in (2 * users[c].loc[v, "tp"],
-                                                               users[c].loc[v, "pp"] + users[c].loc[v, "ap"])])
+        x = np.column_stack(
+            [col for c in CLASSES for col in (2 * users[c].loc[v, "tp"], users[c].loc[v, "pp"] + users[c].loc[v, "ap"])]
+        )
         ref = VectorStats.from_units(x).mean_of_ratios([(0, 1), (2, 3), (4, 5)])
         assert s.moments["macro_f1"].mean[i] == pytest.approx(float(ref.mean), rel=1e-12)
         assert s.moments["macro_f1"].var[i] == pytest.approx(float(ref.var), rel=1e-9)
@@ -138,8 +170,10 @@ def test_f1_as_primary_metric_drives_the_decision(tmp_path: Path) -> None:
 SMS = Path(os.environ.get("ABKIT_DATA_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
 
-@pytest.mark.skipif(not (SMS / "sms_spam_collection" / "SMSSpamCollection").exists(),
-                    reason="the SMS Spam Collection is not in ../shared/data (or ABKIT_DATA_DIR)")
+@pytest.mark.skipif(
+    not (SMS / "sms_spam_collection" / "SMSSpamCollection").exists(),
+    reason="the SMS Spam Collection is not in ../shared/data (or ABKIT_DATA_DIR)",
+)
 def test_imbalanced_sms_spam_gets_f1_and_recall_per_arm(tmp_path: Path) -> None:
     from abkit.models import train_model
     from abkit.simulate import SimulationConfig, simulate
@@ -151,10 +185,17 @@ def test_imbalanced_sms_spam_gets_f1_and_recall_per_arm(tmp_path: Path) -> None:
     train, pool = data.iloc[:1500], data.iloc[1500:].reset_index(drop=True)
     weak = train_model("tfidf_logreg", train["text"][:60], train["label"][:60], rng=0)  # misses most spam
     strong = train_model("tfidf_logreg", train["text"], train["label"], rng=0)
-    exp = Experiment.from_params(key="sms", variant_names="champion,challenger", start="2024-03-01",
-                                 duration_days=7, primary_metric="f1")
-    simulate(exp, {"champion": weak, "challenger": strong}, pool, tmp_path / "log",
-             config=SimulationConfig(n_users=1500, label_rate=0.6, label_delay_days=0.0, progress=False), rng=5)
+    exp = Experiment.from_params(
+        key="sms", variant_names="champion,challenger", start="2024-03-01", duration_days=7, primary_metric="f1"
+    )
+    simulate(
+        exp,
+        {"champion": weak, "challenger": strong},
+        pool,
+        tmp_path / "log",
+        config=SimulationConfig(n_users=1500, label_rate=0.6, label_delay_days=0.0, progress=False),
+        rng=5,
+    )
     r = analyze(tmp_path / "log", exp, positive_label="spam", daily=False)
     rows = {(m["name"], m["variant"]): m for m in r.metrics.to_dicts()}
     for name in ("f1", "recall", "precision"):
@@ -179,8 +220,9 @@ def test_duckdb_and_spark_agree_on_class_metrics(logs) -> None:
     try:
         for root, _ in logs.values():
             d = collect(root, "ctest", list(EXP.variant_names), positive_label="spam", daily=False)
-            s = collect(root, "ctest", list(EXP.variant_names), positive_label="spam", daily=False, engine="spark",
-                        spark=spark)
+            s = collect(
+                root, "ctest", list(EXP.variant_names), positive_label="spam", daily=False, engine="spark", spark=spark
+            )
             assert s.confusion == d.confusion and set(s.stats) == set(d.stats)
             for name in d.stats:
                 for f in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum"):

@@ -9,15 +9,19 @@ from conftest import write_notebook
 
 from abkit import cli
 
-PARAMS = ('run_dir: str = "outputs/dev"  # set by abkit run\nseed: int = 42  # seed [min: 0]\n'
-          'alpha: float = 0.05  # significance level [gt: 0, lt: 1]\n')
+PARAMS = (
+    'run_dir: str = "outputs/dev"  # set by abkit run\nseed: int = 42  # seed [min: 0]\n'
+    "alpha: float = 0.05  # significance level [gt: 0, lt: 1]\n"
+)
 
 
 @pytest.fixture
 def notebooks(tmp_path: Path) -> Path:
     folder = tmp_path / "notebooks"
     write_notebook(folder / "00_setup.ipynb", PARAMS)
-    write_notebook(folder / "20_analyze.ipynb", 'run_dir: str = "x"  # set\nlabel_rate: float = 0.5  # share [min: 0, max: 1]\n')
+    write_notebook(
+        folder / "20_analyze.ipynb", 'run_dir: str = "x"  # set\nlabel_rate: float = 0.5  # share [min: 0, max: 1]\n'
+    )
     return folder
 
 
@@ -41,9 +45,26 @@ def test_run_merges_files_then_overrides_and_calls_pipeline(tmp_path, notebooks,
     b = tmp_path / "b.yaml"
     a.write_text("seed: 1\nalpha: 0.1\n")
     b.write_text("seed: 2\n")
-    code = cli.main(["run", "--params", str(a), "--params", str(b), "-p", "label_rate=0.25",
-                     "--run-name", "t1", "--notebooks", str(notebooks), "--output-dir", str(tmp_path / "o"),
-                     "--only", "analyze", "--no-progress"])
+    code = cli.main(
+        [
+            "run",
+            "--params",
+            str(a),
+            "--params",
+            str(b),
+            "-p",
+            "label_rate=0.25",
+            "--run-name",
+            "t1",
+            "--notebooks",
+            str(notebooks),
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--only",
+            "analyze",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     params, kwargs = calls[0]
     assert params == {"seed": 2, "alpha": 0.1, "label_rate": 0.25}

@@ -33,21 +33,35 @@ def _table(n: int, seed: int, prefix: str = "r", days: int = 3) -> pa.Table:
     rng = np.random.default_rng(seed)
     i = np.arange(n)
     ts = T0.timestamp() * 1e6 + rng.integers(0, days * 86_400_000_000, n)
-    return pa.table({
-        "experiment": ["exp-1"] * n, "variant": np.where(rng.random(n) < 0.5, *VARIANTS),
-        "unit_id": np.strings.add("u", (i % max(n // 4, 1)).astype(str)), "request_id": np.strings.add(prefix, i.astype(str)),
-        "ts": pa.array(ts.astype(np.int64), pa.timestamp("us", tz="UTC")), "text": ["t"] * n,
-        "predicted_label": np.where(rng.random(n) < 0.6, "pos", "neg"), "confidence": np.round(rng.random(n), 4),
-        "latency_ms": np.round(rng.gamma(2.0, 10.0, n), 3), "model_name": ["m"] * n, "model_version": ["1"] * n})
+    return pa.table(
+        {
+            "experiment": ["exp-1"] * n,
+            "variant": np.where(rng.random(n) < 0.5, *VARIANTS),
+            "unit_id": np.strings.add("u", (i % max(n // 4, 1)).astype(str)),
+            "request_id": np.strings.add(prefix, i.astype(str)),
+            "ts": pa.array(ts.astype(np.int64), pa.timestamp("us", tz="UTC")),
+            "text": ["t"] * n,
+            "predicted_label": np.where(rng.random(n) < 0.6, "pos", "neg"),
+            "confidence": np.round(rng.random(n), 4),
+            "latency_ms": np.round(rng.gamma(2.0, 10.0, n), 3),
+            "model_name": ["m"] * n,
+            "model_version": ["1"] * n,
+        }
+    )
 
 
 def _labels(preds: pa.Table, seed: int, share: float = 0.5) -> pa.Table:
     rng = np.random.default_rng(seed)
     keep = rng.random(preds.num_rows) < share
     ids = preds["request_id"].filter(pa.array(keep))
-    return pa.table({"experiment": ["exp-1"] * len(ids), "request_id": ids,
-                     "label": np.where(rng.random(len(ids)) < 0.7, "pos", "neg"),
-                     "labelled_at": pa.array([T0 + dt.timedelta(days=5)] * len(ids), pa.timestamp("us", tz="UTC"))})
+    return pa.table(
+        {
+            "experiment": ["exp-1"] * len(ids),
+            "request_id": ids,
+            "label": np.where(rng.random(len(ids)) < 0.7, "pos", "neg"),
+            "labelled_at": pa.array([T0 + dt.timedelta(days=5)] * len(ids), pa.timestamp("us", tz="UTC")),
+        }
+    )
 
 
 def _same(a: LogStats, b: LogStats) -> None:
@@ -142,8 +156,11 @@ def test_foreign_pyarrow_files_are_analysed_exactly_before_and_after_compaction(
     preds = _table(3_000, seed=4)
     labels = _labels(preds, seed=5)
     ref = PredictionLog(tmp_path / "ref")  # the same records through abkit's writer
-    preds = preds.set_column(preds.column_names.index("confidence"), "confidence",  # values float32 holds exactly
-                             preds["confidence"].cast(pa.float32()).cast(pa.float64()))
+    preds = preds.set_column(
+        preds.column_names.index("confidence"),
+        "confidence",  # values float32 holds exactly
+        preds["confidence"].cast(pa.float32()).cast(pa.float64()),
+    )
     with ref.writer("exp-1", VARIANTS) as w:
         w.append(preds)
     ref.append_labels(labels)

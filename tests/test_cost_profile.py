@@ -101,5 +101,11 @@ def test_simulate_draws_from_the_pin(tmp_path, tfidf) -> None:
     assert lat["challenger"] == pytest.approx(40.0, rel=0.15)
     assert lat["control"] < 20  # the unpinned arm keeps the model's measured (or stored) profile
     with pytest.raises(SimulationError, match="does not have"):
-        simulate(exp, {"control": model, "challenger": model}, corpus, tmp_path / "other",
-                 config=SimulationConfig(n_users=10, progress=False, latency_ms="champion=1/2"), rng=1)
+        simulate(
+            exp,
+            {"control": model, "challenger": model},
+            corpus,
+            tmp_path / "other",
+            config=SimulationConfig(n_users=10, progress=False, latency_ms="champion=1/2"),
+            rng=1,
+        )

@@ -28,8 +28,10 @@ def _users(rng: np.random.Generator, n: int, effect: float = 0.0) -> tuple[list[
 
 
 def test_join_by_user_matches_direct_sums() -> None:
-    test = [UserSums(np.array([3, 1]), np.array([1.0, 2.0]), np.array([2.0, 2.0])),
-            UserSums(np.array([2, 9]), np.array([0.0, 1.0]), np.array([1.0, 1.0]))]
+    test = [
+        UserSums(np.array([3, 1]), np.array([1.0, 2.0]), np.array([2.0, 2.0])),
+        UserSums(np.array([2, 9]), np.array([0.0, 1.0]), np.array([1.0, 1.0])),
+    ]
     pre = UserSums(np.array([1, 2, 3, 7]), np.array([5.0, 4.0, 3.0, 1.0]), np.array([6.0, 4.0, 3.0, 1.0]))
     s = cuped_stats(test, pre)
     assert s.y.n.tolist() == [2.0, 2.0]
@@ -74,12 +76,23 @@ def test_analysis_uses_the_pre_period_through_the_log(tmp_path) -> None:
 
     corpus = make_corpus(1500, rng=21, new_vocab_rate=0.1)
     train = make_corpus(900, rng=22)
-    models = {"champion": train_model("tfidf_logreg", train["text"][:500], train["label"][:500], rng=0),
-              "challenger": train_model("tfidf_logreg", train["text"], train["label"], rng=0)}
-    exp = Experiment.from_params(key="cuped-e2e", variant_names="champion,challenger", start="2024-06-03",
-                                 duration_days=14)
-    cfg = SimulationConfig(n_users=1500, label_rate=0.5, label_delay_days=0.0, pre_period_days=28, requests_per_day=1.0,
-                           user_affinity=0.95, user_pool_size=2, progress=False)
+    models = {
+        "champion": train_model("tfidf_logreg", train["text"][:500], train["label"][:500], rng=0),
+        "challenger": train_model("tfidf_logreg", train["text"], train["label"], rng=0),
+    }
+    exp = Experiment.from_params(
+        key="cuped-e2e", variant_names="champion,challenger", start="2024-06-03", duration_days=14
+    )
+    cfg = SimulationConfig(
+        n_users=1500,
+        label_rate=0.5,
+        label_delay_days=0.0,
+        pre_period_days=28,
+        requests_per_day=1.0,
+        user_affinity=0.95,
+        user_pool_size=2,
+        progress=False,
+    )
     simulate(exp, models, corpus, tmp_path / "log", config=cfg, rng=11)
     with_cuped = analyze(tmp_path / "log", exp, daily=False)
     plain = analyze(tmp_path / "log", exp, daily=False, cuped=False)

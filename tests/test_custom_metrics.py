@@ -47,15 +47,24 @@ def _reference(root: Path, fn_num, fn_den) -> dict[str, np.ndarray]:
 
 def test_declared_metrics_match_a_pandas_reference(log: Path) -> None:
     declare_metric("low_confidence", "confidence < 0.6", "1", direction="lower", unit="share")
-    declare_metric("error_cost", "CASE WHEN label <> predicted_label THEN 2.5 ELSE 0 END", "label IS NOT NULL",
-                   direction="lower", unit="cost per labelled request")
+    declare_metric(
+        "error_cost",
+        "CASE WHEN label <> predicted_label THEN 2.5 ELSE 0 END",
+        "label IS NOT NULL",
+        direction="lower",
+        unit="cost per labelled request",
+    )
     declare_metric("slow_share", "latency_ms > 45", direction="lower")
-    s = collect(log, "custom", list(EXP.variant_names), metrics=["low_confidence", "error_cost", "slow_share"],
-                daily=False)
+    s = collect(
+        log, "custom", list(EXP.variant_names), metrics=["low_confidence", "error_cost", "slow_share"], daily=False
+    )
     refs = {
         "low_confidence": _reference(log, lambda p: (p["confidence"] < 0.6) * 1.0, lambda p: 1.0),
-        "error_cost": _reference(log, lambda p: np.where(p["label"].notna() & (p["label"] != p["predicted_label"]),
-                                                          2.5, 0.0), lambda p: p["label"].notna() * 1.0),
+        "error_cost": _reference(
+            log,
+            lambda p: np.where(p["label"].notna() & (p["label"] != p["predicted_label"]), 2.5, 0.0),
+            lambda p: p["label"].notna() * 1.0,
+        ),
         # latency is kept in whole µs (the engine's fixed point): 45.0004 ms counts as 45 ms
         "slow_share": _reference(log, lambda p: (np.round(p["latency_ms"] * 1000) / 1000 > 45) * 1.0, lambda p: 1.0),
     }
@@ -90,8 +99,9 @@ def test_bad_declarations_are_refused_before_anything_runs() -> None:
 
 
 def test_params_route() -> None:
-    (m,) = declare_from_params('[{"name": "low_conf", "numerator": "confidence < 0.6", "direction": "lower", '
-                               '"unit": "share"}]')
+    (m,) = declare_from_params(
+        '[{"name": "low_conf", "numerator": "confidence < 0.6", "direction": "lower", "unit": "share"}]'
+    )
     assert (m.name, m.higher_is_better, m.unit) == ("low_conf", False, "share")
     assert declare_from_params("") == []
     with pytest.raises(MetricError, match="not JSON"):

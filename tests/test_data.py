@@ -120,14 +120,20 @@ def test_load_table_any_label_strings(tmp_path, suffix):
     path = tmp_path / f"t{suffix}"
     df.to_csv(path, index=False) if suffix == ".csv" else df.to_parquet(path)
     out = load_table(path, text_column="msg", label_column="kind")
-    assert out.to_dict("list") == {"text": ["hi", "win cash", "lunch?"], "label": ["ham", "spam", "ham"],
-                                   "domain": ["sms"] * 3}
+    assert out.to_dict("list") == {
+        "text": ["hi", "win cash", "lunch?"],
+        "label": ["ham", "spam", "ham"],
+        "domain": ["sms"] * 3,
+    }
 
 
 @pytest.mark.parametrize(
     "frame, match",
     [
-        (pd.DataFrame({"text": ["a", "b"], "y": ["0", "1"]}), r"label_column='label' names no column of 't.csv', which has \['text', 'y'\]"),
+        (
+            pd.DataFrame({"text": ["a", "b"], "y": ["0", "1"]}),
+            r"label_column='label' names no column of 't.csv', which has \['text', 'y'\]",
+        ),
         (pd.DataFrame({"text": ["a", "b"], "label": ["x", "x"]}), "single class"),
         (pd.DataFrame({"text": ["a", "  "], "label": ["x", "y"]}), "1 empty text"),
     ],

@@ -30,11 +30,28 @@ HIGHER = {"accuracy": True, "confidence": True, "latency_ms": False}
 UNITS = {"control": 1000, "b": 1000}
 
 
-def comp(est: float, lo: float, hi: float, p: float, *, metric: str = "accuracy", statistic: str = "mean",
-         variant: str = "b") -> Comparison:
+def comp(
+    est: float, lo: float, hi: float, p: float, *, metric: str = "accuracy", statistic: str = "mean", variant: str = "b"
+) -> Comparison:
     # the same interval serves as fixed and always-valid one here
-    return Comparison(metric, statistic, variant, est, lo, hi, p, lo, hi, p, (hi - lo) / 3.92, 0.16, 0.8, 2000.0,
-                      n_control=1000.0, n_treatment=1000.0)
+    return Comparison(
+        metric,
+        statistic,
+        variant,
+        est,
+        lo,
+        hi,
+        p,
+        lo,
+        hi,
+        p,
+        (hi - lo) / 3.92,
+        0.16,
+        0.8,
+        2000.0,
+        n_control=1000.0,
+        n_treatment=1000.0,
+    )
 
 
 def run(*cs: Comparison, **kw: object) -> Recommendation:
@@ -93,11 +110,11 @@ def test_min_units_enforced_without_units() -> None:
 
 def test_crash_repro_sample_size_root_below_the_bracket() -> None:
     """Issue 11, repro 3: sizing a "continue" when n = 4 already suffices raised ValueError through analyze."""
-    c = Comparison("accuracy", "mean", "challenger", -0.1, -0.3, 0.1, 0.3, -0.5, 0.3, 0.6, 0.1, 1e-5, 0.99, 400.)
+    c = Comparison("accuracy", "mean", "challenger", -0.1, -0.3, 0.1, 0.3, -0.5, 0.3, 0.6, 0.1, 1e-5, 0.99, 400.0)
     kw = dict(primary_metric="accuracy", higher_is_better={"accuracy": True}, units={"control": 200, "challenger": 200})
-    r = decide([c], srm_test([200, 200], [.5, .5]), **kw)  # type: ignore[arg-type]
+    r = decide([c], srm_test([200, 200], [0.5, 0.5]), **kw)  # type: ignore[arg-type]
     assert r.decision == "continue"  # per-arm labelled counts unknown: no verdict
-    r = decide([c._replace(n_control=200.0, n_treatment=200.0)], srm_test([200, 200], [.5, .5]), **kw)  # type: ignore[arg-type]
+    r = decide([c._replace(n_control=200.0, n_treatment=200.0)], srm_test([200, 200], [0.5, 0.5]), **kw)  # type: ignore[arg-type]
     assert r.decision == "continue" and r.samples_needed == 0
     assert sample_size(0.1, mean=0.99, var=1e-5, relative=False) == 4
 
@@ -106,8 +123,10 @@ def test_guardrail_direction_comes_from_the_registry() -> None:
     """Issue 11, repro 2: a latency guardrail declared without the flag let a challenger 40 ms slower ship."""
     win = comp(0.03, 0.01, 0.05, 0.001)
     slower = comp(40.0, 33.93, 46.07, 1e-9, metric="latency_ms", statistic="p95")
-    for g in (Guardrail("latency_ms", "p95", margin=10.0), Guardrail(**{"metric": "latency_ms", "statistic": "p95",
-                                                                        "margin": 10.0})):
+    for g in (
+        Guardrail("latency_ms", "p95", margin=10.0),
+        Guardrail(**{"metric": "latency_ms", "statistic": "p95", "margin": 10.0}),
+    ):
         assert g.higher_is_better is False
         r = run(win, slower, guardrails=[g])
         assert r.decision == "keep" and any("worse by more than the margin" in x for x in r.reasons)
@@ -180,11 +199,11 @@ def test_html_banner_escapes_text() -> None:
 
 # --- property: decide never raises on numbers -------------------------------------------------------------
 
-ARM_COUNTS = st.one_of(st.sampled_from([0.0, 1.0, 2.0, 29.0, 30.0, 1e6, 1e300, math.nan, math.inf]),
-                       st.floats(0, 1e5))  # sufficient statistics never hold a negative count (ttest refuses one)
+ARM_COUNTS = st.one_of(
+    st.sampled_from([0.0, 1.0, 2.0, 29.0, 30.0, 1e6, 1e300, math.nan, math.inf]), st.floats(0, 1e5)
+)  # sufficient statistics never hold a negative count (ttest refuses one)
 COUNTS = ARM_COUNTS | st.just(-1.0)
-NUMBERS = st.one_of(st.sampled_from([0.0, math.nan, math.inf, -math.inf, 1e308, -1e308, 1e-300]),
-                    st.floats(-1e3, 1e3))
+NUMBERS = st.one_of(st.sampled_from([0.0, math.nan, math.inf, -math.inf, 1e308, -1e308, 1e-300]), st.floats(-1e3, 1e3))
 
 
 @st.composite
@@ -199,21 +218,47 @@ def _comparison(metric: str, c: Moments, t: Moments) -> Comparison:
     with np.errstate(all="ignore"):
         res = ttest(c, t)
         seq = confidence_sequence(res.estimate, res.se, c.n + t.n)
-    return Comparison(metric, "mean", "b", *(float(x) for x in (res.estimate, res.ci_low, res.ci_high, res.p_value,
-                                                                 seq.ci_low, seq.ci_high, seq.p_value, res.se)),
-                      float(c.var), float(c.mean), float(c.n + t.n), n_control=float(c.n), n_treatment=float(t.n))
+    return Comparison(
+        metric,
+        "mean",
+        "b",
+        *(
+            float(x)
+            for x in (res.estimate, res.ci_low, res.ci_high, res.p_value, seq.ci_low, seq.ci_high, seq.p_value, res.se)
+        ),
+        float(c.var),
+        float(c.mean),
+        float(c.n + t.n),
+        n_control=float(c.n),
+        n_treatment=float(t.n),
+    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(arms=st.lists(arm_moments(), min_size=4, max_size=4), units=st.none() | st.tuples(COUNTS, COUNTS),
-       srm_counts=st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), min_effect=st.none() | NUMBERS,
-       per_day=st.none() | NUMBERS, inference=st.sampled_from(INFERENCES), over=st.booleans())
+@given(
+    arms=st.lists(arm_moments(), min_size=4, max_size=4),
+    units=st.none() | st.tuples(COUNTS, COUNTS),
+    srm_counts=st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)),
+    min_effect=st.none() | NUMBERS,
+    per_day=st.none() | NUMBERS,
+    inference=st.sampled_from(INFERENCES),
+    over=st.booleans(),
+)
 def test_decide_never_raises_on_numbers(arms, units, srm_counts, min_effect, per_day, inference, over) -> None:
     comps = [_comparison("accuracy", arms[0], arms[1]), _comparison("latency_ms", arms[2], arms[3])]
     g = Guardrail("latency_ms", "mean", margin=5.0)
-    r = decide(comps, srm_test(list(srm_counts), [0.5, 0.5]), primary_metric="accuracy", higher_is_better=HIGHER,
-               guardrails=[g], units=None if units is None else {"control": units[0], "b": units[1]},
-               inference=inference, min_effect=min_effect, units_per_day=per_day, duration_over=over)
+    r = decide(
+        comps,
+        srm_test(list(srm_counts), [0.5, 0.5]),
+        primary_metric="accuracy",
+        higher_is_better=HIGHER,
+        guardrails=[g],
+        units=None if units is None else {"control": units[0], "b": units[1]},
+        inference=inference,
+        min_effect=min_effect,
+        units_per_day=per_day,
+        duration_over=over,
+    )
     assert r.decision in DECISIONS and r.reasons and all(isinstance(x, str) and x for x in r.reasons)
     json.dumps(r.to_dict(), allow_nan=False)
     if r.decision in ("ship", "stop"):  # a verdict only on sufficient evidence
@@ -235,6 +280,8 @@ def test_every_method_gives_one_insufficient_result(c: Moments, t: Moments) -> N
     assert len(set(missing)) == 1, missing  # the methods agree: all give a result, or none does
     if not (c.n >= 2 and t.n >= 2 and c.var > 0 and t.var > 0 and np.isfinite(c.var) and np.isfinite(t.var)):
         assert all(missing)
-    elif all(np.isfinite(x) and abs(x) < 1e300 for x in (c.mean, t.mean, c.n, t.n, c.var, t.var)) and \
-            min(c.var, t.var) > 1e-300:  # a subnormal variance underflows to a zero standard error
+    elif (
+        all(np.isfinite(x) and abs(x) < 1e300 for x in (c.mean, t.mean, c.n, t.n, c.var, t.var))
+        and min(c.var, t.var) > 1e-300
+    ):  # a subnormal variance underflows to a zero standard error
         assert not any(missing)

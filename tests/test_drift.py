@@ -223,8 +223,11 @@ def test_estimated_accuracy_tracks_realised_accuracy_within_its_band():
 def test_cusum_detects_a_step_and_resets():
     det = BernoulliCUSUM(ert=20_000, p0=0.85, random_state=0)
     rng = np.random.default_rng(0)
-    hits = [i for i, x in enumerate(np.r_[rng.random(300) < 0.85, rng.random(300) < 0.5])
-            if det.update(bool(x)).drift_detected]
+    hits = [
+        i
+        for i, x in enumerate(np.r_[rng.random(300) < 0.85, rng.random(300) < 0.5])
+        if det.update(bool(x)).drift_detected
+    ]
     assert hits and 300 <= hits[0] < 400
     det.update(True)
     assert det.drift_detected is False and det.statistic_ <= det.threshold
@@ -236,7 +239,8 @@ def _fitted_cases():
     nums, texts = rng.normal(size=200), [f"word{i % 13} other{i % 7} text" for i in range(200)]
     conf = rng.uniform(0.5, 1, 200)
     return [
-        (KSDrift(alpha=0.01), nums, nums + 1), (PSIDrift(alpha=0.01, bins=5), nums, nums * 2),
+        (KSDrift(alpha=0.01), nums, nums + 1),
+        (PSIDrift(alpha=0.01, bins=5), nums, nums * 2),
         (WassersteinDrift(alpha=0.01, n_null=500), nums, nums + 1),
         (LabelDistributionDrift(alpha=0.01), ["a", "b"] * 100, ["a"] * 150 + ["b"] * 50),
         (TextLengthDrift(alpha=0.01), texts, [t + " more words" for t in texts]),
@@ -270,11 +274,14 @@ def test_same_seed_same_result():
 # ------------------------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("current, why", [
-    ([], "the current window is empty"),
-    ([0.5] * 10, "the current window has 10 values"),
-    ([0.5, float("nan")] * 40, "40 of 80 values are NaN"),
-])
+@pytest.mark.parametrize(
+    "current, why",
+    [
+        ([], "the current window is empty"),
+        ([0.5] * 10, "the current window has 10 values"),
+        ([0.5, float("nan")] * 40, "40 of 80 values are NaN"),
+    ],
+)
 def test_bad_windows_are_insufficient_data_never_no_drift(current, why):
     det = KSDrift(min_size=30).fit(np.linspace(0, 1, 200))
     r = det.calculate(current)

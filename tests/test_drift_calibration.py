@@ -44,11 +44,14 @@ def _rate(make_detector, draw_ref, draw_cur, n_windows: int, alpha: float, seed:
     return float(np.mean(alarms))
 
 
-@pytest.mark.parametrize("name, make", [
-    ("ks", lambda: KSDrift(effect_threshold=0)),
-    ("psi", lambda: PSIDrift(effect_threshold=0)),
-    ("wasserstein", lambda: WassersteinDrift(effect_threshold=0, n_null=2000, grid=100, random_state=next(_SEEDS))),
-])
+@pytest.mark.parametrize(
+    "name, make",
+    [
+        ("ks", lambda: KSDrift(effect_threshold=0)),
+        ("psi", lambda: PSIDrift(effect_threshold=0)),
+        ("wasserstein", lambda: WassersteinDrift(effect_threshold=0, n_null=2000, grid=100, random_state=next(_SEEDS))),
+    ],
+)
 def test_numeric_detectors_false_alarm_rate(name, make):
     alpha, n = 0.05, 300
     rate = _rate(make, lambda g: g.gamma(2.0, 1.0, 600), lambda g: g.gamma(2.0, 1.0, 200), n, alpha, seed=11)
@@ -64,8 +67,11 @@ def test_numeric_detectors_with_ties_stay_within_the_target():
         return lambda g: g.choice(values, size, p=weights)
 
     alpha, n = 0.05, 300
-    for make in (lambda: KSDrift(effect_threshold=0), lambda: PSIDrift(effect_threshold=0),
-                 lambda: WassersteinDrift(effect_threshold=0, n_null=2000, grid=100, random_state=next(_SEEDS))):
+    for make in (
+        lambda: KSDrift(effect_threshold=0),
+        lambda: PSIDrift(effect_threshold=0),
+        lambda: WassersteinDrift(effect_threshold=0, n_null=2000, grid=100, random_state=next(_SEEDS)),
+    ):
         assert _rate(make, draw(600), draw(200), n, alpha, seed=12) <= _bound(alpha, n)
 
 
@@ -86,15 +92,27 @@ def test_estimated_accuracy_false_alarm_rate():
         c = g.uniform(0.5, 1.0, 800)
         return c, g.random(800) < c
 
-    rate = _rate(lambda: EstimatedAccuracyDrift(effect_threshold=0), ref, lambda g: (g.uniform(0.5, 1.0, 200), None),
-                 n, alpha, seed=14)
+    rate = _rate(
+        lambda: EstimatedAccuracyDrift(effect_threshold=0),
+        ref,
+        lambda g: (g.uniform(0.5, 1.0, 200), None),
+        n,
+        alpha,
+        seed=14,
+    )
     assert rate <= _bound(alpha, n)
 
 
 def test_mmd_false_alarm_rate():
     alpha, n = 0.05, 150
-    rate = _rate(lambda: MMDDrift(n_permutations=99, n_features=64, random_state=next(_SEEDS)),
-                 lambda g: g.normal(size=(100, 8)), lambda g: g.normal(size=(80, 8)), n, alpha, seed=15)
+    rate = _rate(
+        lambda: MMDDrift(n_permutations=99, n_features=64, random_state=next(_SEEDS)),
+        lambda g: g.normal(size=(100, 8)),
+        lambda g: g.normal(size=(80, 8)),
+        n,
+        alpha,
+        seed=15,
+    )
     assert rate <= _bound(alpha, n)
 
 
@@ -107,6 +125,7 @@ def texts():
 
 def _picker(pool):
     """``pick(size)`` is a sampler drawing ``size`` distinct items of ``pool`` with the generator it is given."""
+
     def pick(size):
         return lambda g: pool[g.choice(pool.size, size, replace=False)]
 
@@ -116,8 +135,10 @@ def _picker(pool):
 def test_text_statistics_false_alarm_rate(texts):
     alpha, n = 0.05, 120
     pick = _picker(texts)
-    for make in (lambda: TextLengthDrift(effect_threshold=0),
-                 lambda: OOVDrift(effect_threshold=0, random_state=next(_SEEDS))):
+    for make in (
+        lambda: TextLengthDrift(effect_threshold=0),
+        lambda: OOVDrift(effect_threshold=0, random_state=next(_SEEDS)),
+    ):
         assert _rate(make, pick(400), pick(150), n, alpha, seed=16) <= _bound(alpha, n)
 
 
@@ -125,8 +146,14 @@ def test_domain_classifier_false_alarm_rate(texts):
     # The out-of-fold test: every text is scored by a model that never saw it; per-fold Mann-Whitney U summed.
     alpha, n = 0.1, 60
     pick = _picker(texts)
-    rate = _rate(lambda: DomainClassifierDrift(effect_threshold=0, random_state=next(_SEEDS)), pick(150), pick(100), n,
-                 alpha, seed=17)
+    rate = _rate(
+        lambda: DomainClassifierDrift(effect_threshold=0, random_state=next(_SEEDS)),
+        pick(150),
+        pick(100),
+        n,
+        alpha,
+        seed=17,
+    )
     assert rate <= _bound(alpha, n)
 
 

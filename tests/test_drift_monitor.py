@@ -47,22 +47,36 @@ def make_frame(*, days=14, per_day=300, drift_day=None, seed=0, skip_day=None):
         truth = pool["label"].to_numpy()[pick]
         predicted = np.where(correct, truth, np.where(truth == "positive", "negative", "positive"))
         variant = np.where(rng.random(per_day) < 0.5, "champion", "challenger")
-        rows.append(pd.DataFrame({
-            "variant": variant, "ts": ts, "text": pool["text"].to_numpy()[pick], "predicted_label": predicted,
-            "confidence": conf, "model_name": np.where(variant == "champion", "tfidf", "minilm"),
-            "model_version": "1", "label": np.where(labelled, truth, None),
-            "labelled_at": np.where(labelled, ts + pd.Timedelta(days=1), pd.NaT),
-            "correct": np.where(labelled, correct, None),
-        }))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "variant": variant,
+                    "ts": ts,
+                    "text": pool["text"].to_numpy()[pick],
+                    "predicted_label": predicted,
+                    "confidence": conf,
+                    "model_name": np.where(variant == "champion", "tfidf", "minilm"),
+                    "model_version": "1",
+                    "label": np.where(labelled, truth, None),
+                    "labelled_at": np.where(labelled, ts + pd.Timedelta(days=1), pd.NaT),
+                    "correct": np.where(labelled, correct, None),
+                }
+            )
+        )
     frame = pd.concat(rows, ignore_index=True)
     frame["labelled_at"] = pd.to_datetime(frame["labelled_at"], utc=True)
     return frame
 
 
 def run(frame, **config):
-    return monitor_frame(frame, start=START, variants=["champion", "challenger"], seed=3,
-                         config=MonitorConfig(**({"embed_sample": 100, "reference_embed_sample": 200} | config)),
-                         encoder=hashed_bag_of_words)
+    return monitor_frame(
+        frame,
+        start=START,
+        variants=["champion", "challenger"],
+        seed=3,
+        config=MonitorConfig(**({"embed_sample": 100, "reference_embed_sample": 200} | config)),
+        encoder=hashed_bag_of_words,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +134,22 @@ def test_false_alarms_over_many_windows_stay_within_the_budget():
     # 60 count windows without drift at a loose budget (one false alarm per 10 windows): the number of windows
     # that alarm stays within its expectation plus Monte-Carlo error.
     frame = make_frame(days=16, per_day=600, seed=4)
-    report = run(frame, window_size=120, windows_between_false_alarms=10, embed_sample=0,
-                 signals=("text_length", "text_oov", "label_prior", "confidence_ks", "confidence_psi",
-                          "confidence_wasserstein", "predicted_label", "estimated_accuracy"))
+    report = run(
+        frame,
+        window_size=120,
+        windows_between_false_alarms=10,
+        embed_sample=0,
+        signals=(
+            "text_length",
+            "text_oov",
+            "label_prior",
+            "confidence_ks",
+            "confidence_psi",
+            "confidence_wasserstein",
+            "predicted_label",
+            "estimated_accuracy",
+        ),
+    )
     n = len(report.windows)
     assert n >= 60
     alarmed = len({a.window for a in report.alarms})
@@ -165,11 +192,30 @@ def run_folder(tmp_path_factory):
     exp = Experiment.from_params(key="drift-test", variant_names="champion,challenger", start="2024-06-03")
     exp.save(folder / "experiment.json")
     log = PredictionLog(folder / "log")
-    preds = frame.assign(experiment=exp.key, unit_id=[f"u{i % 97}" for i in range(len(frame))],
-                         request_id=[f"r{i}" for i in range(len(frame))], latency_ms=5.0)
+    preds = frame.assign(
+        experiment=exp.key,
+        unit_id=[f"u{i % 97}" for i in range(len(frame))],
+        request_id=[f"r{i}" for i in range(len(frame))],
+        latency_ms=5.0,
+    )
     with log.writer(exp.key, ["champion", "challenger"]) as w:
-        w.append(preds[["experiment", "variant", "unit_id", "request_id", "ts", "text", "predicted_label",
-                        "confidence", "latency_ms", "model_name", "model_version"]])
+        w.append(
+            preds[
+                [
+                    "experiment",
+                    "variant",
+                    "unit_id",
+                    "request_id",
+                    "ts",
+                    "text",
+                    "predicted_label",
+                    "confidence",
+                    "latency_ms",
+                    "model_name",
+                    "model_version",
+                ]
+            ]
+        )
     labelled = preds[preds["label"].notna()]
     log.append_labels(labelled[["experiment", "request_id", "label", "labelled_at"]])
     return folder

@@ -18,8 +18,7 @@ SCRIPT = "<script>alert('owned')</script>"
 
 
 def _abkit(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "abkit", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run([sys.executable, "-m", "abkit", *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +35,10 @@ def test_every_report_json_and_index_exists(smoke_run):
         for suffix in (".ipynb", ".html", ".stakeholder.html", ".json"):
             assert (run / f"{name}{suffix}").is_file(), f"{name}{suffix}"
         # NaN and Infinity are the only non-finite JSON tokens; any of them fails the run.
-        results = json.loads((run / f"{name}.json").read_text(),
-                             parse_constant=lambda c, name=name: pytest.fail(f"{name}.json holds {c}"))
+        results = json.loads(
+            (run / f"{name}.json").read_text(),
+            parse_constant=lambda c, name=name: pytest.fail(f"{name}.json holds {c}"),
+        )
         assert results
     index = (run / "index.html").read_text()
     assert all(f'href="{name}.html"' in index for name in NOTEBOOKS)
@@ -75,11 +76,32 @@ def test_logged_markup_renders_as_text(smoke_run):
     exp = Experiment.load(run / "experiment.json")
     log = PredictionLog(run / "log")
     with log.writer(exp.key, exp.variant_names) as writer:
-        writer.append({"variant": exp.variant_names[1], "unit_id": "u-evil", "request_id": "r-evil",
-                       "ts": datetime.fromisoformat(exp.start + "T12:00:00+00:00"), "text": SCRIPT, "predicted_label": "positive",
-                       "confidence": 0.5, "latency_ms": 3.0, "model_name": "m", "model_version": "1"})
-    proc = _abkit("run", "--params", "params/smoke.yaml", "--run-name", "smoke", "--output-dir",
-                  str(smoke_run), "--only", "20_analyze", "--no-progress")
+        writer.append(
+            {
+                "variant": exp.variant_names[1],
+                "unit_id": "u-evil",
+                "request_id": "r-evil",
+                "ts": datetime.fromisoformat(exp.start + "T12:00:00+00:00"),
+                "text": SCRIPT,
+                "predicted_label": "positive",
+                "confidence": 0.5,
+                "latency_ms": 3.0,
+                "model_name": "m",
+                "model_version": "1",
+            }
+        )
+    proc = _abkit(
+        "run",
+        "--params",
+        "params/smoke.yaml",
+        "--run-name",
+        "smoke",
+        "--output-dir",
+        str(smoke_run),
+        "--only",
+        "20_analyze",
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for page in ("20_analyze.html", "20_analyze.stakeholder.html"):
         html = (run / page).read_text()
@@ -99,8 +121,18 @@ def test_every_page_is_inert_and_self_contained(smoke_run, browser):
 
 
 def test_an_unimportable_model_factory_is_refused_before_any_notebook_runs(tmp_path):
-    proc = _abkit("run", "--params", "params/smoke.yaml", "-p", "champion_model=no_such_package.models:build",
-                  "--run-name", "refused", "--output-dir", str(tmp_path), "--no-progress")
+    proc = _abkit(
+        "run",
+        "--params",
+        "params/smoke.yaml",
+        "-p",
+        "champion_model=no_such_package.models:build",
+        "--run-name",
+        "refused",
+        "--output-dir",
+        str(tmp_path),
+        "--no-progress",
+    )
     assert proc.returncode == 2
     assert "champion_model" in proc.stderr and "no_such_package" in proc.stderr and "models_path" in proc.stderr
     assert not (tmp_path / "refused" / "00_setup.ipynb").exists()
@@ -109,9 +141,20 @@ def test_an_unimportable_model_factory_is_refused_before_any_notebook_runs(tmp_p
 def test_a_failing_notebook_exits_non_zero_with_one_message(tmp_path):
     # the factory imports (checked before the run) but fails when 00_setup builds the model
     (tmp_path / "boom_models.py").write_text("def build(**options):\n    raise RuntimeError('boom')\n")
-    proc = _abkit("run", "--params", "params/smoke.yaml", "-p", "champion_model=boom_models:build",
-                  "-p", f"models_path={tmp_path}", "--run-name", "broken", "--output-dir", str(tmp_path),
-                  "--no-progress")
+    proc = _abkit(
+        "run",
+        "--params",
+        "params/smoke.yaml",
+        "-p",
+        "champion_model=boom_models:build",
+        "-p",
+        f"models_path={tmp_path}",
+        "--run-name",
+        "broken",
+        "--output-dir",
+        str(tmp_path),
+        "--no-progress",
+    )
     assert proc.returncode == 1
     assert "notebook 00_setup failed in cell" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "broken" / "00_setup.html").is_file()
@@ -124,8 +167,18 @@ def test_a_failing_notebook_exits_non_zero_with_one_message(tmp_path):
 )
 def test_scenarios_reach_their_story(tmp_path, scenario, allowed):
     """The TF-IDF-only scenarios, run as a user would: an A/A test never ships, a worse model is kept out."""
-    proc = _abkit("run", "--params", f"params/scenarios/{scenario}.yaml", "-p", "calibration_sims=0",
-                  "--run-name", scenario, "--output-dir", str(tmp_path), "--no-progress")
+    proc = _abkit(
+        "run",
+        "--params",
+        f"params/scenarios/{scenario}.yaml",
+        "-p",
+        "calibration_sims=0",
+        "--run-name",
+        scenario,
+        "--output-dir",
+        str(tmp_path),
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / scenario / "20_analyze.json").read_text())
     assert results["srm"]["p_value"] > 0.001

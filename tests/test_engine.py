@@ -14,14 +14,25 @@ from abkit.log.layout import log_source
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 3, 1, 10, tzinfo=UTC)
-ONCE = ("SELECT variant, request_id, latency_ms FROM abkit_pred_once ORDER BY request_id",
-        "SELECT request_id, label FROM abkit_lab_once ORDER BY request_id")
+ONCE = (
+    "SELECT variant, request_id, latency_ms FROM abkit_pred_once ORDER BY request_id",
+    "SELECT request_id, label FROM abkit_lab_once ORDER BY request_id",
+)
 
 
 def _rec(request_id: str, variant: str = "control", latency_ms: float = 10.0, hours: int = 0) -> dict:
-    return dict(variant=variant, unit_id="u" + request_id[-1], request_id=request_id, ts=T0 + dt.timedelta(hours=hours),
-                text="t", predicted_label="pos", confidence=0.5, latency_ms=latency_ms, model_name="m",
-                model_version="1")
+    return dict(
+        variant=variant,
+        unit_id="u" + request_id[-1],
+        request_id=request_id,
+        ts=T0 + dt.timedelta(hours=hours),
+        text="t",
+        predicted_label="pos",
+        confidence=0.5,
+        latency_ms=latency_ms,
+        model_name="m",
+        model_version="1",
+    )
 
 
 def _log(root: Path, compacted: bool) -> Path:

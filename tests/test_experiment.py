@@ -21,8 +21,13 @@ def _exp(**kw: object) -> Experiment:
 
 @pytest.mark.parametrize(
     ("split", "weights"),
-    [("10/90", [0.1, 0.9]), ("50/50", [0.5, 0.5]), ("34/33/33", [0.34, 0.33, 0.33]), ("0.2/0.8", [0.2, 0.8]),
-     (" 25 / 75 ", [0.25, 0.75])],
+    [
+        ("10/90", [0.1, 0.9]),
+        ("50/50", [0.5, 0.5]),
+        ("34/33/33", [0.34, 0.33, 0.33]),
+        ("0.2/0.8", [0.2, 0.8]),
+        (" 25 / 75 ", [0.25, 0.75]),
+    ],
 )
 def test_parse_split(split: str, weights: list[float]) -> None:
     assert parse_split(split) == pytest.approx(weights)
@@ -35,8 +40,14 @@ def test_parse_split_refuses(split: str) -> None:
 
 
 def test_from_params_one_liner() -> None:
-    exp = Experiment.from_params(key="sent", split="10/90", variant_names="champion,challenger",
-                                 models="models/a,models/b", guardrail_latency_p95_ms=25, start="2024-03-01")
+    exp = Experiment.from_params(
+        key="sent",
+        split="10/90",
+        variant_names="champion,challenger",
+        models="models/a,models/b",
+        guardrail_latency_p95_ms=25,
+        start="2024-03-01",
+    )
     assert exp.variant_names == ("champion", "challenger") and exp.control == "champion"
     assert exp.weights.tolist() == [0.1, 0.9]
     assert [v.model for v in exp.variants] == ["models/a", "models/b"]
@@ -69,8 +80,13 @@ def test_from_params_one_liner() -> None:
         ({"duration_days": 2.5}, "duration_days"),
         ({"primary_metric": "f2"}, "primary_metric"),
         ({"guardrails": ({"metric": "latency_ms", "statistic": "p90"},)}, "statistic"),
-        ({"guardrails": (Guardrail("latency_ms", "p95", 10.0),), "filters": ({"seed": "h", "ranges": [[0.5, 0.2]]},)},
-         "filters"),
+        (
+            {
+                "guardrails": (Guardrail("latency_ms", "p95", 10.0),),
+                "filters": ({"seed": "h", "ranges": [[0.5, 0.2]]},),
+            },
+            "filters",
+        ),
     ],
 )
 def test_validation_names_the_field(kwargs: dict, field: str) -> None:
@@ -99,10 +115,17 @@ def test_weights_within_tolerance_pass() -> None:
 
 
 def test_json_round_trip(tmp_path: Path) -> None:
-    exp = _exp(seed="s-1", coverage=0.3, namespace=("ns", 0.1, 0.6), start="2024-02-29", duration_days=21,
-               primary_metric="confidence", guardrails=(Guardrail("latency_ms", "p99", 5.0, False),),
-               filters=(A.Filter("holdout", ((0.05, 1.0),)),),
-               variants=(Variant("control", 0.25, "m/a"), Variant("challenger", 0.75, "m/b")))
+    exp = _exp(
+        seed="s-1",
+        coverage=0.3,
+        namespace=("ns", 0.1, 0.6),
+        start="2024-02-29",
+        duration_days=21,
+        primary_metric="confidence",
+        guardrails=(Guardrail("latency_ms", "p99", 5.0, False),),
+        filters=(A.Filter("holdout", ((0.05, 1.0),)),),
+        variants=(Variant("control", 0.25, "m/a"), Variant("challenger", 0.75, "m/b")),
+    )
     path = exp.save(tmp_path / "sub" / "experiment.json")
     assert json.loads(path.read_text())["variants"][1] == {"name": "challenger", "weight": 0.75, "model": "m/b"}
     back = Experiment.load(path)

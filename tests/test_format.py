@@ -19,8 +19,18 @@ def test_percent(x, text):
     assert F.percent(x) == text
 
 
-@pytest.mark.parametrize("p, text", [(7.336e-144, "< 0.001"), (0.0, "< 0.001"), (0.001, "0.001"),
-                                     (0.01117, "0.011"), (0.8675, "0.87"), (0.05, "0.050"), (1.0, "> 0.999")])
+@pytest.mark.parametrize(
+    "p, text",
+    [
+        (7.336e-144, "< 0.001"),
+        (0.0, "< 0.001"),
+        (0.001, "0.001"),
+        (0.01117, "0.011"),
+        (0.8675, "0.87"),
+        (0.05, "0.050"),
+        (1.0, "> 0.999"),
+    ],
+)
 def test_p_value(p, text):
     assert F.p_value(p) == text
 
@@ -57,29 +67,86 @@ def test_chance_never_claims_certainty():
 
 
 def test_plain_text_writes_out_exponents():
-    assert plain_text("accuracy = +0.08 (CI -1.2e-05 to 0.3, adjusted p = 7.3e-144): better") == \
-        "accuracy = +0.08 (CI −0.000012 to 0.3, adjusted p < 0.001): better"
+    assert (
+        plain_text("accuracy = +0.08 (CI -1.2e-05 to 0.3, adjusted p = 7.3e-144): better")
+        == "accuracy = +0.08 (CI −0.000012 to 0.3, adjusted p < 0.001): better"
+    )
 
 
 def _results(users=(1500.0, 1520.0), labelled=(600.0, 610.0), decision="continue"):
-    effect = {"metric": "accuracy", "statistic": "mean", "variant": "challenger", "control": 0.80, "treatment": 0.83,
-              "estimate": 0.03, "ci_low": 0.01, "ci_high": 0.05, "seq_ci_low": -0.01, "seq_ci_high": 0.07,
-              "relative": 0.0375, "relative_ci_low": 0.0125, "relative_ci_high": 0.0625, "chance_to_win": 0.991}
-    latency = {"metric": "latency_ms", "statistic": "p95", "variant": "challenger", "control": 10.0, "treatment": 8.0,
-               "estimate": -2.0, "ci_low": -2.5, "ci_high": -1.5, "seq_ci_low": -3.0, "seq_ci_high": -1.0}
-    conf = {"metric": "confidence", "statistic": "mean", "variant": "challenger", "control": 0.7, "treatment": 0.9,
-            "estimate": 0.2, "ci_low": 0.19, "ci_high": 0.21, "seq_ci_low": 0.18, "seq_ci_high": 0.22,
-            "relative": 0.2857, "relative_ci_low": 0.27, "relative_ci_high": 0.30, "chance_to_win": 1.0}
-    return {"variants": ["champion", "challenger"], "control": "champion", "alpha": 0.05, "primary_metric": "accuracy",
-            "effects": [effect, latency, conf],
-            "metrics": [{"name": "accuracy", "variant": v, "estimate": e, "ci_low": e - 0.02, "ci_high": e + 0.02}
-                        for v, e in (("champion", 0.80), ("challenger", 0.83))],
-            "srm": {"status": "ok", "p_value": 0.61},
-            "counts": {"users": list(users), "predictions": [3000.0, 3050.0], "labelled": list(labelled),
-                       "n_days": 6, "first_day": "2024-06-03", "last_day": "2024-06-08"},
-            "recommendation": {"decision": decision, "variant": None, "method": "always-valid",
-                               "reasons": ["accuracy challenger − control = +0.03 (CI -0.01 to 0.07, p = 0.2)",
-                                           "continue: about 900 more users"]}}
+    effect = {
+        "metric": "accuracy",
+        "statistic": "mean",
+        "variant": "challenger",
+        "control": 0.80,
+        "treatment": 0.83,
+        "estimate": 0.03,
+        "ci_low": 0.01,
+        "ci_high": 0.05,
+        "seq_ci_low": -0.01,
+        "seq_ci_high": 0.07,
+        "relative": 0.0375,
+        "relative_ci_low": 0.0125,
+        "relative_ci_high": 0.0625,
+        "chance_to_win": 0.991,
+    }
+    latency = {
+        "metric": "latency_ms",
+        "statistic": "p95",
+        "variant": "challenger",
+        "control": 10.0,
+        "treatment": 8.0,
+        "estimate": -2.0,
+        "ci_low": -2.5,
+        "ci_high": -1.5,
+        "seq_ci_low": -3.0,
+        "seq_ci_high": -1.0,
+    }
+    conf = {
+        "metric": "confidence",
+        "statistic": "mean",
+        "variant": "challenger",
+        "control": 0.7,
+        "treatment": 0.9,
+        "estimate": 0.2,
+        "ci_low": 0.19,
+        "ci_high": 0.21,
+        "seq_ci_low": 0.18,
+        "seq_ci_high": 0.22,
+        "relative": 0.2857,
+        "relative_ci_low": 0.27,
+        "relative_ci_high": 0.30,
+        "chance_to_win": 1.0,
+    }
+    return {
+        "variants": ["champion", "challenger"],
+        "control": "champion",
+        "alpha": 0.05,
+        "primary_metric": "accuracy",
+        "effects": [effect, latency, conf],
+        "metrics": [
+            {"name": "accuracy", "variant": v, "estimate": e, "ci_low": e - 0.02, "ci_high": e + 0.02}
+            for v, e in (("champion", 0.80), ("challenger", 0.83))
+        ],
+        "srm": {"status": "ok", "p_value": 0.61},
+        "counts": {
+            "users": list(users),
+            "predictions": [3000.0, 3050.0],
+            "labelled": list(labelled),
+            "n_days": 6,
+            "first_day": "2024-06-03",
+            "last_day": "2024-06-08",
+        },
+        "recommendation": {
+            "decision": decision,
+            "variant": None,
+            "method": "always-valid",
+            "reasons": [
+                "accuracy challenger − control = +0.03 (CI -0.01 to 0.07, p = 0.2)",
+                "continue: about 900 more users",
+            ],
+        },
+    }
 
 
 def test_score_rows_colour_by_direction_and_use_the_decision_interval():
@@ -119,8 +186,16 @@ def test_pending_when_labels_are_missing():
     res = _results(labelled=(0.0, 0.0))
     for e in res["effects"]:
         if e["metric"] == "accuracy":
-            e.update(relative=None, relative_ci_low=None, relative_ci_high=None, seq_ci_low=None, seq_ci_high=None,
-                     estimate=None, control=None, treatment=None)
+            e.update(
+                relative=None,
+                relative_ci_low=None,
+                relative_ci_high=None,
+                seq_ci_low=None,
+                seq_ci_high=None,
+                estimate=None,
+                control=None,
+                treatment=None,
+            )
     row = next(r for r in score_rows(res) if r.metric == "accuracy")
     assert row.status == "pending" and row.note == "no labels yet in an arm"
     html = Scorecard(res).to_html()
@@ -128,8 +203,14 @@ def test_pending_when_labels_are_missing():
 
 
 def test_top_reason_for_continue_says_what_is_missing():
-    rec = {"decision": "continue", "reasons": ["too little evidence: users per arm a: 66, b: 54; needs 100",
-                                               "continue: at least 80 more users", "about 9.3 days at this rate"]}
+    rec = {
+        "decision": "continue",
+        "reasons": [
+            "too little evidence: users per arm a: 66, b: 54; needs 100",
+            "continue: at least 80 more users",
+            "about 9.3 days at this rate",
+        ],
+    }
     assert top_reason(rec) == "too little evidence: users per arm a: 66, b: 54; needs 100 (about 9.3 days at this rate)"
 
 
@@ -138,12 +219,23 @@ def test_run_index_lists_scenario_decision_reason_and_lift(tmp_path):
 
     from abkit.report import write_outputs_index
 
-    for name, started, decision in (("old", "2026-01-01T10:00:00+00:00", "keep"),
-                                    ("new", "2026-02-01T10:00:00+00:00", "continue")):
+    for name, started, decision in (
+        ("old", "2026-01-01T10:00:00+00:00", "keep"),
+        ("new", "2026-02-01T10:00:00+00:00", "continue"),
+    ):
         run = tmp_path / name
         run.mkdir()
-        (run / "run.json").write_text(json.dumps({"run_name": name, "started": started, "ok": True,
-                                                  "params_files": ["params/scenarios/aa.yaml"], "parameters": {}}))
+        (run / "run.json").write_text(
+            json.dumps(
+                {
+                    "run_name": name,
+                    "started": started,
+                    "ok": True,
+                    "params_files": ["params/scenarios/aa.yaml"],
+                    "parameters": {},
+                }
+            )
+        )
         (run / "20_analyze.json").write_text(json.dumps(_results(decision=decision)))
     (tmp_path / "broken").mkdir()
     broken = {"run_name": "broken", "started": "2026-03-01", "ok": False}
@@ -158,8 +250,16 @@ def test_run_index_lists_scenario_decision_reason_and_lift(tmp_path):
 def test_scorecard_axis_survives_zero_and_missing_intervals():
     res = _results()
     for e in res["effects"]:
-        e.update(estimate=0.0, ci_low=0.0, ci_high=0.0, seq_ci_low=0.0, seq_ci_high=0.0, relative=0.0,
-                 relative_ci_low=0.0, relative_ci_high=0.0)
+        e.update(
+            estimate=0.0,
+            ci_low=0.0,
+            ci_high=0.0,
+            seq_ci_low=0.0,
+            seq_ci_high=0.0,
+            relative=0.0,
+            relative_ci_low=0.0,
+            relative_ci_high=0.0,
+        )
     assert "<span>−0.10 %</span><span>0</span><span>+0.10 %</span>" in Scorecard(res).to_html()  # smallest axis
     assert "No metric rows yet" in Scorecard({**res, "effects": []}).to_html()
 
@@ -169,8 +269,14 @@ def test_pictures_draw_from_plain_tables_and_say_when_labels_are_missing():
 
     from abkit.plots import confusion_plot
 
-    rows = pd.DataFrame({"variant": ["a", "a", "a", "b"], "label": ["x", "x", "y", "y"],
-                         "predicted_label": ["x", "y", "y", "y"], "n": [3, 1, 4, 2]})
+    rows = pd.DataFrame(
+        {
+            "variant": ["a", "a", "a", "b"],
+            "label": ["x", "x", "y", "y"],
+            "predicted_label": ["x", "y", "y", "y"],
+            "n": [3, 1, 4, 2],
+        }
+    )
     fig = confusion_plot(rows, ["b", "a"])
     texts = [t.get_text() for ax in fig.axes[1:] for t in ax.texts]
     assert [ax.get_title() for ax in fig.axes] == ["b", "a"]

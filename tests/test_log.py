@@ -36,9 +36,18 @@ T0 = dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC)
 
 def _records(n: int, start: int = 0, *, t0: dt.datetime = T0, step_s: float = 1.0) -> list[dict]:
     return [
-        dict(variant=VARIANTS[i % 2], unit_id=f"u{i % 7}", request_id=f"r{i}",
-             ts=t0 + dt.timedelta(seconds=i * step_s), text=f"text {i}", predicted_label="pos" if i % 3 else "neg",
-             confidence=(i % 10) / 10, latency_ms=1.0 + i, model_name="tfidf", model_version="1")
+        dict(
+            variant=VARIANTS[i % 2],
+            unit_id=f"u{i % 7}",
+            request_id=f"r{i}",
+            ts=t0 + dt.timedelta(seconds=i * step_s),
+            text=f"text {i}",
+            predicted_label="pos" if i % 3 else "neg",
+            confidence=(i % 10) / 10,
+            latency_ms=1.0 + i,
+            model_name="tfidf",
+            model_version="1",
+        )
         for i in range(start, start + n)
     ]
 
@@ -210,8 +219,10 @@ def test_labels_validate_and_join(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path)
     with log.writer("exp-1", VARIANTS) as w:
         w.append(_records(6))
-    labels = [dict(experiment="exp-1", request_id=f"r{i}", label="pos", labelled_at=T0 + dt.timedelta(days=1))
-              for i in (0, 1, 2, 3)]
+    labels = [
+        dict(experiment="exp-1", request_id=f"r{i}", label="pos", labelled_at=T0 + dt.timedelta(days=1))
+        for i in (0, 1, 2, 3)
+    ]
     assert log.append_labels(labels + [labels[0]]) == 4
     assert log.read_labels("exp-1").schema == LABEL_SCHEMA
     joined = log.read_joined("exp-1")
@@ -259,7 +270,9 @@ WRITER_SCRIPT = textwrap.dedent(
 def _spawn(root: Path, name: str, n_batches: int, batch: int) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", WRITER_SCRIPT, str(root), name, str(n_batches), str(batch)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
 
 
@@ -342,7 +355,11 @@ def test_least_confident_per_variant_with_labels(tmp_path):
     log.append_labels([{"experiment": "exp", "request_id": "r0", "label": "neg"}])
     table = log.least_confident("exp", n=2).to_pylist()
     assert [(r["variant"], r["confidence"]) for r in table] == [
-        ("challenger", 0.51), ("challenger", 0.53), ("control", 0.5), ("control", 0.52)]
+        ("challenger", 0.51),
+        ("challenger", 0.53),
+        ("control", 0.5),
+        ("control", 0.52),
+    ]
     assert table[2]["label"] == "neg" and table[3]["label"] is None
 
 
@@ -418,7 +435,11 @@ def test_compacted_labels_store_a_copy_of_what_they_label(tmp_path: Path) -> Non
     day = (T0.date() + dt.timedelta(days=2) - dt.date(1970, 1, 1)).days
     for r, rec in zip(("r0", "r1"), _records(2), strict=True):
         assert (rows[r]["variant"], rows[r]["unit_key"], rows[r]["predicted_label"], rows[r]["prediction_day"]) == (
-            rec["variant"], fnv1a64([rec["unit_id"]])[0], rec["predicted_label"], day)
+            rec["variant"],
+            fnv1a64([rec["unit_id"]])[0],
+            rec["predicted_label"],
+            day,
+        )
     assert not log_source(tmp_path, "exp-1").copied  # r7's label waits for its prediction
     with log.writer("exp-1", VARIANTS) as w:
         w.append(_records(5, 3, t0=T0 + dt.timedelta(days=2)))  # r3 … r7
@@ -444,8 +465,10 @@ LABEL_SCRIPT = textwrap.dedent(
 def test_concurrent_label_appends_count_each_label_once(tmp_path: Path) -> None:
     writer = _spawn(tmp_path, "shared", 1, 5_000)  # the predictions shared-0-0 … shared-0-4999
     assert writer.communicate(timeout=120)[0] and writer.returncode == 0
-    procs = [subprocess.Popen([sys.executable, "-c", LABEL_SCRIPT, str(tmp_path), "5000"], stdout=subprocess.PIPE,
-                              text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", LABEL_SCRIPT, str(tmp_path), "5000"], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     written = [int(p.communicate(timeout=120)[0]) for p in procs]
     assert written == [5_000] * 3  # no lock: each wrote its call
     log = PredictionLog(tmp_path)

@@ -23,9 +23,18 @@ T0 = dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC)
 
 
 def _record(i: int = 0, **change) -> dict:
-    return {"variant": VARIANTS[i % 2], "unit_id": f"u{i}", "request_id": f"r{i}", "ts": T0, "text": f"text {i}",
-            "predicted_label": "pos", "confidence": 0.5, "latency_ms": 3.0, "model_name": "m",
-            "model_version": "1"} | change
+    return {
+        "variant": VARIANTS[i % 2],
+        "unit_id": f"u{i}",
+        "request_id": f"r{i}",
+        "ts": T0,
+        "text": f"text {i}",
+        "predicted_label": "pos",
+        "confidence": 0.5,
+        "latency_ms": 3.0,
+        "model_name": "m",
+        "model_version": "1",
+    } | change
 
 
 @pytest.fixture
@@ -151,8 +160,11 @@ def test_save_variants_refuses_names_that_leave_its_folder(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- properties
 _text = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=8)  # surrogates included
-_number = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**80), 2**80),
-                    st.sampled_from([0.0, 0.5, 1.0, 3.0, MAX_LATENCY_MS]))
+_number = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**80), 2**80),
+    st.sampled_from([0.0, 0.5, 1.0, 3.0, MAX_LATENCY_MS]),
+)
 _field_values = {
     "variant": st.one_of(st.sampled_from(VARIANTS), _text, st.none()),
     "unit_id": st.one_of(_text, st.just("u1"), st.integers(), st.none()),
@@ -191,8 +203,11 @@ def test_a_record_is_accepted_exactly_or_refused_naming_the_field(change, shape)
             if given_value is None:
                 assert kept == T0  # the default
             else:
-                assert pd.Timestamp(kept) == pd.Timestamp(given_value).tz_localize("UTC").tz_convert("UTC") \
-                    if pd.Timestamp(given_value).tzinfo is None else pd.Timestamp(kept) == pd.Timestamp(given_value)
+                assert (
+                    pd.Timestamp(kept) == pd.Timestamp(given_value).tz_localize("UTC").tz_convert("UTC")
+                    if pd.Timestamp(given_value).tzinfo is None
+                    else pd.Timestamp(kept) == pd.Timestamp(given_value)
+                )
         elif name in ("confidence", "latency_ms"):
             assert isinstance(kept, float) and math.isfinite(kept) and kept == float(given_value)
         else:
@@ -203,15 +218,24 @@ def test_a_record_is_accepted_exactly_or_refused_naming_the_field(change, shape)
 def _clean_log(root) -> Experiment:
     exp = Experiment.from_params(key="e", split="50/50", variant_names="control,challenger", start="2024-03-01")
     rng = np.random.default_rng(3)
-    rows = [_record(i, variant=exp.assign_one(f"u{i % 120}"), unit_id=f"u{i % 120}",
-                    ts=T0 + dt.timedelta(hours=i % 90), confidence=float(rng.uniform()),
-                    latency_ms=float(rng.uniform(1, 9)), predicted_label="pos" if i % 4 else "neg")
-            for i in range(1200)]
+    rows = [
+        _record(
+            i,
+            variant=exp.assign_one(f"u{i % 120}"),
+            unit_id=f"u{i % 120}",
+            ts=T0 + dt.timedelta(hours=i % 90),
+            confidence=float(rng.uniform()),
+            latency_ms=float(rng.uniform(1, 9)),
+            predicted_label="pos" if i % 4 else "neg",
+        )
+        for i in range(1200)
+    ]
     log = PredictionLog(root)
     with log.writer("e", exp.variant_names) as w:
         w.append(rows)
-    log.append_labels([{"experiment": "e", "request_id": f"r{i}", "label": "pos" if i % 3 else "neg"}
-                       for i in range(0, 1200, 2)])
+    log.append_labels(
+        [{"experiment": "e", "request_id": f"r{i}", "label": "pos" if i % 3 else "neg"} for i in range(0, 1200, 2)]
+    )
     return exp
 
 
@@ -232,12 +256,25 @@ def test_the_analysis_skips_and_counts_bad_rows_another_tool_wrote(tmp_path, eng
 
     exp = _clean_log(tmp_path / "clean")
     exp_bad = _clean_log(tmp_path / "bad")
-    bad = [{"experiment": "e", **_record(9000 + j, **change)} for j, change in enumerate([
-        {"latency_ms": math.inf}, {"latency_ms": 9.3e15}, {"confidence": math.nan}, {"confidence": 7.0},
-        {"unit_id": None}, {"ts": None}, {"variant": None}, {"latency_ms": -1.0}])]
+    bad = [
+        {"experiment": "e", **_record(9000 + j, **change)}
+        for j, change in enumerate(
+            [
+                {"latency_ms": math.inf},
+                {"latency_ms": 9.3e15},
+                {"confidence": math.nan},
+                {"confidence": 7.0},
+                {"unit_id": None},
+                {"ts": None},
+                {"variant": None},
+                {"latency_ms": -1.0},
+            ]
+        )
+    ]
     _other_tool_writes(tmp_path / "bad", bad)
-    _other_tool_writes(tmp_path / "bad", [{"experiment": "e", "request_id": "r1", "label": None,
-                                           "labelled_at": T0}], kind="labels")
+    _other_tool_writes(
+        tmp_path / "bad", [{"experiment": "e", "request_id": "r1", "label": None, "labelled_at": T0}], kind="labels"
+    )
     kwargs = {"engine": engine} if engine == "duckdb" else {"engine": engine, "daily": False}
     clean = analyze(tmp_path / "clean", exp, **kwargs).to_json()
     with pytest.warns(UserWarning, match=r"holds 8 prediction and 1 label row\(s\) that the analysis cannot use"):

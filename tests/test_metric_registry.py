@@ -10,7 +10,13 @@ from abkit.metrics import registry as R
 
 def test_lookup_names_the_known_metrics() -> None:
     m = R.check_metric("latency_ms")
-    assert (m.higher_is_better, m.unit, m.numerator, m.denominator, m.reduce) == (False, "ms", "latency_ms", "n", "ratio")
+    assert (m.higher_is_better, m.unit, m.numerator, m.denominator, m.reduce) == (
+        False,
+        "ms",
+        "latency_ms",
+        "n",
+        "ratio",
+    )
     known = r"\['accuracy', 'confidence', 'f1', 'latency_ms', 'macro_f1', 'precision', 'recall'\]"
     with pytest.raises(R.MetricError, match=rf"metric 'f2' is unknown; use one of {known}"):
         R.check_metric("f2")
@@ -32,8 +38,11 @@ def test_register_checks_what_a_metric_names(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_experiments_reject_unknown_metrics_with_the_list() -> None:
-    with pytest.raises(ExperimentError, match=r"choose one of \['accuracy', 'confidence', 'latency_ms', 'precision', "
-                                              r"'recall', 'f1', 'macro_f1'\]"):
+    with pytest.raises(
+        ExperimentError,
+        match=r"choose one of \['accuracy', 'confidence', 'latency_ms', 'precision', "
+        r"'recall', 'f1', 'macro_f1'\]",
+    ):
         Guardrail("f2")
 
 

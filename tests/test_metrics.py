@@ -47,7 +47,9 @@ def _reference(root: Path, variants: list[str], until: str | None = None) -> dic
             g = u[u["variant"] == v]
             mm, dd = g[m.numerator].to_numpy(), g[m.denominator].to_numpy()
             carrying = int(((mm != 0) | (dd != 0)).sum())  # users with the metric's data (labelled ones for accuracy)
-            for k, val in zip(fields, (carrying, mm.sum(), (mm * mm).sum(), dd.sum(), (dd * dd).sum(), (mm * dd).sum())):
+            for k, val in zip(
+                fields, (carrying, mm.sum(), (mm * mm).sum(), dd.sum(), (dd * dd).sum(), (mm * dd).sum())
+            ):
                 fields[k].append(val)
         out[name] = {k: np.array(v, dtype=float) for k, v in fields.items()}
     return out
@@ -64,22 +66,44 @@ def small_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("small") / "log"
     t0 = dt.datetime(2024, 3, 1, 10, tzinfo=UTC)
     rows = [  # variant, user, request, day offset, predicted, confidence, latency
-        ("control", "a", "r1", 0, "pos", 0.9, 10.0), ("control", "a", "r2", 1, "neg", 0.6, 20.0),
-        ("control", "b", "r3", 0, "pos", 0.8, 30.0), ("challenger", "c", "r4", 0, "pos", 0.7, 15.0),
-        ("challenger", "c", "r5", 1, "pos", 0.5, 25.0), ("challenger", "d", "r6", 1, "neg", 0.4, 35.0),
+        ("control", "a", "r1", 0, "pos", 0.9, 10.0),
+        ("control", "a", "r2", 1, "neg", 0.6, 20.0),
+        ("control", "b", "r3", 0, "pos", 0.8, 30.0),
+        ("challenger", "c", "r4", 0, "pos", 0.7, 15.0),
+        ("challenger", "c", "r5", 1, "pos", 0.5, 25.0),
+        ("challenger", "d", "r6", 1, "neg", 0.4, 35.0),
     ]
-    recs = [dict(variant=v, unit_id=u, request_id=r, ts=t0 + dt.timedelta(days=d), text="t", predicted_label=pl,
-                 confidence=c, latency_ms=lat, model_name="m", model_version="1") for v, u, r, d, pl, c, lat in rows]
+    recs = [
+        dict(
+            variant=v,
+            unit_id=u,
+            request_id=r,
+            ts=t0 + dt.timedelta(days=d),
+            text="t",
+            predicted_label=pl,
+            confidence=c,
+            latency_ms=lat,
+            model_name="m",
+            model_version="1",
+        )
+        for v, u, r, d, pl, c, lat in rows
+    ]
     log = PredictionLog(root)
     with log.writer("mtest", ["control", "challenger"]) as w:
         w.append(recs)
     # a retried batch written later: same request id r1, later ts, different values — must be ignored
-    dup = pa.Table.from_pylist([dict(recs[0], experiment="mtest", ts=t0 + dt.timedelta(hours=1), confidence=0.1,
-                                     latency_ms=999.0)], schema=PREDICTION_SCHEMA)
+    dup = pa.Table.from_pylist(
+        [dict(recs[0], experiment="mtest", ts=t0 + dt.timedelta(hours=1), confidence=0.1, latency_ms=999.0)],
+        schema=PREDICTION_SCHEMA,
+    )
     d = root / "predictions" / "experiment=mtest" / "date=2024-03-01"
     pq.write_table(dup, d / "part-retry.parquet")
-    log.append_labels([dict(experiment="mtest", request_id=r, label=lab, labelled_at=t0 + dt.timedelta(days=2))
-                       for r, lab in [("r1", "pos"), ("r2", "pos"), ("r4", "pos"), ("r5", "neg"), ("r6", "neg")]])
+    log.append_labels(
+        [
+            dict(experiment="mtest", request_id=r, label=lab, labelled_at=t0 + dt.timedelta(days=2))
+            for r, lab in [("r1", "pos"), ("r2", "pos"), ("r4", "pos"), ("r5", "neg"), ("r6", "neg")]
+        ]
+    )
     # a later relabel of r1: the first label (by labelled_at) wins
     log.append_labels([dict(experiment="mtest", request_id="r1", label="neg", labelled_at=t0 + dt.timedelta(days=3))])
     return root
@@ -131,8 +155,15 @@ def _relog(random_log: Path, root: Path, ghosts: int) -> Path:
         w.append(preds.slice(0, 50))  # a retried batch: the writer forgot the flushed ids; compaction drops it
     log.append_labels(labels)
     if ghosts:
-        log.append_labels(pa.table({"experiment": ["mtest"] * ghosts, "request_id": [f"ghost-{i}" for i in range(ghosts)],
-                                    "label": ["pos"] * ghosts}))
+        log.append_labels(
+            pa.table(
+                {
+                    "experiment": ["mtest"] * ghosts,
+                    "request_id": [f"ghost-{i}" for i in range(ghosts)],
+                    "label": ["pos"] * ghosts,
+                }
+            )
+        )
     (report,) = compact(root)
     assert report.dropped_predictions == 50 and report.predictions == preds.num_rows
     assert _source(root, "mtest").unique
@@ -157,7 +188,13 @@ def unique_log_early_labels(random_log: Path, tmp_path_factory: pytest.TempPathF
 
 
 def _assert_same_stats(a: LogStats, b: LogStats, *, exact_quantiles: bool = True) -> None:
-    assert (a.variants, a.days, a.first_day, a.last_day, a.n_days) == (b.variants, b.days, b.first_day, b.last_day, b.n_days)
+    assert (a.variants, a.days, a.first_day, a.last_day, a.n_days) == (
+        b.variants,
+        b.days,
+        b.first_day,
+        b.last_day,
+        b.n_days,
+    )
     for f in ("units", "predictions", "labelled", "daily_units"):
         np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
     for name in BASIC:
@@ -165,7 +202,9 @@ def _assert_same_stats(a: LogStats, b: LogStats, *, exact_quantiles: bool = True
             # exact integer sums: identical, not merely close
             np.testing.assert_array_equal(getattr(a.stats[name], f), getattr(b.stats[name], f), err_msg=f"{name}.{f}")
             if a.daily:
-                np.testing.assert_array_equal(getattr(a.daily[name], f), getattr(b.daily[name], f), err_msg=f"{name}.{f}")
+                np.testing.assert_array_equal(
+                    getattr(a.daily[name], f), getattr(b.daily[name], f), err_msg=f"{name}.{f}"
+                )
     for p, q in a.quantiles.items():
         for f in ("estimate", "ci_low", "ci_high", "rank_se"):
             if exact_quantiles:
@@ -176,8 +215,9 @@ def _assert_same_stats(a: LogStats, b: LogStats, *, exact_quantiles: bool = True
 
 @pytest.mark.parametrize("daily", [True, False])
 @pytest.mark.parametrize("layout", ["unique_log", "unique_log_early_labels"])
-def test_a_log_of_unique_files_skips_deduplication_with_the_same_result(random_log: Path, layout: str, daily: bool,
-                                                                         request: pytest.FixtureRequest) -> None:
+def test_a_log_of_unique_files_skips_deduplication_with_the_same_result(
+    random_log: Path, layout: str, daily: bool, request: pytest.FixtureRequest
+) -> None:
     variants = list(EXP.variant_names)
     general = collect(random_log, "mtest", variants, daily=daily)
     fast = collect(request.getfixturevalue(layout), "mtest", variants, daily=daily)
@@ -192,7 +232,9 @@ def test_arms_analysed_side_by_side_match_one_connection(unique_log: Path, monke
 
     calls: list[list[str]] = []
     spread = m._in_parallel
-    monkeypatch.setattr(m, "_in_parallel", lambda job, src, exp, arms: calls.append(arms) or spread(job, src, exp, arms))
+    monkeypatch.setattr(
+        m, "_in_parallel", lambda job, src, exp, arms: calls.append(arms) or spread(job, src, exp, arms)
+    )
     variants = list(EXP.variant_names)
     parallel = collect(unique_log, "mtest", variants)  # one connection per core, the arms spread over them
     with duckdb.connect() as con:  # a given connection: the arms one after another on it
@@ -205,14 +247,17 @@ def test_arms_analysed_side_by_side_match_one_connection(unique_log: Path, monke
     np.testing.assert_array_equal(only.stats["accuracy"].m_ss, parallel.stats["accuracy"].m_ss[:1])
 
 
-def test_unknown_variants_of_files_written_before_clustering(random_log: Path, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_variants_of_files_written_before_clustering(
+    random_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("abkit.log.compact._by_arm", lambda table: [table])  # both arms in one row group
     root = _relog(random_log, tmp_path / "log", ghosts=0)
     assert _source(root, "mtest").unique
     s = collect(root, "mtest", ["control"])  # found by a query: the row groups do not tell
     assert s.unknown_variants == ("challenger",)
-    _assert_same_stats(collect(root, "mtest", list(EXP.variant_names)), collect(random_log, "mtest", list(EXP.variant_names)))
+    _assert_same_stats(
+        collect(root, "mtest", list(EXP.variant_names)), collect(random_log, "mtest", list(EXP.variant_names))
+    )
 
 
 def test_quantiles_match_numpy_and_intervals_bracket(random_log: Path) -> None:
@@ -264,11 +309,30 @@ def ties_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Latencies and confidences exactly halfway between two fixed-point steps (µs, 1e-6)."""
     root = tmp_path_factory.mktemp("ties") / "log"
     t0 = dt.datetime(2024, 3, 1, 10, tzinfo=UTC)
-    rows = [("control", "a", 0.0025, 2.5e-06), ("control", "a", 0.0035, 3.5e-06), ("control", "b", 1.0005, 0.5),
-            ("challenger", "c", 2.0015, 0.25)]  # latency_ms * 1000 and confidence * 1e6 are exact ties
+    rows = [
+        ("control", "a", 0.0025, 2.5e-06),
+        ("control", "a", 0.0035, 3.5e-06),
+        ("control", "b", 1.0005, 0.5),
+        ("challenger", "c", 2.0015, 0.25),
+    ]  # latency_ms * 1000 and confidence * 1e6 are exact ties
     with PredictionLog(root).writer("mtest", ["control", "challenger"]) as w:
-        w.append([dict(variant=v, unit_id=u, request_id=f"r{i}", ts=t0, text="t", predicted_label="pos", confidence=c,
-                       latency_ms=lat, model_name="m", model_version="1") for i, (v, u, lat, c) in enumerate(rows)])
+        w.append(
+            [
+                dict(
+                    variant=v,
+                    unit_id=u,
+                    request_id=f"r{i}",
+                    ts=t0,
+                    text="t",
+                    predicted_label="pos",
+                    confidence=c,
+                    latency_ms=lat,
+                    model_name="m",
+                    model_version="1",
+                )
+                for i, (v, u, lat, c) in enumerate(rows)
+            ]
+        )
     return root
 
 
@@ -283,11 +347,16 @@ def test_fixed_point_rounds_ties_to_even(ties_log: Path) -> None:
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_duckdb_and_spark_agree(spark: object, random_log: Path, small_log: Path, unique_log: Path,
-                                unique_log_early_labels: Path, ties_log: Path) -> None:
-    roots = ((random_log, list(EXP.variant_names)), (small_log, ["control", "challenger"]),
-             (unique_log, list(EXP.variant_names)), (unique_log_early_labels, list(EXP.variant_names)),
-             (ties_log, ["control", "challenger"]))
+def test_duckdb_and_spark_agree(
+    spark: object, random_log: Path, small_log: Path, unique_log: Path, unique_log_early_labels: Path, ties_log: Path
+) -> None:
+    roots = (
+        (random_log, list(EXP.variant_names)),
+        (small_log, ["control", "challenger"]),
+        (unique_log, list(EXP.variant_names)),
+        (unique_log_early_labels, list(EXP.variant_names)),
+        (ties_log, ["control", "challenger"]),
+    )
     for root, variants in roots:
         d = collect(root, "mtest", variants)
         s = collect(root, "mtest", variants, engine="spark", spark=spark)
@@ -313,8 +382,21 @@ def test_keys_shared_by_two_users_never_merge_them(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr("abkit.log.compact.fnv1a64", by_length)  # the keys compaction stores
     t0 = dt.datetime(2024, 3, 1, 10, tzinfo=UTC)
-    recs = [dict(variant="control", unit_id=u, request_id=r, ts=t0, text="t", predicted_label="pos", confidence=0.5,
-                 latency_ms=10.0, model_name="m", model_version="1") for u, r in (("u1", "a"), ("u2", "bb"))]
+    recs = [
+        dict(
+            variant="control",
+            unit_id=u,
+            request_id=r,
+            ts=t0,
+            text="t",
+            predicted_label="pos",
+            confidence=0.5,
+            latency_ms=10.0,
+            model_name="m",
+            model_version="1",
+        )
+        for u, r in (("u1", "a"), ("u2", "bb"))
+    ]
     log = PredictionLog(tmp_path)
     with log.writer("mtest", ["control", "challenger"]) as w:
         w.append(recs)

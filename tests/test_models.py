@@ -52,6 +52,7 @@ def tfidf(corpus):
 @pytest.fixture(scope="module")
 def offline():
     """Any attempt to open a network connection fails loudly while this fixture is active."""
+
     def refuse(*args, **kwargs):
         raise OSError("network disabled in this test")
 
@@ -193,8 +194,10 @@ def test_minilm_round_trip_offline(tmp_path, offline, minilm, corpus):
 def test_minilm_beats_tfidf_on_paraphrase_not_on_mixed(minilm, tfidf):
     # MiniLM saw 300 texts, TF-IDF 1,200; benchmarks/bench_models_sim.py compares equal sizes.
     suite = phenomenon_suite(60, rng=3)
-    acc = {name: {ph: evaluate(m, g["text"], g["label"])["accuracy"] for ph, g in suite.groupby("phenomenon")}
-           for name, m in (("minilm", minilm), ("tfidf", tfidf))}
+    acc = {
+        name: {ph: evaluate(m, g["text"], g["label"])["accuracy"] for ph, g in suite.groupby("phenomenon")}
+        for name, m in (("minilm", minilm), ("tfidf", tfidf))
+    }
     assert acc["minilm"]["paraphrase"] > acc["tfidf"]["paraphrase"] + 0.25
     assert acc["tfidf"]["mixed"] > acc["minilm"]["mixed"] + 0.1  # "good X but bad Y": bigrams win here
 
@@ -202,8 +205,7 @@ def test_minilm_beats_tfidf_on_paraphrase_not_on_mixed(minilm, tfidf):
 @pytest.mark.slow
 def test_minilm_finetune_saves_its_encoder(tmp_path, offline, corpus):
     small = corpus.iloc[:64]
-    tuned = train_model("minilm_logreg", small["text"], small["label"], rng=1, finetune_epochs=1,
-                        measure_cost=False)
+    tuned = train_model("minilm_logreg", small["text"], small["label"], rng=1, finetune_epochs=1, measure_cost=False)
     save_model(tuned, tmp_path / "ft")
     assert (tmp_path / "ft" / "encoder" / "config.json").is_file()
     loaded = load_model(tmp_path / "ft")
@@ -216,8 +218,9 @@ def test_train_variants_shares_identical_specs_and_subsets(corpus):
     from abkit.models import ModelSpec, evaluate_variants, train_variants
 
     same = ModelSpec.from_params("tfidf_logreg", n_train=400)
-    models = train_variants(corpus, {"a": same, "b": same, "c": ModelSpec.from_params("tfidf_logreg", n_train=100,
-                                                                                     label_noise=0.4)}, rng=0)
+    models = train_variants(
+        corpus, {"a": same, "b": same, "c": ModelSpec.from_params("tfidf_logreg", n_train=100, label_noise=0.4)}, rng=0
+    )
     assert models["a"] is models["b"] and models["a"].n_train == 400 and models["c"].n_train == 100
     assert ModelSpec.from_params("minilm_logreg", finetune_epochs=2).options == (("finetune_epochs", 2),)
     assert ModelSpec.from_params("tfidf_logreg", finetune_epochs=2).options == ()

@@ -23,13 +23,22 @@ UNITS = {"control": 1000, "b": 1000}
 POLICY = NonInferiorityPolicy(margin=0.02, secondary_metric="latency_ms", secondary_statistic="p50")
 
 
-def comp(est: float, se: float, *, metric: str = "accuracy", statistic: str = "mean", variant: str = "b",
-         mean: float = 0.8, n: float = 1000.0) -> Comparison:
+def comp(
+    est: float,
+    se: float,
+    *,
+    metric: str = "accuracy",
+    statistic: str = "mean",
+    variant: str = "b",
+    mean: float = 0.8,
+    n: float = 1000.0,
+) -> Comparison:
     """A comparison whose fixed and always-valid views are the normal 95 % interval (enough for the rules)."""
     lo, hi = est - 1.96 * se, est + 1.96 * se
     p = math.erfc(abs(est / se) / math.sqrt(2)) if se > 0 else math.nan
-    return Comparison(metric, statistic, variant, est, lo, hi, p, lo, hi, p, se, 0.16, mean, 2 * n,
-                      n_control=n, n_treatment=n)
+    return Comparison(
+        metric, statistic, variant, est, lo, hi, p, lo, hi, p, se, 0.16, mean, 2 * n, n_control=n, n_treatment=n
+    )
 
 
 def run(*cs: Comparison, policy: NonInferiorityPolicy = POLICY, **kw: object) -> Recommendation:
@@ -47,8 +56,18 @@ def test_ships_a_faster_model_of_equal_accuracy() -> None:
     assert any("p50 latency_ms b − control = -8" in x and "better" in x for x in r.reasons)
     assert "ship if non-inferior on accuracy" in r.method
     # the plain superiority rule would not ship it: the accuracy difference is not significant
-    assert decide_policy([comp(0.001, 0.006), FASTER], OK_SRM, policy=None, primary_metric="accuracy",
-                         higher_is_better=HIGHER, units=UNITS, inference="fixed").decision == "continue"
+    assert (
+        decide_policy(
+            [comp(0.001, 0.006), FASTER],
+            OK_SRM,
+            policy=None,
+            primary_metric="accuracy",
+            higher_is_better=HIGHER,
+            units=UNITS,
+            inference="fixed",
+        ).decision
+        == "continue"
+    )
 
 
 def test_keeps_a_faster_model_that_is_worse_beyond_the_margin() -> None:

@@ -74,8 +74,7 @@ def test_spotify_sequential_non_inferiority_bound() -> None:
     # group "2" 1250 / -2492 / 6163, final_expected_sample_size 1e4 (t = 0.25), NIM (0.01, "increase"),
     # interval_size 0.99: difference -4.001416, adjusted ci_lower -4.129515314002298 (3 decimals), ci_upper inf
     c, t = moments_from_sums(1250, 2510.0, 6304.0), moments_from_sums(1250, -2492.0, 6163.0)
-    r = margin_test(c, t, margin=0.01 * 2.008, alpha=0.01, inference="group-sequential", fractions=[0.25],
-                    use_t=False)
+    r = margin_test(c, t, margin=0.01 * 2.008, alpha=0.01, inference="group-sequential", fractions=[0.25], use_t=False)
     assert float(r.estimate) == pytest.approx(-4.001416, abs=1e-3)
     assert float(r.ci_low) == pytest.approx(-4.129515314002298, abs=1e-3)
     assert float(r.ci_high) == np.inf
@@ -125,7 +124,9 @@ def test_power_spending_keeps_alpha_by_simulation() -> None:
     assert np.all(one.z < two.z)
 
 
-def _boundary_looks(rng: np.random.Generator, sims: int, looks: int, per_look: int, delta: float) -> tuple[Moments, Moments]:
+def _boundary_looks(
+    rng: np.random.Generator, sims: int, looks: int, per_look: int, delta: float
+) -> tuple[Moments, Moments]:
     """Cumulative arm means after each look with the true effect exactly at the margin (μT − μC = −δ)."""
     n = per_look * np.arange(1, looks + 1, dtype=np.float64)
     c_sum = np.cumsum(rng.normal(0.0, np.sqrt(per_look), (sims, looks)), axis=1)
@@ -149,8 +150,9 @@ def test_non_inferiority_type_one_error_by_simulation() -> None:
     for k, look in enumerate(four):
         cl, tl = Moments(*(x[:, look] for x in c)), Moments(*(x[:, look] for x in t))
         frac = (np.array(four[: k + 1]) + 1) / 20
-        passed |= margin_test(cl, tl, margin=delta, alpha=alpha, inference="group-sequential", fractions=frac,
-                              use_t=False).passed
+        passed |= margin_test(
+            cl, tl, margin=delta, alpha=alpha, inference="group-sequential", fractions=frac, use_t=False
+        ).passed
     assert np.mean(passed) == pytest.approx(alpha, abs=mc)
 
 

@@ -18,8 +18,10 @@ from abkit.cli import main
 from abkit.data import DataError, TableSpec, load_table, prepare_dataset
 from abkit.models import ModelError, train_model, use_models_path
 
-WORDS = {"spam": ["win", "free", "prize", "click", "offer", "cash"], "ham": ["meeting", "lunch", "report", "call",
-                                                                            "tomorrow", "notes"]}
+WORDS = {
+    "spam": ["win", "free", "prize", "click", "offer", "cash"],
+    "ham": ["meeting", "lunch", "report", "call", "tomorrow", "notes"],
+}
 
 
 def _rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -96,7 +98,8 @@ def _user_module(folder: Path) -> Path:
         "from sklearn.linear_model import LogisticRegression\n"
         "from sklearn.pipeline import make_pipeline\n\n\n"
         "def make():\n"
-        "    return make_pipeline(CountVectorizer(), LogisticRegression())\n")
+        "    return make_pipeline(CountVectorizer(), LogisticRegression())\n"
+    )
     return folder
 
 
@@ -106,8 +109,9 @@ def test_user_model_loads_from_models_path(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="models_path"):
         train_model("abkit_test_usermodel:make", ["a b", "c d"] * 3, ["x", "y"] * 3, rng=0, measure_cost=False)
     assert use_models_path(folder) == folder.resolve()
-    model = train_model("abkit_test_usermodel:make", ["free cash", "lunch notes"] * 5, ["spam", "ham"] * 5, rng=0,
-                        measure_cost=False)
+    model = train_model(
+        "abkit_test_usermodel:make", ["free cash", "lunch notes"] * 5, ["spam", "ham"] * 5, rng=0, measure_cost=False
+    )
     assert model.predict(["free cash now"])[0].tolist() == ["spam"]
     with pytest.raises(ModelError, match="models_path='nowhere' is not a folder"):
         use_models_path("nowhere")
@@ -135,12 +139,37 @@ def mail_run(tmp_path_factory) -> Path:
     data = _headerless_tsv(tmp / "mail.tsv", 400)
     models = _user_module(tmp / "my_models")
     out = tmp / "outputs"
-    args = ["-p", f"dataset=table:{data}", "-p", "table_header=false", "-p", "label_column=0", "-p", "text_column=1",
-            "-p", "positive_label=spam", "-p", "champion_model=abkit_test_usermodel:make",
-            "-p", "challenger_model=tfidf_logreg", "-p", f"models_path={models}", "-p", "n_users=200",
-            "-p", "calibration_sims=200", "-p", "experiment_key=mail"]
-    proc = subprocess.run([sys.executable, "-m", "abkit", "run", *args, "--run-name", "mail", "--output-dir",
-                           str(out), "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    args = [
+        "-p",
+        f"dataset=table:{data}",
+        "-p",
+        "table_header=false",
+        "-p",
+        "label_column=0",
+        "-p",
+        "text_column=1",
+        "-p",
+        "positive_label=spam",
+        "-p",
+        "champion_model=abkit_test_usermodel:make",
+        "-p",
+        "challenger_model=tfidf_logreg",
+        "-p",
+        f"models_path={models}",
+        "-p",
+        "n_users=200",
+        "-p",
+        "calibration_sims=200",
+        "-p",
+        "experiment_key=mail",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "abkit", "run", *args, "--run-name", "mail", "--output-dir", str(out), "--no-progress"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out / "mail"
 
@@ -157,12 +186,22 @@ def test_headerless_tsv_and_user_model_run_end_to_end(mail_run):
 
 
 # numbers like 1.09e+04 or 7e-144 (not hex ids such as a commit "57e28ed"), NaN, None and Python reprs
-_REPR = re.compile("|".join((
-    r"(?<![0-9A-Za-z])\d+(?:\.\d+)?[eE][+-]?\d+(?![0-9A-Za-z])",  # 1.09e+04, 7e-144 (not a hash like 57e28ed)
-    r"\bNaN\b", r"\bnan\b", r"\bNone\b", r"\b(?:True|False)\b(?!-)",  # missing values and booleans as Python
-    r"\{'", r"\['", r"\b[A-Za-z_]\w*\((?:'|\"|\[|\{)", r"<(?:Figure|Axes|matplotlib|IPython)",  # reprs
-    r"\b(?:ResultTable|Scorecard|DataFrame|Recommendation|array)\(",
-)))
+_REPR = re.compile(
+    "|".join(
+        (
+            r"(?<![0-9A-Za-z])\d+(?:\.\d+)?[eE][+-]?\d+(?![0-9A-Za-z])",  # 1.09e+04, 7e-144 (not a hash like 57e28ed)
+            r"\bNaN\b",
+            r"\bnan\b",
+            r"\bNone\b",
+            r"\b(?:True|False)\b(?!-)",  # missing values and booleans as Python
+            r"\{'",
+            r"\['",
+            r"\b[A-Za-z_]\w*\((?:'|\"|\[|\{)",
+            r"<(?:Figure|Axes|matplotlib|IPython)",  # reprs
+            r"\b(?:ResultTable|Scorecard|DataFrame|Recommendation|array)\(",
+        )
+    )
+)
 
 
 def _layout(browser, path: Path, width: int = 1280) -> dict:
@@ -209,18 +248,47 @@ def test_a_production_log_becomes_a_report_with_one_command(tmp_path):
     rng = np.random.default_rng(3)
     users = [f"user-{i}" for i in range(600)]
     arms = np.array(exp.variant_names, dtype=object)[exp.assign(np.array(users))]  # coverage 1: every user is in
-    rows = pd.DataFrame({"variant": arms, "unit_id": users, "request_id": [f"req-{i}" for i in range(600)],
-                         "text": "an order", "predicted_label": "ok", "confidence": rng.uniform(0.5, 1, 600),
-                         "latency_ms": rng.lognormal(1, 0.3, 600), "model_name": "m", "model_version": "1"})
+    rows = pd.DataFrame(
+        {
+            "variant": arms,
+            "unit_id": users,
+            "request_id": [f"req-{i}" for i in range(600)],
+            "text": "an order",
+            "predicted_label": "ok",
+            "confidence": rng.uniform(0.5, 1, 600),
+            "latency_ms": rng.lognormal(1, 0.3, 600),
+            "model_name": "m",
+            "model_version": "1",
+        }
+    )
     log = PredictionLog(run / "log")
     with log.writer(exp.key, exp.variant_names) as writer:
         writer.append(rows)
     labels = np.where(rng.random(len(rows)) < 0.8, "ok", "bad")
-    log.append_labels([{"experiment": exp.key, "request_id": r, "label": lab}
-                       for r, lab in zip(rows.request_id, labels)])
-    proc = subprocess.run([sys.executable, "-m", "abkit", "run", "--only", "20_analyze", "--run-name", "prod",
-                           "--output-dir", str(tmp_path / "outputs"), "-p", "calibration_sims=0", "--no-progress"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    log.append_labels(
+        [{"experiment": exp.key, "request_id": r, "label": lab} for r, lab in zip(rows.request_id, labels)]
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "abkit",
+            "run",
+            "--only",
+            "20_analyze",
+            "--run-name",
+            "prod",
+            "--output-dir",
+            str(tmp_path / "outputs"),
+            "-p",
+            "calibration_sims=0",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((run / "20_analyze.json").read_text())
     assert results["experiment"] == "prod-test" and sum(results["counts"]["users"]) == len(rows)

@@ -7,12 +7,12 @@ import pytest
 from abkit import params as P
 from abkit.errors import ParameterError
 
-CELL = '''run_dir: str = "outputs/dev"  # set by abkit run
+CELL = """run_dir: str = "outputs/dev"  # set by abkit run
 seed: int = 42  # one seed for the whole run [min: 0]
 alpha: float = 0.05  # significance level [gt: 0, lt: 1]
 dataset: str = "synthetic"  # corpus [choices: synthetic | uci:amazon]
 plots: bool = True  # draw figures
-'''
+"""
 
 
 @pytest.fixture
@@ -49,7 +49,11 @@ def test_unknown_parameter_suggests_closest(known):
         ("alpha", 1.5, r"'alpha' = 1.5 is too large: it must be a float > 0 < 1"),
         ("alpha", 0, r"'alpha' = 0.0 is too small"),
         ("seed", -1, r"'seed' = -1 is below the minimum"),
-        ("dataset", "imdb", r"'dataset' = 'imdb' is not an allowed choice: it must be one of 'synthetic', 'uci:amazon'"),
+        (
+            "dataset",
+            "imdb",
+            r"'dataset' = 'imdb' is not an allowed choice: it must be one of 'synthetic', 'uci:amazon'",
+        ),
     ],
 )
 def test_wrong_type_or_range_names_key_value_and_allowed(known, name, value, pattern):

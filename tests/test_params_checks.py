@@ -76,9 +76,18 @@ def test_bad_values_are_refused_before_any_notebook_runs(calls, capsys, override
     assert "Traceback" not in err and "-p " in err
 
 
-@pytest.mark.parametrize("override", ["split=10/90", "experiment_key=smoke.v2", "primary_metric=latency_ms",
-                                      "guardrail_latency_p95_ms=0", "domain_before=electronics:0.8,movies:0.2",
-                                      "dataset=uci:amazon", "champion_model=abkit.models:train_model"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "split=10/90",
+        "experiment_key=smoke.v2",
+        "primary_metric=latency_ms",
+        "guardrail_latency_p95_ms=0",
+        "domain_before=electronics:0.8,movies:0.2",
+        "dataset=uci:amazon",
+        "champion_model=abkit.models:train_model",
+    ],
+)
 def test_good_values_pass(calls, override):
     assert cli.main(_run("--params", str(ROOT / "params" / "smoke.yaml"), "-p", override)) == 0
     assert len(calls) == 1
@@ -137,9 +146,13 @@ def test_run_name_with_trailing_newline_is_refused(calls, capsys):
 KNOWN = P.known_parameters(sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
 _names = st.one_of(st.sampled_from(sorted(KNOWN)), st.text(string.ascii_letters + "_", min_size=1, max_size=12))
 _values = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**20, 10**20),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
-    st.lists(st.integers(), max_size=2), st.sampled_from(["50/50", "10/90", "1/2/3", "synthetic", "accuracy"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=2),
+    st.sampled_from(["50/50", "10/90", "1/2/3", "synthetic", "accuracy"]),
 )
 
 

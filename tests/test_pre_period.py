@@ -31,8 +31,9 @@ def models():
 
 
 def _sim(tmp_path, name, models, corpus, **cfg):
-    exp = Experiment.from_params(key="pre-test", split="50/50", variant_names="champion,challenger", start=START,
-                                 duration_days=7)
+    exp = Experiment.from_params(
+        key="pre-test", split="50/50", variant_names="champion,challenger", start=START, duration_days=7
+    )
     cfg = {"n_users": 300, "progress": False, **cfg}
     simulate(exp, models, corpus, tmp_path / name, config=SimulationConfig(**cfg), rng=np.random.default_rng(3))
     return PredictionLog(tmp_path / name)
@@ -69,8 +70,10 @@ def test_user_affinity_makes_users_persistent(tmp_path, models, corpus):
         return float(both.corr().iloc[0, 1])
 
     assert abs(correlation(_sim(tmp_path, "free", models, corpus, pre_period_days=7))) < 0.2
-    assert correlation(_sim(tmp_path, "sticky", models, corpus, pre_period_days=7, user_affinity=0.95,
-                            user_pool_size=2)) > 0.5
+    assert (
+        correlation(_sim(tmp_path, "sticky", models, corpus, pre_period_days=7, user_affinity=0.95, user_pool_size=2))
+        > 0.5
+    )
 
 
 def test_bad_pre_period_settings_are_refused():

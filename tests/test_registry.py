@@ -27,9 +27,16 @@ def test_versions_aliases_and_table(tmp_path: Path) -> None:
     assert list(reg.versions()) == ["v1", "v2"]
     assert reg.versions()["v1"].metadata == {"model": "tfidf_logreg", "trained_on": "2024-05"}
     assert reg.aliases() == {"champion": "v1", "challenger": "v2"}
-    reg.record({"champion": "v2", "challenger": None, "previous_champion": "v1"}, actor="rollout-policy",
-               time="2024-06-09T00:00:00", reasons=["shown better"], action="promote", from_version="v1",
-               to_version="v2", evidence={"p": 0.001})
+    reg.record(
+        {"champion": "v2", "challenger": None, "previous_champion": "v1"},
+        actor="rollout-policy",
+        time="2024-06-09T00:00:00",
+        reasons=["shown better"],
+        action="promote",
+        from_version="v1",
+        to_version="v2",
+        evidence={"p": 0.001},
+    )
     assert reg.aliases() == {"champion": "v2", "previous_champion": "v1"}
     rows = reg.history().to_dicts()
     assert [r["what"] for r in rows] == ["register", "register", "set_alias", "set_alias", "promote"]
@@ -90,9 +97,15 @@ def test_history_is_append_only_and_tampering_is_detected(tmp_path: Path) -> Non
 
 def test_crash_between_intent_and_commit_is_visible_and_replayable(tmp_path: Path) -> None:
     reg = _registry(tmp_path)
-    intent = reg.begin({"champion": "v2", "previous_champion": "v1"}, actor="rollout-policy",
-                       time="2024-06-09T00:00:00", reasons=["shown better"], action="promote",
-                       from_version="v1", to_version="v2")
+    intent = reg.begin(
+        {"champion": "v2", "previous_champion": "v1"},
+        actor="rollout-policy",
+        time="2024-06-09T00:00:00",
+        reasons=["shown better"],
+        action="promote",
+        from_version="v1",
+        to_version="v2",
+    )
     # the process dies here: a new handle sees the decision, incomplete, and no alias moved
     fresh = ModelRegistry(tmp_path / "reg")
     assert [p.seq for p in fresh.pending()] == [intent.seq]

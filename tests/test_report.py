@@ -14,28 +14,43 @@ from abkit.errors import AbkitError, NotebookFailed
 from abkit.report import run_pipeline, write_results
 
 PARAMS = 'run_dir: str = "outputs/dev"  # set by abkit run\nseed: int = 1  # seed\n'
-FIGURE = ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
-          "plt.plot([1, 2], [3, 4]); plt.show()")
+FIGURE = (
+    "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.plot([1, 2], [3, 4]); plt.show()"
+)
 
 
 def _pipeline(tmp_path, *notebooks, params=None, run_name="r1"):
     specs = {p.stem: P.notebook_parameters(p) for p in notebooks}
-    return run_pipeline(params or {}, run_name=run_name, notebooks=list(notebooks), specs=specs,
-                        output_root=tmp_path / "out", progress=False)
+    return run_pipeline(
+        params or {},
+        run_name=run_name,
+        notebooks=list(notebooks),
+        specs=specs,
+        output_root=tmp_path / "out",
+        progress=False,
+    )
 
 
 @pytest.mark.slow
 def test_pipeline_writes_reports_results_and_indexes(tmp_path):
     first = write_notebook(
-        tmp_path / "nb" / "00_first.ipynb", PARAMS, FIGURE,
+        tmp_path / "nb" / "00_first.ipynb",
+        PARAMS,
+        FIGURE,
         "import abkit.report\n"
         "abkit.report.write_results(run_dir, '00_first', {'seed': seed, 'headline': 'made <b>it</b>'})",
     )
     summary = _pipeline(tmp_path, first, params={"seed": 7})
     run = tmp_path / "out" / "r1"
     assert summary.ok and summary.notebooks[0].status == "ok"
-    for name in ("00_first.ipynb", "00_first.html", "00_first.stakeholder.html", "00_first.json",
-                 "index.html", "run.json"):
+    for name in (
+        "00_first.ipynb",
+        "00_first.html",
+        "00_first.stakeholder.html",
+        "00_first.json",
+        "index.html",
+        "run.json",
+    ):
         assert (run / name).exists(), name
     assert json.loads((run / "00_first.json").read_text()) == {"seed": 7, "headline": "made <b>it</b>"}
     full = (run / "00_first.html").read_text()

@@ -26,8 +26,14 @@ from abkit.stats.srm import srm_test
 
 T0 = dt.datetime(2024, 6, 3, tzinfo=dt.UTC)
 NAN = float("nan")
-POLICY = RolloutPolicy(stages=(0.1, 0.25, 0.5, 1.0), min_units=200, primary_margin=0.01, stage_deadline_days=5,
-                       watch_days=4, guardrails=({"metric": "latency_ms", "statistic": "p95", "margin": 10.0},))
+POLICY = RolloutPolicy(
+    stages=(0.1, 0.25, 0.5, 1.0),
+    min_units=200,
+    primary_margin=0.01,
+    stage_deadline_days=5,
+    watch_days=4,
+    guardrails=({"metric": "latency_ms", "statistic": "p95", "margin": 10.0},),
+)
 
 
 def _day(d: float) -> dt.datetime:
@@ -38,17 +44,25 @@ def comp(metric: str, est: float, lo: float, hi: float, statistic: str = "mean",
     return Comparison(metric, statistic, "challenger", est, lo, hi, 0.5, lo, hi, 0.5, 0.01, 0.1, ref, 2000.0)
 
 
-def ev(day: float, *, n: float = 1000, acc: tuple[float, float, float] | None = (0.03, 0.01, 0.05),
-       lat: tuple[float, float, float] | None = (1.0, -3.0, 5.0), srm: str = "ok", alarms: tuple[str, ...] = (),
-       champion_alarms: tuple[str, ...] = ()) -> Evidence:
+def ev(
+    day: float,
+    *,
+    n: float = 1000,
+    acc: tuple[float, float, float] | None = (0.03, 0.01, 0.05),
+    lat: tuple[float, float, float] | None = (1.0, -3.0, 5.0),
+    srm: str = "ok",
+    alarms: tuple[str, ...] = (),
+    champion_alarms: tuple[str, ...] = (),
+) -> Evidence:
     comps = []
     if acc is not None:
         comps.append(comp("accuracy", *acc))
     if lat is not None:
         comps.append(comp("latency_ms", *lat, statistic="p95", ref=50.0))
     counts = {"ok": [500, 500], "mismatch": [500, 700], "none": [0, 0]}[srm]
-    return Evidence(_day(day), {"tested": n, "reference": n}, tuple(comps), srm_test(counts, [0.5, 0.5]), alarms,
-                    champion_alarms)
+    return Evidence(
+        _day(day), {"tested": n, "reference": n}, tuple(comps), srm_test(counts, [0.5, 0.5]), alarms, champion_alarms
+    )
 
 
 CANARY = RolloutState("canary", "v1", T0, "v2")
@@ -63,8 +77,15 @@ def statuses(decision) -> dict[str, str]:
 
 
 def test_policy_from_dict_round_trip_and_defaults() -> None:
-    p = RolloutPolicy.from_dict({"rollout": {"stages": [0.05, 0.5, 1.0], "shadow": True, "guardrails": [
-        {"type": "non_inferiority", "metric": "latency_ms", "statistic": "p95", "margin": 10}]}})
+    p = RolloutPolicy.from_dict(
+        {
+            "rollout": {
+                "stages": [0.05, 0.5, 1.0],
+                "shadow": True,
+                "guardrails": [{"type": "non_inferiority", "metric": "latency_ms", "statistic": "p95", "margin": 10}],
+            }
+        }
+    )
     assert p.canary_shares == (0.05, 0.5) and p.shadow
     assert isinstance(p.guardrails[0], NonInferiority) and p.guardrails[0].higher_is_better is False
     assert RolloutPolicy.from_dict(json.loads(json.dumps(p.to_dict()))) == p
@@ -72,25 +93,28 @@ def test_policy_from_dict_round_trip_and_defaults() -> None:
         p.stages = (0.5,)  # type: ignore[misc]
 
 
-@pytest.mark.parametrize(("field", "value", "match"), [
-    ("stages", [0.5, 0.25], "increase strictly"),
-    ("stages", [0.1, 0.1], "increase strictly"),
-    ("stages", [0.0, 0.5], r"lie in \(0, 1\]"),
-    ("stages", [0.5, 1.5], r"lie in \(0, 1\]"),
-    ("stages", [1.0], "at least one canary share"),
-    ("stages", "10,25", "separated by '/'"),
-    ("stages", 0.5, "list of traffic shares"),
-    ("primary_metric", "f2_score", "known metric"),
-    ("guardrails", [{"metric": "latency_mss", "margin": 1}], "known metric"),
-    ("guardrails", [{"type": "fixed_max", "metric": "latency_ms"}], "choose one of"),
-    ("guardrails", [{"metric": "latency_ms", "statistic": "p95", "margin": -1}], "margin >= 0"),
-    ("guardrails", [{"metric": "latency_ms", "bound": 3}], "unknown field"),
-    ("min_units", 0, "whole number >= 2"),
-    ("stage_deadline_days", 0, "> 0"),
-    ("promote_when", "maybe", "choose one of"),
-    ("registry_path", "/no/such/registry", "does not exist"),
-    ("colour", "red", "unknown field"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("stages", [0.5, 0.25], "increase strictly"),
+        ("stages", [0.1, 0.1], "increase strictly"),
+        ("stages", [0.0, 0.5], r"lie in \(0, 1\]"),
+        ("stages", [0.5, 1.5], r"lie in \(0, 1\]"),
+        ("stages", [1.0], "at least one canary share"),
+        ("stages", "10,25", "separated by '/'"),
+        ("stages", 0.5, "list of traffic shares"),
+        ("primary_metric", "f2_score", "known metric"),
+        ("guardrails", [{"metric": "latency_mss", "margin": 1}], "known metric"),
+        ("guardrails", [{"type": "fixed_max", "metric": "latency_ms"}], "choose one of"),
+        ("guardrails", [{"metric": "latency_ms", "statistic": "p95", "margin": -1}], "margin >= 0"),
+        ("guardrails", [{"metric": "latency_ms", "bound": 3}], "unknown field"),
+        ("min_units", 0, "whole number >= 2"),
+        ("stage_deadline_days", 0, "> 0"),
+        ("promote_when", "maybe", "choose one of"),
+        ("registry_path", "/no/such/registry", "does not exist"),
+        ("colour", "red", "unknown field"),
+    ],
+)
 def test_bad_policies_are_refused_with_the_field_named(field: str, value: object, match: str) -> None:
     with pytest.raises(RolloutError, match=match) as info:
         RolloutPolicy.from_dict({field: value})
@@ -140,12 +164,15 @@ def test_last_stage_not_yet_better_holds_then_aborts_at_the_deadline() -> None:
     assert "deadline" in d.reasons[0]
 
 
-@pytest.mark.parametrize(("kwargs", "gate"), [
-    ({"acc": (-0.05, -0.07, -0.03)}, "primary accuracy not worse"),
-    ({"srm": "mismatch"}, "srm"),
-    ({"lat": (40.0, 30.0, 50.0)}, "guardrail p95 latency_ms"),
-    ({"alarms": ("embedding drift on the challenger's traffic",)}, "drift"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "gate"),
+    [
+        ({"acc": (-0.05, -0.07, -0.03)}, "primary accuracy not worse"),
+        ({"srm": "mismatch"}, "srm"),
+        ({"lat": (40.0, 30.0, 50.0)}, "guardrail p95 latency_ms"),
+        ({"alarms": ("embedding drift on the challenger's traffic",)}, "drift"),
+    ],
+)
 def test_a_failed_gate_aborts_to_the_champion(kwargs: dict, gate: str) -> None:
     d = next_step(CANARY, ev(1, **kwargs), POLICY)
     assert d.action == "abort" and statuses(d)[gate] == "fail"
@@ -168,14 +195,17 @@ def test_no_data_is_inconclusive_then_the_deadline_aborts() -> None:
     assert d.action == "abort" and d.state.phase == "idle" and "deadline" in d.reasons[0]
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"acc": (NAN, NAN, NAN)},  # labels missing: NaN estimate
-    {"acc": (0.03, NAN, 0.05)},  # undefined interval
-    {"acc": None},  # no comparison for the primary metric at all
-    {"n": 20},  # a great-looking effect on too small a sample
-    {"srm": "none"},  # the sample ratio cannot be checked
-    {"lat": (NAN, NAN, NAN)},  # a guardrail without data
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"acc": (NAN, NAN, NAN)},  # labels missing: NaN estimate
+        {"acc": (0.03, NAN, 0.05)},  # undefined interval
+        {"acc": None},  # no comparison for the primary metric at all
+        {"n": 20},  # a great-looking effect on too small a sample
+        {"srm": "none"},  # the sample ratio cannot be checked
+        {"lat": (NAN, NAN, NAN)},  # a guardrail without data
+    ],
+)
 def test_missing_nan_or_small_evidence_never_passes(kwargs: dict) -> None:
     d = next_step(CANARY, ev(1, **kwargs), POLICY)
     assert d.action == "hold" and "inconclusive" in statuses(d).values()

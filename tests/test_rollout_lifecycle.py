@@ -20,8 +20,14 @@ from abkit.rollout.lifecycle import (
 )
 from abkit.rollout.report import decision_table, results_json, timeline_plot, verdict
 
-POLICY = RolloutPolicy(stages=(0.1, 0.25, 0.5, 1.0), min_units=300, primary_margin=0.02, stage_deadline_days=6,
-                       watch_days=6, guardrails=({"metric": "latency_ms", "statistic": "p95", "margin": 10.0},))
+POLICY = RolloutPolicy(
+    stages=(0.1, 0.25, 0.5, 1.0),
+    min_units=300,
+    primary_margin=0.02,
+    stage_deadline_days=6,
+    watch_days=6,
+    guardrails=({"metric": "latency_ms", "statistic": "p95", "margin": 10.0},),
+)
 V1 = ModelBehaviour("v1", {"electronics": 0.90, "restaurants": 0.72}, 20.0)
 
 
@@ -52,13 +58,24 @@ def test_alarm_records_become_reasons_for_their_arm() -> None:
             self.variant = variant
 
     texts = alarm_texts([A("challenger"), A("champion"), A("all"), "manual alarm"], "challenger")
-    assert texts == ("confidence_psi on challenger (2024-06-10): PSI 0.31 >= 0.2",
-                     "confidence_psi on all (2024-06-10): PSI 0.31 >= 0.2", "manual alarm")
+    assert texts == (
+        "confidence_psi on challenger (2024-06-10): PSI 0.31 >= 0.2",
+        "confidence_psi on all (2024-06-10): PSI 0.31 >= 0.2",
+        "manual alarm",
+    )
 
 
 def _run(tmp_path: Path, candidate: ModelBehaviour, seed: int, days: int = 12) -> object:
-    cfg = LifecycleConfig(champion=V1, candidates=(candidate,), start_with_challenger=True, shift_day=None, days=days,
-                          users_per_day=3000, n_users=12_000, key=f"t{seed}")
+    cfg = LifecycleConfig(
+        champion=V1,
+        candidates=(candidate,),
+        start_with_challenger=True,
+        shift_day=None,
+        days=days,
+        users_per_day=3000,
+        n_users=12_000,
+        key=f"t{seed}",
+    )
     return run_lifecycle(cfg, POLICY, tmp_path / f"run{seed}", seed=seed)
 
 
@@ -72,8 +89,14 @@ def test_a_truly_better_challenger_ends_promoted(tmp_path: Path) -> None:
     promote = r.decisions[acts.index("promote")]
     assert promote.share == 0.5 and all(g.status == "pass" for g in promote.gate_results)
     # each stage's SRM was checked against that stage's own weights (10/10, 25/25, 50/50 of traffic)
-    assert {g.name for g in promote.gate_results} >= {"srm", "min sample", "primary accuracy not worse", "drift",
-                                                      "guardrail p95 latency_ms", "promotion: accuracy better"}
+    assert {g.name for g in promote.gate_results} >= {
+        "srm",
+        "min sample",
+        "primary accuracy not worse",
+        "drift",
+        "guardrail p95 latency_ms",
+        "promotion: accuracy better",
+    }
     shares = [t["share"] for t in r.traffic if t["version"] == "v2"]
     for target in (0.1, 0.25, 0.5, 0.9):  # 10 %, 25 %, 50 %, then 90 % beside a 10 % holdback of v1
         assert min(abs(s - target) for s in shares) < 0.03
@@ -100,8 +123,11 @@ def test_the_story_promotes_then_rolls_back_a_degraded_champion(tmp_path: Path) 
     assert (rollback.from_version, rollback.to_version) == ("v2", "v1")
     assert r.aliases["champion"] == "v1"
     table = r.registry.history().to_dicts()
-    assert [row["what"] for row in table if row["what"] in ("start", "promote", "rollback")] == \
-        ["start", "promote", "rollback"]
+    assert [row["what"] for row in table if row["what"] in ("start", "promote", "rollback")] == [
+        "start",
+        "promote",
+        "rollback",
+    ]
     assert all(row["status"] in ("committed", "done") for row in table)
     decisions = json.loads(json.dumps(r.decision_dicts(), allow_nan=False))
     assert {"time", "action", "from_version", "to_version", "gate_results", "reasons"} <= set(decisions[0])
@@ -129,11 +155,25 @@ def test_shadow_stage_pairs_the_same_requests_and_gates_the_canary(tmp_path: Pat
     from abkit.log import PredictionLog
     from abkit.rollout.shadow import paired_evidence, shadow_keys
 
-    policy = RolloutPolicy(shadow=True, stages=(0.1, 0.25, 0.5, 1.0), min_units=300, primary_margin=0.02,
-                           stage_deadline_days=6, guardrails=({"metric": "latency_ms", "statistic": "p95", "margin": 10},))
+    policy = RolloutPolicy(
+        shadow=True,
+        stages=(0.1, 0.25, 0.5, 1.0),
+        min_units=300,
+        primary_margin=0.02,
+        stage_deadline_days=6,
+        guardrails=({"metric": "latency_ms", "statistic": "p95", "margin": 10},),
+    )
     worse = ModelBehaviour("v3", {"electronics": 0.84, "restaurants": 0.66}, 20.0)
-    cfg = LifecycleConfig(champion=V1, candidates=(worse,), start_with_challenger=True, shift_day=None, days=3,
-                          users_per_day=1500, n_users=6000, key="sh")
+    cfg = LifecycleConfig(
+        champion=V1,
+        candidates=(worse,),
+        start_with_challenger=True,
+        shift_day=None,
+        days=3,
+        users_per_day=1500,
+        n_users=6000,
+        key="sh",
+    )
     r = run_lifecycle(cfg, policy, tmp_path / "run", seed=5)
     first = r.decisions[0]
     assert (first.phase, first.action) == ("shadow", "abort")  # the paired test catches it before any user sees it
@@ -164,8 +204,9 @@ def test_a_ramp_phase_is_an_experiment_with_its_own_ranges_and_weights() -> None
     from abkit.experiment import Experiment, ExperimentError, Variant
 
     ids = [f"user-{i}" for i in range(5000)]
-    phases = [Experiment.ramp_phase(f"canary-{k}", "v1", "v2", s, 0.5, seed="rollout") for k, s in
-              enumerate((0.1, 0.25, 0.5))]
+    phases = [
+        Experiment.ramp_phase(f"canary-{k}", "v1", "v2", s, 0.5, seed="rollout") for k, s in enumerate((0.1, 0.25, 0.5))
+    ]
     assert [p.weights.tolist() for p in phases] == [[0.5, 0.5]] * 3
     arms = [p.assign(ids) for p in phases]
     assert np.array_equal(arms[0], assign_many(ids, seed="rollout", ranges=ramp_ranges(0.1, 0.5)))
@@ -186,8 +227,16 @@ def test_harm_right_after_promotion_is_caught_by_the_holdback_comparison(tmp_pat
     # v2 is better, then loses 25 points the day after its promotion: the monitor has no clean reference
     # yet, so it is the always-valid comparison with v1's 10 % holdback that rolls it back
     regressing = ModelBehaviour("v2", {"electronics": 0.95}, 21.0, regression_day=5, regression_drop=0.25)
-    cfg = LifecycleConfig(champion=V1, candidates=(regressing,), start_with_challenger=True, shift_day=None, days=8,
-                          users_per_day=3000, n_users=12_000, key="rg")
+    cfg = LifecycleConfig(
+        champion=V1,
+        candidates=(regressing,),
+        start_with_challenger=True,
+        shift_day=None,
+        days=8,
+        users_per_day=3000,
+        n_users=12_000,
+        key="rg",
+    )
     r = run_lifecycle(cfg, POLICY, tmp_path / "run", seed=3)
     acts = r.actions()
     assert acts.index("promote") < acts.index("rollback")

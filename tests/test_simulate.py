@@ -29,15 +29,22 @@ def models(corpus):
 
 
 def _experiment(split: str = "50/50", coverage: float = 1.0, key: str = "sim-test") -> Experiment:
-    return Experiment.from_params(key=key, split=split, variant_names="champion,challenger",
-                                  coverage=coverage, start=START, duration_days=7)
+    return Experiment.from_params(
+        key=key, split=split, variant_names="champion,challenger", coverage=coverage, start=START, duration_days=7
+    )
 
 
 def _run(tmp_path, name, models, corpus, *, seed=1, experiment=None, **cfg):
     cfg.setdefault("n_users", 400)
     cfg.setdefault("progress", False)
-    summary = simulate(experiment or _experiment(), models, corpus, tmp_path / name,
-                       config=SimulationConfig(**cfg), rng=np.random.default_rng(seed))
+    summary = simulate(
+        experiment or _experiment(),
+        models,
+        corpus,
+        tmp_path / name,
+        config=SimulationConfig(**cfg),
+        rng=np.random.default_rng(seed),
+    )
     log = PredictionLog(tmp_path / name)
     return summary, log.read_predictions().to_pandas(), log.read_labels().to_pandas()
 
@@ -70,8 +77,9 @@ def test_predictions_are_the_models_own(tmp_path, models, corpus):
 @pytest.mark.parametrize("split, share", [("50/50", 0.5), ("10/90", 0.9)])
 def test_split_within_binomial_bounds(tmp_path, models, corpus, split, share):
     n_users = 3000
-    summary, _, _ = _run(tmp_path, "s", models, corpus, n_users=n_users, experiment=_experiment(split),
-                         requests_per_day=0.0)
+    summary, _, _ = _run(
+        tmp_path, "s", models, corpus, n_users=n_users, experiment=_experiment(split), requests_per_day=0.0
+    )
     users = summary.per_variant.set_index("variant")["users"]
     assert users.sum() == n_users
     assert abs(users["challenger"] - share * n_users) <= 4 * np.sqrt(n_users * share * (1 - share))
@@ -84,8 +92,9 @@ def test_coverage_excludes_users(tmp_path, models, corpus):
 
 
 def test_labels_arrive_late_at_the_configured_rate(tmp_path, models, corpus):
-    summary, preds, labels = _run(tmp_path, "l", models, corpus, n_users=1500, label_rate=0.3,
-                                  label_delay_days=2.0, label_horizon_days=None)
+    summary, preds, labels = _run(
+        tmp_path, "l", models, corpus, n_users=1500, label_rate=0.3, label_delay_days=2.0, label_horizon_days=None
+    )
     n = len(preds)
     assert abs(len(labels) / n - 0.3) <= 4 * np.sqrt(0.3 * 0.7 / n)
     joined = labels.merge(preds[["request_id", "ts", "text"]], on="request_id", validate="one_to_one")
@@ -121,8 +130,9 @@ def test_traffic_shape_heavy_tail_daily_cycle_latency(tmp_path, models, corpus):
 
 
 def test_drift_schedule_moves_the_domain_mix(tmp_path, models, corpus):
-    summary, preds, _ = _run(tmp_path, "d", models, corpus, mix_before="electronics", mix_after="restaurants",
-                             drift_day=3)
+    summary, preds, _ = _run(
+        tmp_path, "d", models, corpus, mix_before="electronics", mix_after="restaurants", drift_day=3
+    )
     domain = dict(zip(corpus["text"], corpus["domain"], strict=False))
     day = (preds["ts"] - pd.Timestamp(START, tz="UTC")).dt.days
     before, after = preds["text"][day < 3].map(domain), preds["text"][day >= 3].map(domain)
@@ -132,8 +142,17 @@ def test_drift_schedule_moves_the_domain_mix(tmp_path, models, corpus):
 
 
 def test_gradual_drift_ramp(tmp_path, models, corpus):
-    _, preds, _ = _run(tmp_path, "r", models, corpus, n_users=1500, mix_before="movies", mix_after="restaurants",
-                       drift_day=1, drift_ramp_days=4.0)
+    _, preds, _ = _run(
+        tmp_path,
+        "r",
+        models,
+        corpus,
+        n_users=1500,
+        mix_before="movies",
+        mix_after="restaurants",
+        drift_day=1,
+        drift_ramp_days=4.0,
+    )
     domain = preds["text"].map(dict(zip(corpus["text"], corpus["domain"], strict=False)))
     day = (preds["ts"] - pd.Timestamp(START, tz="UTC")).dt.days
     share = (domain == "restaurants").groupby(day).mean()
@@ -184,9 +203,23 @@ def test_existing_log_is_refused_replaced_or_appended(tmp_path, models, corpus):
     with pytest.raises(SimulationError, match="already holds experiment 'sim-test'"):
         _run(tmp_path, "x", models, corpus, seed=2)
     log = PredictionLog(tmp_path / "x")
-    simulate(_experiment(), models, corpus, tmp_path / "x", config=SimulationConfig(n_users=400, progress=False),
-             rng=2, if_exists="replace")
+    simulate(
+        _experiment(),
+        models,
+        corpus,
+        tmp_path / "x",
+        config=SimulationConfig(n_users=400, progress=False),
+        rng=2,
+        if_exists="replace",
+    )
     replaced = log.read_predictions().num_rows
-    simulate(_experiment(), models, corpus, tmp_path / "x", config=SimulationConfig(n_users=400, progress=False),
-             rng=1, if_exists="append")
+    simulate(
+        _experiment(),
+        models,
+        corpus,
+        tmp_path / "x",
+        config=SimulationConfig(n_users=400, progress=False),
+        rng=1,
+        if_exists="append",
+    )
     assert log.read_predictions().num_rows == replaced + len(first)

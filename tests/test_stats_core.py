@@ -70,7 +70,9 @@ def test_proportions_match_statsmodels(xc: int, nc: int, xt: int, nt: int) -> No
     r = proportions_ztest(xc, nc, xt, nt, correction=False)
     _, p = sm_z([xt, xc], [nt, nc])
     assert float(r.p_value) == pytest.approx(p, rel=1e-9)
-    assert proportions_exact(xc, nc, xt, nt) == pytest.approx(sps.fisher_exact([[xt, nt - xt], [xc, nc - xc]]).pvalue, rel=1e-12)
+    assert proportions_exact(xc, nc, xt, nt) == pytest.approx(
+        sps.fisher_exact([[xt, nt - xt], [xc, nc - xc]]).pvalue, rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("b,c", [(10, 3), (0, 0), (7, 7), (1, 12)])
@@ -80,9 +82,18 @@ def test_mcnemar_matches_statsmodels(b: int, c: int) -> None:
     assert mcnemar_exact(b, c).p_value == pytest.approx(mcnemar([[20, b], [c, 30]], exact=True).pvalue, rel=1e-12)
 
 
-@pytest.mark.parametrize("ours,theirs", [("holm", "holm"), ("hochberg", "simes-hochberg"), ("bh", "fdr_bh"),
-                                         ("by", "fdr_by"), ("bonferroni", "bonferroni"), ("sidak", "sidak"),
-                                         ("holm-sidak", "holm-sidak")])
+@pytest.mark.parametrize(
+    "ours,theirs",
+    [
+        ("holm", "holm"),
+        ("hochberg", "simes-hochberg"),
+        ("bh", "fdr_bh"),
+        ("by", "fdr_by"),
+        ("bonferroni", "bonferroni"),
+        ("sidak", "sidak"),
+        ("holm-sidak", "holm-sidak"),
+    ],
+)
 def test_multiple_matches_statsmodels(ours: str, theirs: str) -> None:
     from statsmodels.stats.multitest import multipletests
 
@@ -103,7 +114,11 @@ def test_beta_chance_to_beat_matches_closed_form() -> None:
 
     def exact(xa: int, na: int, xb: int, nb: int) -> float:  # Evan Miller's closed form for integer parameters
         aa, ba, ab, bb = 1 + xa, 1 + na - xa, 1 + xb, 1 + nb - xb
-        return float(sum(np.exp(betaln(aa + i, ba + bb) - np.log(bb + i) - betaln(1 + i, bb) - betaln(aa, ba)) for i in range(ab)))
+        return float(
+            sum(
+                np.exp(betaln(aa + i, ba + bb) - np.log(bb + i) - betaln(1 + i, bb) - betaln(aa, ba)) for i in range(ab)
+            )
+        )
 
     for args in [(49, 100, 51, 100), (3, 10, 7, 12), (400, 1000, 430, 1000), (0, 5, 0, 5)]:
         assert beta_chance_to_beat(*args) == pytest.approx(exact(*args), abs=1e-9)
@@ -119,8 +134,13 @@ def test_swapping_arms_mirrors_the_result(samples: tuple[np.ndarray, np.ndarray]
     ab, ba = ttest(a, b), ttest(b, a)
     assert float(ab.estimate) == pytest.approx(-float(ba.estimate))
     assert float(ab.p_value) == pytest.approx(float(ba.p_value))
-    assert (float(ab.ci_low), float(ab.ci_high)) == (pytest.approx(-float(ba.ci_high)), pytest.approx(-float(ba.ci_low)))
-    assert float(bayes_test(a, b, relative=False).chance_to_win) == pytest.approx(1 - float(bayes_test(b, a, relative=False).chance_to_win))
+    assert (float(ab.ci_low), float(ab.ci_high)) == (
+        pytest.approx(-float(ba.ci_high)),
+        pytest.approx(-float(ba.ci_low)),
+    )
+    assert float(bayes_test(a, b, relative=False).chance_to_win) == pytest.approx(
+        1 - float(bayes_test(b, a, relative=False).chance_to_win)
+    )
 
 
 def test_scale_invariance(samples: tuple[np.ndarray, np.ndarray]) -> None:
@@ -188,7 +208,9 @@ def test_group_sequential_bounds_published_values() -> None:
     # Lan–DeMets spending, 5 equally spaced looks, two-sided α = 0.05 (Jennison & Turnbull 2000, table 7.6 /
     # R ldbounds): O'Brien–Fleming type 4.877, 3.357, 2.680, 2.290, 2.031; Pocock type 2.438 … 2.386
     t = [0.2, 0.4, 0.6, 0.8, 1.0]
-    assert group_sequential_bounds(t, kind="obrien-fleming").z == pytest.approx([4.877, 3.357, 2.680, 2.290, 2.031], abs=2e-3)
+    assert group_sequential_bounds(t, kind="obrien-fleming").z == pytest.approx(
+        [4.877, 3.357, 2.680, 2.290, 2.031], abs=2e-3
+    )
     assert group_sequential_bounds(t, kind="pocock").z == pytest.approx([2.438, 2.427, 2.410, 2.397, 2.386], abs=2e-3)
 
 
@@ -284,8 +306,10 @@ def test_bh_threshold_is_zero_when_nothing_is_rejected() -> None:
     assert bh_threshold([0.001, 0.5, 0.9]) == pytest.approx(0.05 / 3)
 
 
-@pytest.mark.parametrize(("diff", "p_control", "n_control", "ratio"),
-                         [(0.02, 0.10, 2000, 1.0), (0.02, 0.10, 2000, 0.5), (-0.05, 0.5, 300, 2.0), (0.01, 0.9, 5000, 1.0)])
+@pytest.mark.parametrize(
+    ("diff", "p_control", "n_control", "ratio"),
+    [(0.02, 0.10, 2000, 1.0), (0.02, 0.10, 2000, 0.5), (-0.05, 0.5, 300, 2.0), (0.01, 0.9, 5000, 1.0)],
+)
 def test_binomial_power_matches_statsmodels(diff: float, p_control: float, n_control: int, ratio: float) -> None:
     """Pooled variance under H0, each arm's own under H1 (statsmodels ``power_proportions_2indep``, whose
     ``nobs1`` is the treatment arm and ``ratio`` = control / treatment units)."""
@@ -293,8 +317,14 @@ def test_binomial_power_matches_statsmodels(diff: float, p_control: float, n_con
 
     ref = power_proportions_2indep(diff, p_control, n_control, ratio=ratio, alpha=0.05).power
     n_t, n_c = n_control, n_control * ratio
-    ours = power(diff, mean=p_control, n_total=n_t + n_c, weights=[n_c / (n_t + n_c), n_t / (n_t + n_c)],
-                 relative=False, binomial=True)
+    ours = power(
+        diff,
+        mean=p_control,
+        n_total=n_t + n_c,
+        weights=[n_c / (n_t + n_c), n_t / (n_t + n_c)],
+        relative=False,
+        binomial=True,
+    )
     assert ours == pytest.approx(ref, rel=1e-9)
 
 
@@ -309,5 +339,6 @@ def test_binomial_sample_size_matches_statsmodels_and_closed_form() -> None:
     closed = (za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / 0.02**2
     assert 2 * per_arm == pytest.approx(2 * closed, rel=1e-3)
     # the old convention (control's p(1 − p) for both arms) asks for fewer units than the test needs
-    assert sample_size(0.02, mean=0.10, var=0.09, relative=False) < sample_size(0.02, mean=0.10, relative=False,
-                                                                                 binomial=True)
+    assert sample_size(0.02, mean=0.10, var=0.09, relative=False) < sample_size(
+        0.02, mean=0.10, relative=False, binomial=True
+    )

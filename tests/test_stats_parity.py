@@ -206,14 +206,32 @@ def test_gb9_multiple_testing() -> None:
 # Per-arm aggregates of make_users_data(n_users=100, covariates=True, rng=42), ddof = 1, as rebuilt for
 # tea-tasting's tests (e10v/tea-tasting tests/); columns: orders (o), sessions (s), their covariates (oc, sc).
 TT_ARMS = {
-    0: dict(n=53, sum=dict(s=105.0, o=30.0, sc=102.0, oc=28.0),
-            var=dict(s=0.9804063860667634, o=0.7888243831640056, sc=3.5326560232220605, oc=1.446298984034833),
-            cov={("s", "sc"): 1.113933236574746, ("o", "s"): 0.3955007256894052, ("o", "sc"): 0.6973875181422351,
-                 ("o", "oc"): 0.7721335268505091, ("oc", "s"): 0.3947750362844705, ("oc", "sc"): 1.2329462989840345}),
-    1: dict(n=47, sum=dict(s=89.0, o=18.0, sc=92.0, oc=15.0),
-            var=dict(s=0.7927844588344124, o=0.5023126734505089, sc=2.3894542090656805, oc=0.5698427382053656),
-            cov={("s", "sc"): 0.8432007400555042, ("o", "s"): 0.1503237742830711, ("o", "sc"): 0.1470860314523588,
-                 ("o", "oc"): 0.3751156336725256, ("oc", "s"): 0.16512488436632747, ("oc", "sc"): 0.2747456059204441}),
+    0: dict(
+        n=53,
+        sum=dict(s=105.0, o=30.0, sc=102.0, oc=28.0),
+        var=dict(s=0.9804063860667634, o=0.7888243831640056, sc=3.5326560232220605, oc=1.446298984034833),
+        cov={
+            ("s", "sc"): 1.113933236574746,
+            ("o", "s"): 0.3955007256894052,
+            ("o", "sc"): 0.6973875181422351,
+            ("o", "oc"): 0.7721335268505091,
+            ("oc", "s"): 0.3947750362844705,
+            ("oc", "sc"): 1.2329462989840345,
+        },
+    ),
+    1: dict(
+        n=47,
+        sum=dict(s=89.0, o=18.0, sc=92.0, oc=15.0),
+        var=dict(s=0.7927844588344124, o=0.5023126734505089, sc=2.3894542090656805, oc=0.5698427382053656),
+        cov={
+            ("s", "sc"): 0.8432007400555042,
+            ("o", "s"): 0.1503237742830711,
+            ("o", "sc"): 0.1470860314523588,
+            ("o", "oc"): 0.3751156336725256,
+            ("oc", "s"): 0.16512488436632747,
+            ("oc", "sc"): 0.2747456059204441,
+        },
+    ),
 }
 
 
@@ -238,15 +256,27 @@ def test_tt1_proportion_ztest() -> None:
     assert float(r.control) == pytest.approx(0.3584905660377358, **TT)
     assert float(r.treatment) == pytest.approx(0.2765957446808511, **TT)
     assert float(r.p_value) == pytest.approx(0.5083165530405196, **TT)
-    assert (float(r.ci_low), float(r.ci_high)) == (pytest.approx(-0.2851524037206986, **TT), pytest.approx(0.12136276100692911, **TT))
+    assert (float(r.ci_low), float(r.ci_high)) == (
+        pytest.approx(-0.2851524037206986, **TT),
+        pytest.approx(0.12136276100692911, **TT),
+    )
     rel = proportions_ztest(19, 53, 13, 47, relative=True)
-    assert (float(rel.ci_low), float(rel.ci_high)) == (pytest.approx(-0.5884358933441386, **TT), pytest.approx(0.44643204227351263, **TT))
+    assert (float(rel.ci_low), float(rel.ci_high)) == (
+        pytest.approx(-0.5884358933441386, **TT),
+        pytest.approx(0.44643204227351263, **TT),
+    )
     un = proportions_ztest(19, 53, 13, 47, pooled=False)
     assert float(un.p_value) == pytest.approx(0.5049066155125612, **TT)
-    assert (float(un.ci_low), float(un.ci_high)) == (pytest.approx(-0.28368859581157896, **TT), pytest.approx(0.11989895309780946, **TT))
+    assert (float(un.ci_low), float(un.ci_high)) == (
+        pytest.approx(-0.28368859581157896, **TT),
+        pytest.approx(0.11989895309780946, **TT),
+    )
     nc = proportions_ztest(19, 53, 13, 47, correction=False)
     assert float(nc.p_value) == pytest.approx(0.3809096823118986, **TT)
-    assert (float(nc.ci_low), float(nc.ci_high)) == (pytest.approx(-0.26508014358420723, **TT), pytest.approx(0.10129050087043773, **TT))
+    assert (float(nc.ci_low), float(nc.ci_high)) == (
+        pytest.approx(-0.26508014358420723, **TT),
+        pytest.approx(0.10129050087043773, **TT),
+    )
 
 
 def test_tt1_exact_and_chi_square() -> None:
@@ -256,13 +286,17 @@ def test_tt1_exact_and_chi_square() -> None:
     table = [[19, 34], [13, 34]]
     assert chi2_contingency_pvalue(table) == pytest.approx(0.5083165530405195, **TT)
     assert chi2_contingency_pvalue(table, lambda_="log-likelihood") == pytest.approx(0.5076294534617167, **TT)
-    assert chi2_contingency_pvalue(table, lambda_="log-likelihood", correction=False) == pytest.approx(0.37976268998844287, **TT)
+    assert chi2_contingency_pvalue(table, lambda_="log-likelihood", correction=False) == pytest.approx(
+        0.37976268998844287, **TT
+    )
 
 
 def test_tt2_sample_ratio() -> None:
     # tests/test_sample_ratio*: 53 vs 47, ratio 1
     assert srm_test([53, 47], [0.5, 0.5], method="binom").p_value == pytest.approx(0.6172994135892521, **TT)
-    assert srm_test([53, 47], [0.5, 0.5], method="norm", correction=True).p_value == pytest.approx(0.6170750774519738, **TT)
+    assert srm_test([53, 47], [0.5, 0.5], method="norm", correction=True).p_value == pytest.approx(
+        0.6170750774519738, **TT
+    )
     assert srm_test([53, 47], [0.5, 0.5], method="norm").p_value == pytest.approx(0.5485062355001472, **TT)
     assert srm_test([53, 47], [0.5, 0.5]).p_value == pytest.approx(0.5485062355001472, **TT)  # χ², 1 df
 
@@ -271,21 +305,33 @@ def test_tt3_welch_mean_of_orders() -> None:
     # tests/metrics/test_mean.py::test_ratio_of_means_analyze_basic
     c, t = _mean(TT_ARMS[0], "o").moments(), _mean(TT_ARMS[1], "o").moments()
     r = ttest(c, t)
-    assert (float(r.control), float(r.treatment)) == (pytest.approx(0.5660377358490566, **TT), pytest.approx(0.3829787234042553, **TT))
+    assert (float(r.control), float(r.treatment)) == (
+        pytest.approx(0.5660377358490566, **TT),
+        pytest.approx(0.3829787234042553, **TT),
+    )
     assert float(r.estimate) == pytest.approx(-0.18305901244480127, **TT)
-    assert (float(r.ci_low), float(r.ci_high)) == (pytest.approx(-0.5004359360326984, **TT), pytest.approx(0.13431791114309583, **TT))
+    assert (float(r.ci_low), float(r.ci_high)) == (
+        pytest.approx(-0.5004359360326984, **TT),
+        pytest.approx(0.13431791114309583, **TT),
+    )
     assert float(r.p_value) == pytest.approx(0.2551230546709908, **TT)
     assert float(r.statistic) == pytest.approx(-1.1447678040118034, **TT)
     rel = ttest(c, t, relative=True, relative_ci="log")
     assert float(rel.estimate) == pytest.approx(-0.32340425531914896, **TT)
-    assert (float(rel.ci_low), float(rel.ci_high)) == (pytest.approx(-0.6593351111187646, **TT), pytest.approx(0.34378920945924096, **TT))
+    assert (float(rel.ci_low), float(rel.ci_high)) == (
+        pytest.approx(-0.6593351111187646, **TT),
+        pytest.approx(0.34378920945924096, **TT),
+    )
 
 
 def test_tt4_ratio_student_greater() -> None:
     # tests/metrics/test_mean.py::test_ratio_of_means_analyze_ratio_greater_equal_var
     c, t = _ratio(TT_ARMS[0], "o", "s").moments(), _ratio(TT_ARMS[1], "o", "s").moments()
     r = ttest(c, t, equal_var=True, alternative="greater")
-    assert (float(r.control), float(r.treatment)) == (pytest.approx(0.2857142857142857, **TT), pytest.approx(0.20224719101123595, **TT))
+    assert (float(r.control), float(r.treatment)) == (
+        pytest.approx(0.2857142857142857, **TT),
+        pytest.approx(0.20224719101123595, **TT),
+    )
     assert float(r.estimate) == pytest.approx(-0.08346709470304975, **TT)
     assert float(r.ci_low) == pytest.approx(-0.21187246704082818, **TT)
     assert float(r.ci_high) == np.inf
@@ -296,15 +342,24 @@ def test_tt4_ratio_student_greater() -> None:
 
 
 def _cuped(arm: dict) -> CupedStats:
-    return CupedStats(_ratio(arm, "o", "s"), _ratio(arm, "oc", "sc"), _ss(arm, "o", "oc"), _ss(arm, "o", "sc"),
-                      _ss(arm, "oc", "s"), _ss(arm, "s", "sc"))
+    return CupedStats(
+        _ratio(arm, "o", "s"),
+        _ratio(arm, "oc", "sc"),
+        _ss(arm, "o", "oc"),
+        _ss(arm, "o", "sc"),
+        _ss(arm, "oc", "s"),
+        _ss(arm, "s", "sc"),
+    )
 
 
 def test_tt5_cuped_ratio_z_less() -> None:
     # tests/metrics/test_mean.py::test_ratio_of_means_analyze_ratio_less_use_norm
     c, t = _cuped(TT_ARMS[0]), _cuped(TT_ARMS[1])
     r = cuped_ttest(c, t, alternative="less", use_t=False)
-    assert (float(r.control), float(r.treatment)) == (pytest.approx(0.25572348175909004, **TT), pytest.approx(0.23549786496156158, **TT))
+    assert (float(r.control), float(r.treatment)) == (
+        pytest.approx(0.25572348175909004, **TT),
+        pytest.approx(0.23549786496156158, **TT),
+    )
     assert float(r.estimate) == pytest.approx(-0.020225616797528462, **TT)
     assert float(r.ci_high) == pytest.approx(0.07287939184944564, **TT)
     assert float(r.p_value) == pytest.approx(0.3604265417728255, **TT)
@@ -335,5 +390,12 @@ def test_tt7_multiplicity() -> None:
     assert adjust(p, "bh").p_adjusted == pytest.approx([0.02, 0.06, 0.02, 0.048, 0.02, 0.045], **TT)
     assert bh_threshold(p) == pytest.approx(0.0416666666666667, **TT)
     assert adjust(p, "by").p_adjusted == pytest.approx([0.049, 0.147, 0.049, 0.1176, 0.049, 0.11025], **TT)
-    fwer = [0.0296274906437343, 0.0600000000000001, 0.0345134180118071, 0.0600000000000001, 0.0394039900000001, 0.0600000000000001]
+    fwer = [
+        0.0296274906437343,
+        0.0600000000000001,
+        0.0345134180118071,
+        0.0600000000000001,
+        0.0394039900000001,
+        0.0600000000000001,
+    ]
     assert adjust(p, "hochberg-sidak").p_adjusted == pytest.approx(fwer, **TT)

@@ -21,11 +21,17 @@ def test_same_seed_same_corpus_other_seed_other_corpus():
 
 def test_phenomenon_and_prior_rates():
     n = 4000
-    df = make_corpus(n, rng=1, positive_rate=0.3, negation_rate=0.2, mixed_rate=0.1,
-                     intensifier_rate=0.1, new_vocab_rate=0.25)
+    df = make_corpus(
+        n, rng=1, positive_rate=0.3, negation_rate=0.2, mixed_rate=0.1, intensifier_rate=0.1, new_vocab_rate=0.25
+    )
     shares = df["phenomenon"].value_counts(normalize=True)
-    for phenomenon, p in [("negation", 0.2), ("mixed", 0.1), ("intensified", 0.1), ("paraphrase", 0.25),
-                          ("plain", 0.35)]:
+    for phenomenon, p in [
+        ("negation", 0.2),
+        ("mixed", 0.1),
+        ("intensified", 0.1),
+        ("paraphrase", 0.25),
+        ("plain", 0.35),
+    ]:
         assert _within(shares[phenomenon], p, n), phenomenon
     assert _within((df["label"] == "positive").mean(), 0.3, n)
 
@@ -41,7 +47,9 @@ def test_domain_mix_and_length_knobs():
 
 def test_paraphrases_use_only_the_unseen_lexicon():
     para = make_corpus(300, rng=4, new_vocab_rate=1.0, negation_rate=0, mixed_rate=0, intensifier_rate=0)
-    seen = set(_SEEN["positive"] + _SEEN["negative"]) | {w for d in _SEEN_DOMAIN.values() for ws in d.values() for w in ws}
+    seen = set(_SEEN["positive"] + _SEEN["negative"]) | {
+        w for d in _SEEN_DOMAIN.values() for ws in d.values() for w in ws
+    }
     unseen = set(_UNSEEN["positive"] + _UNSEEN["negative"])
     words = para["text"].str.lower().str.findall(r"[a-z-]+")
     assert words.map(lambda ws: bool(unseen & set(ws)) and not seen & set(ws)).all()

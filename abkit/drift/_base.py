@@ -55,13 +55,26 @@ class Outcome:
     def decide(self, alpha: float) -> DriftResult:
         """The result at per-check level ``alpha``: alarm iff statistic >= critical(alpha) and effect >= floor."""
         alpha = check_alpha(alpha)
-        common: dict[str, Any] = {"signal": self.signal, "method": self.method, "n_reference": self.n_reference,
-                                  "n_current": self.n_current, "effect_threshold": self.effect_threshold,
-                                  "details": dict(self.details)}
+        common: dict[str, Any] = {
+            "signal": self.signal,
+            "method": self.method,
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "effect_threshold": self.effect_threshold,
+            "details": dict(self.details),
+        }
         if self.insufficient or self.critical is None or self.statistic is None:
-            return DriftResult(statistic=self.statistic, p_value=self.p_value, effect_size=self.effect_size,
-                               threshold=None, alpha=alpha, alarm=None, status="insufficient data",
-                               reasons=self.insufficient or ("no statistic could be computed",), **common)
+            return DriftResult(
+                statistic=self.statistic,
+                p_value=self.p_value,
+                effect_size=self.effect_size,
+                threshold=None,
+                alpha=alpha,
+                alarm=None,
+                status="insufficient data",
+                reasons=self.insufficient or ("no statistic could be computed",),
+                **common,
+            )
         threshold = float(self.critical(alpha))
         stat = float(self.statistic)
         effect = float(self.effect_size) if self.effect_size is not None else stat
@@ -69,15 +82,31 @@ class Outcome:
         large = effect >= self.effect_threshold
         p = "" if self.p_value is None else f", p = {self.p_value:.3g}"
         if significant and large:
-            reasons = ((f"{self.signal}: {stat:.4g} >= threshold {threshold:.4g} at alpha = {alpha:.3g}{p}; "
-                        f"effect {effect:.4g} >= {self.effect_threshold:.4g}"),)
+            reasons = (
+                (
+                    f"{self.signal}: {stat:.4g} >= threshold {threshold:.4g} at alpha = {alpha:.3g}{p}; "
+                    f"effect {effect:.4g} >= {self.effect_threshold:.4g}"
+                ),
+            )
         elif significant:
-            reasons = ((f"{self.signal}: {stat:.4g} >= threshold {threshold:.4g}{p}, but the effect {effect:.4g} is "
-                        f"below the smallest that matters ({self.effect_threshold:.4g}); no alarm"),)
+            reasons = (
+                (
+                    f"{self.signal}: {stat:.4g} >= threshold {threshold:.4g}{p}, but the effect {effect:.4g} is "
+                    f"below the smallest that matters ({self.effect_threshold:.4g}); no alarm"
+                ),
+            )
         else:
             reasons = (f"{self.signal}: {stat:.4g} < threshold {threshold:.4g} at alpha = {alpha:.3g}{p}",)
-        return DriftResult(statistic=stat, p_value=self.p_value, effect_size=effect, threshold=threshold,
-                           alpha=alpha, alarm=bool(significant and large), reasons=reasons, **common)
+        return DriftResult(
+            statistic=stat,
+            p_value=self.p_value,
+            effect_size=effect,
+            threshold=threshold,
+            alpha=alpha,
+            alarm=bool(significant and large),
+            reasons=reasons,
+            **common,
+        )
 
 
 class BatchDetector:
@@ -148,8 +177,14 @@ class BatchDetector:
             problems.append(f"the current window has {m} values; {self.signal} needs at least {self.min_size}")
         reasons = self.reference_problems_ + tuple(f"current: {p}" for p in problems)
         if reasons:
-            return Outcome(self.signal, self.method, self.n_reference_, m, effect_threshold=self.effect_threshold,
-                           insufficient=reasons)
+            return Outcome(
+                self.signal,
+                self.method,
+                self.n_reference_,
+                m,
+                effect_threshold=self.effect_threshold,
+                insufficient=reasons,
+            )
         return self._test(cur)
 
     def calculate(self, current: Any, *, alpha: float | None = None) -> DriftResult:
@@ -158,13 +193,29 @@ class BatchDetector:
 
     check = calculate
 
-    def _outcome(self, n_current: int, statistic: float, p_value: float | None, critical: Callable[[float], float],
-                 effect_size: float | None = None, **details: Any) -> Outcome:
+    def _outcome(
+        self,
+        n_current: int,
+        statistic: float,
+        p_value: float | None,
+        critical: Callable[[float], float],
+        effect_size: float | None = None,
+        **details: Any,
+    ) -> Outcome:
         """An ``Outcome`` of this detector with its effect threshold."""
         p = None if p_value is None else float(min(max(p_value, 0.0), 1.0))
-        return Outcome(self.signal, self.method, self.n_reference_, n_current, float(statistic), p,
-                       None if effect_size is None else float(effect_size), self.effect_threshold, critical,
-                       details=details)
+        return Outcome(
+            self.signal,
+            self.method,
+            self.n_reference_,
+            n_current,
+            float(statistic),
+            p,
+            None if effect_size is None else float(effect_size),
+            self.effect_threshold,
+            critical,
+            details=details,
+        )
 
 
 def effective_n(n: int, m: int) -> float:

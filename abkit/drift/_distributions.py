@@ -25,8 +25,9 @@ def binned_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.bincount(idx, minlength=len(edges) + 1).astype(float)
 
 
-def category_counts(reference: Sequence[object] | np.ndarray, current: Sequence[object] | np.ndarray
-                    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+def category_counts(
+    reference: Sequence[object] | np.ndarray, current: Sequence[object] | np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Categories of reference ∪ current and the counts of each side (hash-based, a million values in well
     under a second). Categories are named by their text; values with the same text (1 and "1") are merged."""
     import pandas as pd
@@ -37,8 +38,8 @@ def category_counts(reference: Sequence[object] | np.ndarray, current: Sequence[
     names = sorted({str(u) for u in uniques})
     to_name = np.array([names.index(str(u)) for u in uniques], dtype=np.int64)
     merged = to_name[codes] if codes.size else codes
-    ref_counts = np.bincount(merged[:ref.size], minlength=len(names)).astype(float)
-    cur_counts = np.bincount(merged[ref.size:], minlength=len(names)).astype(float)
+    ref_counts = np.bincount(merged[: ref.size], minlength=len(names)).astype(float)
+    cur_counts = np.bincount(merged[ref.size :], minlength=len(names)).astype(float)
     return names, ref_counts, cur_counts
 
 
@@ -53,7 +54,7 @@ def fill_empty(p: np.ndarray) -> np.ndarray:
     share is <= 1e-4, else by 1e-4."""
     p = np.asarray(p, dtype=float)
     nonzero = p[p > 0]
-    eps = (nonzero.min() / 1e6 if nonzero.size and nonzero.min() <= 1e-4 else 1e-4)
+    eps = nonzero.min() / 1e6 if nonzero.size and nonzero.min() <= 1e-4 else 1e-4
     return np.where(p > 0, p, eps)
 
 

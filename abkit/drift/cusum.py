@@ -32,8 +32,9 @@ from abkit.drift._base import DriftError
 __all__ = ["BernoulliCUSUM"]
 
 
-def _excursions(llr_hit: float, llr_miss: float, p: float, h: float, n: int, rng: np.random.Generator,
-                max_steps: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
+def _excursions(
+    llr_hit: float, llr_miss: float, p: float, h: float, n: int, rng: np.random.Generator, max_steps: int = 1_000_000
+) -> tuple[np.ndarray, np.ndarray]:
     """``n`` excursions from 0 of the CUSUM with observations Bernoulli(p): steps and end value of each."""
     s = np.zeros(n)
     steps = np.zeros(n)
@@ -55,8 +56,15 @@ class BernoulliCUSUM:
     ``fit(reference_correct)`` learns ``p0`` when it is not given (clipped to [0.01, 0.99]).
     """
 
-    def __init__(self, *, ert: float = 1000.0, shift: float = 0.1, p0: float | None = None,
-                 n_calibration: int = 4000, random_state: int | None = 0) -> None:
+    def __init__(
+        self,
+        *,
+        ert: float = 1000.0,
+        shift: float = 0.1,
+        p0: float | None = None,
+        n_calibration: int = 4000,
+        random_state: int | None = 0,
+    ) -> None:
         if not (isinstance(ert, (int, float)) and ert > 1):
             raise DriftError(f"ert={ert!r} must be an expected run length (in observations) greater than 1.")
         if not (0 < shift < 1):

@@ -39,7 +39,7 @@ def _mann_whitney(scores: np.ndarray, is_current: np.ndarray) -> tuple[float, fl
     u = float(ranks[is_current].sum() - m * (m + 1) / 2)
     _, counts = np.unique(scores, return_counts=True)
     total = m + n
-    ties = float(np.sum(counts ** 3 - counts))
+    ties = float(np.sum(counts**3 - counts))
     var = m * n / 12.0 * ((total + 1) - ties / (total * (total - 1)))
     return u, m * n / 2.0, var
 
@@ -51,8 +51,16 @@ class DomainClassifierDrift(BatchDetector):
     method = "held-out AUC of a TF-IDF logistic-regression domain classifier (50/50 split); one-sided Mann-Whitney"
     default_effect_threshold = 0.55  # Evidently's ROC-AUC threshold for large samples
 
-    def __init__(self, *, alpha: float = 0.05, min_size: int = 30, effect_threshold: float | None = None,
-                 train_share: float = 0.5, max_per_side: int = 1000, random_state: int | None = 0) -> None:
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.05,
+        min_size: int = 30,
+        effect_threshold: float | None = None,
+        train_share: float = 0.5,
+        max_per_side: int = 1000,
+        random_state: int | None = 0,
+    ) -> None:
         super().__init__(alpha=alpha, min_size=min_size, effect_threshold=effect_threshold)
         self.train_share, self.max_per_side, self.random_state = float(train_share), int(max_per_side), random_state
 
@@ -67,14 +75,17 @@ class DomainClassifierDrift(BatchDetector):
         ref = self.reference_
         if len(ref) > self.max_per_side:
             ref = ref[rng.choice(len(ref), self.max_per_side, replace=False)]
-        cur = current if len(current) <= self.max_per_side else current[rng.choice(len(current), self.max_per_side,
-                                                                                    replace=False)]
+        cur = (
+            current
+            if len(current) <= self.max_per_side
+            else current[rng.choice(len(current), self.max_per_side, replace=False)]
+        )
         texts = np.concatenate([ref, cur])
         y = np.r_[np.zeros(len(ref), bool), np.ones(len(cur), bool)]
         held = np.zeros(len(y), dtype=bool)
         for side in (False, True):  # stratified split
             idx = rng.permutation(np.flatnonzero(y == side))
-            held[idx[round(self.train_share * idx.size):]] = True
+            held[idx[round(self.train_share * idx.size) :]] = True
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
@@ -88,5 +99,12 @@ class DomainClassifierDrift(BatchDetector):
         pairs = int(y[held].sum()) * int((~y[held]).sum())
         auc, sd = u / pairs, float(np.sqrt(var))
         p = float(stats.norm.sf((u - mean) / sd)) if sd > 0 else (0.0 if auc > 0.5 else 1.0)
-        return self._outcome(len(current), auc, p, lambda a: 0.5 + float(stats.norm.isf(a)) * sd / pairs,
-                             n_reference_used=len(ref), n_current_used=len(cur), n_held_out=int(held.sum()))
+        return self._outcome(
+            len(current),
+            auc,
+            p,
+            lambda a: 0.5 + float(stats.norm.isf(a)) * sd / pairs,
+            n_reference_used=len(ref),
+            n_current_used=len(cur),
+            n_held_out=int(held.sum()),
+        )

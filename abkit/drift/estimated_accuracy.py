@@ -40,20 +40,32 @@ class EstimatedAccuracyDrift(BatchDetector):
     (it may be None for a whole window)."""
 
     signal = "estimated_accuracy"
-    method = ("CBPE: mean isotonic-calibrated confidence; drop vs reference by one-sided Welch z; "
-              "realised-accuracy band est +/- z*sqrt(sum c(1-c))/m")
+    method = (
+        "CBPE: mean isotonic-calibrated confidence; drop vs reference by one-sided Welch z; "
+        "realised-accuracy band est +/- z*sqrt(sum c(1-c))/m"
+    )
     default_effect_threshold = 0.02
 
-    def __init__(self, *, alpha: float = 0.05, min_size: int = 30, effect_threshold: float | None = None,
-                 min_labelled: int = 30, band_level: float = 0.95) -> None:
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.05,
+        min_size: int = 30,
+        effect_threshold: float | None = None,
+        min_labelled: int = 30,
+        band_level: float = 0.95,
+    ) -> None:
         super().__init__(alpha=alpha, min_size=min_size, effect_threshold=effect_threshold)
         self.min_labelled, self.band_level = int(min_labelled), float(band_level)
 
     def _prepare(self, values: Any) -> tuple[Any, list[str]]:
         confidence, correct = values
         conf = np.asarray(confidence, dtype=float).ravel()
-        corr = np.full(conf.size, np.nan) if correct is None else np.array(
-            [np.nan if v is None else float(v) for v in np.asarray(correct, dtype=object).ravel()])
+        corr = (
+            np.full(conf.size, np.nan)
+            if correct is None
+            else np.array([np.nan if v is None else float(v) for v in np.asarray(correct, dtype=object).ravel()])
+        )
         if corr.size != conf.size:
             raise ValueError(f"confidence has {conf.size} values but correct has {corr.size}")
         bad = int(np.isnan(conf).sum())
@@ -82,17 +94,24 @@ class EstimatedAccuracyDrift(BatchDetector):
         se = float(np.sqrt(self.reference_var_ + np.var(cal, ddof=1) / cal.size))
         drop = self.reference_estimate_ - est
         p = float(stats.norm.sf(drop / se)) if se > 0 else (0.0 if drop > 0 else 1.0)
-        details: dict[str, Any] = {"estimated_accuracy": est, "reference_estimate": self.reference_estimate_,
-                                   "reference_accuracy": self.reference_accuracy_}
+        details: dict[str, Any] = {
+            "estimated_accuracy": est,
+            "reference_estimate": self.reference_estimate_,
+            "reference_accuracy": self.reference_accuracy_,
+        }
         labelled = ~np.isnan(current.correct)
         if labelled.any():
             c = cal[labelled]
             half = float(stats.norm.isf((1 - self.band_level) / 2)) * np.sqrt(np.sum(c * (1 - c))) / c.size
             realised = float(np.mean(current.correct[labelled]))
-            details |= {"n_labelled": int(labelled.sum()), "realised_accuracy": realised,
-                        "expected_on_labelled": float(c.mean()), "band_low": float(c.mean() - half),
-                        "band_high": float(c.mean() + half),
-                        "realised_in_band": bool(c.mean() - half <= realised <= c.mean() + half)}
+            details |= {
+                "n_labelled": int(labelled.sum()),
+                "realised_accuracy": realised,
+                "expected_on_labelled": float(c.mean()),
+                "band_low": float(c.mean() - half),
+                "band_high": float(c.mean() + half),
+                "realised_in_band": bool(c.mean() - half <= realised <= c.mean() + half),
+            }
         return self._outcome(len(cal), drop, p, lambda a: max(float(stats.norm.isf(a)) * se, 1e-12), **details)
 
 

@@ -47,6 +47,11 @@ class LabelDistributionDrift(BatchDetector):
     def _test(self, current: np.ndarray) -> Outcome:
         cats, ref, cur = category_counts(self.reference_, current)
         chi2, df = chi2_two_sample(ref, cur)
-        return self._outcome(current.size, chi2, float(stats.chi2.sf(chi2, df)),
-                             lambda a: float(stats.chi2.isf(a, df)), effect_size=js_distance(ref, cur, base=2.0),
-                             categories=cats)
+        return self._outcome(
+            current.size,
+            chi2,
+            float(stats.chi2.sf(chi2, df)),
+            lambda a: float(stats.chi2.isf(a, df)),
+            effect_size=js_distance(ref, cur, base=2.0),
+            categories=cats,
+        )

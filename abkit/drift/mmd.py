@@ -39,12 +39,22 @@ class MMDDrift(BatchDetector):
     """MMD² of random-Fourier-feature means; input: an (n, d) array of embeddings per side."""
 
     signal = "embedding_mmd"
-    method = ("MMD^2 with a Gaussian kernel (median-heuristic bandwidth) via random Fourier features; "
-              "permutation p-value counted with +1")
+    method = (
+        "MMD^2 with a Gaussian kernel (median-heuristic bandwidth) via random Fourier features; "
+        "permutation p-value counted with +1"
+    )
 
-    def __init__(self, *, alpha: float = 0.05, min_size: int = 30, effect_threshold: float | None = None,
-                 n_permutations: int = 1999, n_features: int = 256, bandwidth_sample: int = 1000,
-                 random_state: int | None = 0) -> None:
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.05,
+        min_size: int = 30,
+        effect_threshold: float | None = None,
+        n_permutations: int = 1999,
+        n_features: int = 256,
+        bandwidth_sample: int = 1000,
+        random_state: int | None = 0,
+    ) -> None:
         super().__init__(alpha=alpha, min_size=min_size, effect_threshold=effect_threshold)
         self.n_permutations, self.n_features = int(n_permutations), int(n_features)
         self.bandwidth_sample, self.random_state = int(bandwidth_sample), random_state
@@ -59,7 +69,7 @@ class MMDDrift(BatchDetector):
     def _fit(self, reference: np.ndarray) -> None:
         rng = np.random.default_rng(self.random_state)
         pick = reference[rng.choice(len(reference), min(len(reference), self.bandwidth_sample), replace=False)]
-        sq = np.sum(pick ** 2, axis=1)
+        sq = np.sum(pick**2, axis=1)
         d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * pick @ pick.T, 0.0)
         self.sigma_ = max(sigma_median(d2), 1e-6)
         self.omega_ = (rng.normal(size=(reference.shape[1], self.n_features)) / self.sigma_).astype(np.float32)
@@ -88,7 +98,7 @@ class MMDDrift(BatchDetector):
             for start in range(0, self.n_permutations, 128):  # blocks of permutations keep memory flat
                 k = min(128, self.n_permutations - start)
                 perm = rng.permuted(np.broadcast_to(weights, (k, n + m)), axis=1)
-                null[start:start + k] = np.sum((perm @ feats) ** 2, axis=1)
+                null[start : start + k] = np.sum((perm @ feats) ** 2, axis=1)
         null.sort()
         p = (1 + np.sum(null >= observed)) / (1 + self.n_permutations)
 

@@ -43,8 +43,7 @@ from abkit.drift.windows import Window, read_monitoring_frame, split_windows
 __all__ = ["SIGNALS", "MonitorConfig", "MonitoringReport", "load_alarms", "monitor_frame", "monitor_run"]
 
 TEXT_SIGNALS = ("text_length", "text_oov", "domain_classifier", "embedding_mmd", "label_prior")
-MODEL_SIGNALS = ("confidence_ks", "confidence_psi", "confidence_wasserstein", "predicted_label",
-                 "estimated_accuracy")
+MODEL_SIGNALS = ("confidence_ks", "confidence_psi", "confidence_wasserstein", "predicted_label", "estimated_accuracy")
 STREAM_SIGNALS = ("accuracy_cusum",)
 SIGNALS = TEXT_SIGNALS + MODEL_SIGNALS + STREAM_SIGNALS
 
@@ -121,8 +120,10 @@ class MonitoringReport:
     def verdict(self) -> str:
         """One plain-language sentence for the top of a report."""
         n_win = len(self.windows)
-        budget = (f"false-alarm budget: on average one false alarm per "
-                  f"{self.config.windows_between_false_alarms:g} windows across all signals")
+        budget = (
+            f"false-alarm budget: on average one false alarm per "
+            f"{self.config.windows_between_false_alarms:g} windows across all signals"
+        )
         gaps = f"; {self.insufficient} checks had too little data to decide" if self.insufficient else ""
         if not self.alarms:
             return f"No drift detected: {len(self.checks)} checks over {n_win} windows, none alarmed ({budget}){gaps}."
@@ -130,8 +131,10 @@ class MonitoringReport:
         assert first is not None
         signals = ", ".join(f"{s} (from {w})" for s, w in self.first_alarm_by_signal().items())
         windows = sorted({a.window for a in self.alarms})
-        return (f"Drift detected in {len(windows)} of {n_win} windows, first on {first.window}, seen first by "
-                f"{first.signal} ({first.variant}). Alarming signals: {signals} ({budget}){gaps}.")
+        return (
+            f"Drift detected in {len(windows)} of {n_win} windows, first on {first.window}, seen first by "
+            f"{first.signal} ({first.variant}). Alarming signals: {signals} ({budget}){gaps}."
+        )
 
     def table(self) -> DriftResults:
         return DriftResults(self.checks)
@@ -141,22 +144,37 @@ class MonitoringReport:
         rows = []
         for (signal, variant), group in _group(self.checks):
             alarmed = [r.window for r in group if r.alarm]
-            rows.append({"signal": signal, "variant": variant, "windows": len(group), "alarms": len(alarmed),
-                         "insufficient": sum(r.alarm is None for r in group),
-                         "first_alarm": alarmed[0] if alarmed else "", "method": group[0].method})
+            rows.append(
+                {
+                    "signal": signal,
+                    "variant": variant,
+                    "windows": len(group),
+                    "alarms": len(alarmed),
+                    "insufficient": sum(r.alarm is None for r in group),
+                    "first_alarm": alarmed[0] if alarmed else "",
+                    "method": group[0].method,
+                }
+            )
         return pd.DataFrame(rows)
 
     def alarm_table(self) -> pd.DataFrame:
         cols = ["window", "signal", "variant", "statistic", "threshold", "p_value", "n_current", "reasons"]
-        return pd.DataFrame([{**{c: getattr(a, c) for c in cols}, "reasons": "; ".join(a.reasons)}
-                             for a in self.alarms], columns=cols)
+        return pd.DataFrame(
+            [{**{c: getattr(a, c) for c in cols}, "reasons": "; ".join(a.reasons)} for a in self.alarms], columns=cols
+        )
 
     def to_json(self) -> dict[str, Any]:
         first = self.first_alarm
-        return {"verdict": self.verdict(), "checks": [r.to_dict() for r in self.checks],
-                "alarms": [a.to_dict() for a in self.alarms], "budget": self.budget,
-                "windows": list(self.windows), "first_alarm": None if first is None else first.to_dict(),
-                "first_alarm_by_signal": self.first_alarm_by_signal(), "headline": self.headline()}
+        return {
+            "verdict": self.verdict(),
+            "checks": [r.to_dict() for r in self.checks],
+            "alarms": [a.to_dict() for a in self.alarms],
+            "budget": self.budget,
+            "windows": list(self.windows),
+            "first_alarm": None if first is None else first.to_dict(),
+            "first_alarm_by_signal": self.first_alarm_by_signal(),
+            "headline": self.headline(),
+        }
 
     def headline(self) -> str:
         first = self.first_alarm
@@ -231,22 +249,33 @@ def _detectors(config: MonitorConfig, alpha: float, seed: int | None, n_perm: in
     return {
         "text_length": TextLengthDrift(**kw("text_length")),
         "text_oov": OOVDrift(**kw("text_oov"), random_state=rs),
-        "domain_classifier": DomainClassifierDrift(**kw("domain_classifier"), max_per_side=config.domain_sample,
-                                                   random_state=rs),
+        "domain_classifier": DomainClassifierDrift(
+            **kw("domain_classifier"), max_per_side=config.domain_sample, random_state=rs
+        ),
         "embedding_mmd": MMDDrift(**kw("embedding_mmd"), n_permutations=n_perm, n_features=128, random_state=rs),
         "label_prior": LabelDistributionDrift(**kw("label_prior")),
         "confidence_ks": KSDrift(**kw("confidence_ks")),
         "confidence_psi": PSIDrift(**kw("confidence_psi")),
         # enough simulated null draws that about 20 lie beyond the per-check threshold
-        "confidence_wasserstein": WassersteinDrift(**kw("confidence_wasserstein"), random_state=rs,
-                                                   n_null=int(min(max(20_000, math.ceil(20 / alpha)), 200_000))),
+        "confidence_wasserstein": WassersteinDrift(
+            **kw("confidence_wasserstein"),
+            random_state=rs,
+            n_null=int(min(max(20_000, math.ceil(20 / alpha)), 200_000)),
+        ),
         "predicted_label": LabelDistributionDrift(**kw("predicted_label")),
         "estimated_accuracy": EstimatedAccuracyDrift(**kw("estimated_accuracy")),
     }
 
 
-def _inputs(frame: pd.DataFrame, signal: str, rows: np.ndarray, embed: _Embeddings | None,
-            rng: np.random.Generator, config: MonitorConfig, reference: bool) -> Any:
+def _inputs(
+    frame: pd.DataFrame,
+    signal: str,
+    rows: np.ndarray,
+    embed: _Embeddings | None,
+    rng: np.random.Generator,
+    config: MonitorConfig,
+    reference: bool,
+) -> Any:
     """The values one signal reads from some rows of the log."""
     part = frame.iloc[rows]
     labelled = part[part["label"].notna()]
@@ -284,9 +313,15 @@ def _bh_level(p_values: Sequence[float], q: float) -> float:
     return float(q * (passed[-1] + 1) / k) if passed.size else q / k
 
 
-def monitor_frame(frame: pd.DataFrame, *, start: pd.Timestamp, variants: Sequence[str],
-                  config: MonitorConfig | None = None, seed: int | None = 0, encoder: Encoder | None = None
-                  ) -> MonitoringReport:
+def monitor_frame(
+    frame: pd.DataFrame,
+    *,
+    start: pd.Timestamp,
+    variants: Sequence[str],
+    config: MonitorConfig | None = None,
+    seed: int | None = 0,
+    encoder: Encoder | None = None,
+) -> MonitoringReport:
     """Monitor a log already read into a frame (columns of ``windows.COLUMNS``) from ``start``."""
     from threadpoolctl import threadpool_limits
 
@@ -295,8 +330,14 @@ def monitor_frame(frame: pd.DataFrame, *, start: pd.Timestamp, variants: Sequenc
         return _monitor_frame(frame, start, variants, config or MonitorConfig(), seed, encoder)
 
 
-def _monitor_frame(frame: pd.DataFrame, start: pd.Timestamp, variants: Sequence[str], config: MonitorConfig,
-                   seed: int | None, encoder: Encoder | None) -> MonitoringReport:
+def _monitor_frame(
+    frame: pd.DataFrame,
+    start: pd.Timestamp,
+    variants: Sequence[str],
+    config: MonitorConfig,
+    seed: int | None,
+    encoder: Encoder | None,
+) -> MonitoringReport:
     rng = np.random.default_rng(seed)
     reference, windows = split_windows(frame["ts"], start, config.reference_days, config.window_size)
     text_signals = [s for s in TEXT_SIGNALS if s in config.signals]
@@ -333,35 +374,57 @@ def _monitor_frame(frame: pd.DataFrame, start: pd.Timestamp, variants: Sequence[
         outcomes: list[tuple[str, Outcome]] = []
         for signal, variant, det, select in fitted:
             if det is None:
-                out = Outcome(signal, MMDDrift.method, 0, len(w.rows), insufficient=(
-                    f"embedding_mmd: {embed_error if config.embed_sample else 'disabled (embed_sample = 0)'}",))
+                out = Outcome(
+                    signal,
+                    MMDDrift.method,
+                    0,
+                    len(w.rows),
+                    insufficient=(
+                        f"embedding_mmd: {embed_error if config.embed_sample else 'disabled (embed_sample = 0)'}",
+                    ),
+                )
             else:
                 out = det.test(_inputs(frame, signal, select(w.rows), embed, rng, config, False))
             outcomes.append((variant, dataclasses.replace(out, signal=signal)))
         level = alpha_check
         if config.correction == "bh":
-            level = _bh_level([o.p_value for _, o in outcomes if o.decidable and o.p_value is not None],
-                              config.alpha_window)
+            level = _bh_level(
+                [o.p_value for _, o in outcomes if o.decidable and o.p_value is not None], config.alpha_window
+            )
         checks.extend(o.decide(level).with_context(variant=v, window=w.label, **w.bounds()) for v, o in outcomes)
     if streams:
         for v in variants:
             checks.extend(_cusum_checks(frame, reference, windows, v, variant_arr, config, alpha_check, seed))
 
     alarms = tuple(_alarm(r, frame, windows, config, seed, reference) for r in checks if r.alarm)
-    budget = {"windows_between_false_alarms": config.windows_between_false_alarms,
-              "alpha_window": config.alpha_window, "checks_per_window": k, "alpha_per_check": alpha_check,
-              "correction": config.correction, "n_windows": len(windows),
-              "expected_false_alarms_over_horizon": len(windows) * config.alpha_window,
-              "mmd_permutations": n_perm,
-              "statement": (f"at most {len(windows) * config.alpha_window:.3g} false alarms expected over these "
-                            f"{len(windows)} windows across all {k} checks per window ({config.correction}; "
-                            f"one per {config.windows_between_false_alarms:g} windows on average)")}
+    budget = {
+        "windows_between_false_alarms": config.windows_between_false_alarms,
+        "alpha_window": config.alpha_window,
+        "checks_per_window": k,
+        "alpha_per_check": alpha_check,
+        "correction": config.correction,
+        "n_windows": len(windows),
+        "expected_false_alarms_over_horizon": len(windows) * config.alpha_window,
+        "mmd_permutations": n_perm,
+        "statement": (
+            f"at most {len(windows) * config.alpha_window:.3g} false alarms expected over these "
+            f"{len(windows)} windows across all {k} checks per window ({config.correction}; "
+            f"one per {config.windows_between_false_alarms:g} windows on average)"
+        ),
+    }
     return MonitoringReport(tuple(checks), alarms, budget, tuple(w.label for w in windows), seed, config)
 
 
-def _cusum_checks(frame: pd.DataFrame, reference: Window, windows: Sequence[Window], variant: str,
-                  variant_arr: np.ndarray, config: MonitorConfig, alpha_check: float, seed: int | None
-                  ) -> list[DriftResult]:
+def _cusum_checks(
+    frame: pd.DataFrame,
+    reference: Window,
+    windows: Sequence[Window],
+    variant: str,
+    variant_arr: np.ndarray,
+    config: MonitorConfig,
+    alpha_check: float,
+    seed: int | None,
+) -> list[DriftResult]:
     """Accuracy over time for one arm: a CUSUM over its labelled predictions, in prediction order."""
     correct = frame["correct"].to_numpy(dtype=object)
 
@@ -374,25 +437,57 @@ def _cusum_checks(frame: pd.DataFrame, reference: Window, windows: Sequence[Wind
     per_window = ref.size / max(len(_days_or_blocks(reference, config)), 1)
     ert = max(per_window / alpha_check, 2.0)
     base: dict[str, Any] = {
-        "signal": "accuracy_cusum", "p_value": None, "effect_threshold": 0.0, "alpha": alpha_check,
-        "n_reference": int(ref.size), "variant": variant,
-        "method": (f"Bernoulli CUSUM on labelled correctness (accuracy drop {config.cusum_shift:g}); "
-                   f"ERT {ert:,.0f} labelled predictions")}
+        "signal": "accuracy_cusum",
+        "p_value": None,
+        "effect_threshold": 0.0,
+        "alpha": alpha_check,
+        "n_reference": int(ref.size),
+        "variant": variant,
+        "method": (
+            f"Bernoulli CUSUM on labelled correctness (accuracy drop {config.cusum_shift:g}); "
+            f"ERT {ert:,.0f} labelled predictions"
+        ),
+    }
     results = []
     if ref.size < 30 or ref.mean() in (0.0, 1.0):
-        why = (f"reference: {ref.size} labelled predictions; the CUSUM needs at least 30" if ref.size < 30 else
-               f"reference: every labelled prediction is {'right' if ref.mean() else 'wrong'} (one class)")
-        return [DriftResult(statistic=None, effect_size=None, threshold=None, n_current=0, alarm=None,
-                            status="insufficient data", reasons=(why,), window=w.label, **w.bounds(), **base)
-                for w in windows]
+        why = (
+            f"reference: {ref.size} labelled predictions; the CUSUM needs at least 30"
+            if ref.size < 30
+            else f"reference: every labelled prediction is {'right' if ref.mean() else 'wrong'} (one class)"
+        )
+        return [
+            DriftResult(
+                statistic=None,
+                effect_size=None,
+                threshold=None,
+                n_current=0,
+                alarm=None,
+                status="insufficient data",
+                reasons=(why,),
+                window=w.label,
+                **w.bounds(),
+                **base,
+            )
+            for w in windows
+        ]
     det = BernoulliCUSUM(ert=ert, shift=config.cusum_shift, random_state=seed).fit(ref)
     for w in windows:
         obs = labelled(w.rows)
         if obs.size == 0:
-            results.append(DriftResult(statistic=det.statistic_, effect_size=None, threshold=det.threshold,
-                                       n_current=0, alarm=None, status="insufficient data",
-                                       reasons=("current: no labelled predictions in this window (yet)",),
-                                       window=w.label, **w.bounds(), **base))
+            results.append(
+                DriftResult(
+                    statistic=det.statistic_,
+                    effect_size=None,
+                    threshold=det.threshold,
+                    n_current=0,
+                    alarm=None,
+                    status="insufficient data",
+                    reasons=("current: no labelled predictions in this window (yet)",),
+                    window=w.label,
+                    **w.bounds(),
+                    **base,
+                )
+            )
             continue
         peak, fired = 0.0, False
         for x in obs:
@@ -400,13 +495,26 @@ def _cusum_checks(frame: pd.DataFrame, reference: Window, windows: Sequence[Wind
             peak = max(peak, det.statistic_)
             fired = fired or det.drift_detected
         acc = float(obs.mean())
-        reason = (f"accuracy_cusum: statistic reached {peak:.3g} >= h = {det.threshold:.3g} (window accuracy "
-                  f"{acc:.3f} vs reference {det.p0_:.3f})" if fired else
-                  f"accuracy_cusum: peak {peak:.3g} < h = {det.threshold:.3g} (window accuracy {acc:.3f})")
-        results.append(DriftResult(statistic=peak, effect_size=det.p0_ - acc, threshold=det.threshold,
-                                   n_current=int(obs.size), alarm=fired, reasons=(reason,),
-                                   details={"window_accuracy": acc, "reference_accuracy": det.p0_, "ert": ert},
-                                   window=w.label, **w.bounds(), **base))
+        reason = (
+            f"accuracy_cusum: statistic reached {peak:.3g} >= h = {det.threshold:.3g} (window accuracy "
+            f"{acc:.3f} vs reference {det.p0_:.3f})"
+            if fired
+            else f"accuracy_cusum: peak {peak:.3g} < h = {det.threshold:.3g} (window accuracy {acc:.3f})"
+        )
+        results.append(
+            DriftResult(
+                statistic=peak,
+                effect_size=det.p0_ - acc,
+                threshold=det.threshold,
+                n_current=int(obs.size),
+                alarm=fired,
+                reasons=(reason,),
+                details={"window_accuracy": acc, "reference_accuracy": det.p0_, "ert": ert},
+                window=w.label,
+                **w.bounds(),
+                **base,
+            )
+        )
     return results
 
 
@@ -417,8 +525,14 @@ def _days_or_blocks(reference: Window, config: MonitorConfig) -> list[int]:
     return list(range(max(1, math.ceil(config.reference_days))))
 
 
-def _alarm(result: DriftResult, frame: pd.DataFrame, windows: Sequence[Window], config: MonitorConfig,
-           seed: int | None, reference: Window) -> Alarm:
+def _alarm(
+    result: DriftResult,
+    frame: pd.DataFrame,
+    windows: Sequence[Window],
+    config: MonitorConfig,
+    seed: int | None,
+    reference: Window,
+) -> Alarm:
     window = next(w for w in windows if w.label == result.window)
     part = frame.iloc[window.rows]
     if result.variant != "all":
@@ -426,16 +540,29 @@ def _alarm(result: DriftResult, frame: pd.DataFrame, windows: Sequence[Window], 
     name = version = None
     if len(part) and result.variant != "all":
         name, version = str(part["model_name"].mode().iloc[0]), str(part["model_version"].mode().iloc[0])
-    inputs = {"reference_start": reference.start.isoformat(), "reference_end": reference.end.isoformat(),
-              "window_rule": "calendar day (UTC)" if config.window_size == 0 else f"{config.window_size} predictions",
-              "method": result.method, "effect_threshold": result.effect_threshold, "details": result.details}
-    return Alarm.from_result(result, correction=config.correction, seed=seed, model_name=name,
-                             model_version=version, inputs=inputs)
+    inputs = {
+        "reference_start": reference.start.isoformat(),
+        "reference_end": reference.end.isoformat(),
+        "window_rule": "calendar day (UTC)" if config.window_size == 0 else f"{config.window_size} predictions",
+        "method": result.method,
+        "effect_threshold": result.effect_threshold,
+        "details": result.details,
+    }
+    return Alarm.from_result(
+        result, correction=config.correction, seed=seed, model_name=name, model_version=version, inputs=inputs
+    )
 
 
-def monitor_run(run_dir: str | Path, config: MonitorConfig | None = None, *, seed: int | None = 0,
-                until: str | None = None, encoder: Encoder | None = None, engine: str = "duckdb",
-                spark: Any = None) -> MonitoringReport:
+def monitor_run(
+    run_dir: str | Path,
+    config: MonitorConfig | None = None,
+    *,
+    seed: int | None = 0,
+    until: str | None = None,
+    encoder: Encoder | None = None,
+    engine: str = "duckdb",
+    spark: Any = None,
+) -> MonitoringReport:
     """Monitor the run in ``run_dir`` (its ``experiment.json`` and ``log/``, read through ``engine``):
     reference = the first ``reference_days`` from the experiment's start, then every window after it."""
     from abkit.experiment import Experiment
@@ -444,5 +571,6 @@ def monitor_run(run_dir: str | Path, config: MonitorConfig | None = None, *, see
     experiment = Experiment.load(run / "experiment.json")
     frame = read_monitoring_frame(run / "log", experiment.key, until, engine=engine, spark=spark)
     start = pd.Timestamp(experiment.start, tz="UTC") if experiment.start else frame["ts"].min().floor("D")
-    return monitor_frame(frame, start=start, variants=list(experiment.variant_names), config=config, seed=seed,
-                         encoder=encoder)
+    return monitor_frame(
+        frame, start=start, variants=list(experiment.variant_names), config=config, seed=seed, encoder=encoder
+    )

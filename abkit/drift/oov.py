@@ -30,8 +30,14 @@ class OOVDrift(BatchDetector):
     method = "mean share of out-of-vocabulary words per text minus the held-out reference's; one-sided Welch z"
     default_effect_threshold = 0.01
 
-    def __init__(self, *, alpha: float = 0.05, min_size: int = 30, effect_threshold: float | None = None,
-                 random_state: int | None = 0) -> None:
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.05,
+        min_size: int = 30,
+        effect_threshold: float | None = None,
+        random_state: int | None = 0,
+    ) -> None:
         super().__init__(alpha=alpha, min_size=min_size, effect_threshold=effect_threshold)
         self.random_state = random_state
 
@@ -60,5 +66,11 @@ class OOVDrift(BatchDetector):
             p = 0.0 if diff > 0 else 1.0
         else:
             p = float(stats.norm.sf(diff / se))
-        return self._outcome(current.size, diff, p, lambda a: max(float(stats.norm.isf(a)) * se, 1e-12),
-                             current_oov_rate=float(rates.mean()), reference_oov_rate=float(self.baseline_.mean()))
+        return self._outcome(
+            current.size,
+            diff,
+            p,
+            lambda a: max(float(stats.norm.isf(a)) * se, 1e-12),
+            current_oov_rate=float(rates.mean()),
+            reference_oov_rate=float(self.baseline_.mean()),
+        )

@@ -35,8 +35,10 @@ def trend_plot(report: MonitoringReport, signal: str, ax: Any = None) -> Any:
             ax.scatter(missing, [0] * len(missing), marker="|", color="grey", zorder=4)
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
-    ax.set_title(f"{signal}: statistic per window (dashed: threshold, shaded: alarm zone, x: alarm, "
-                 "|: insufficient data)", fontsize=9)
+    ax.set_title(
+        f"{signal}: statistic per window (dashed: threshold, shaded: alarm zone, x: alarm, |: insufficient data)",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, loc="upper left")
     return ax
 
@@ -66,8 +68,9 @@ def accuracy_plot(report: MonitoringReport, ax: Any = None) -> Any:
     for k, variant in enumerate(dict.fromkeys(r.variant for r in rows)):
         mine = [r for r in rows if r.variant == variant]
         x = [pos[r.window] + 0.1 * k for r in mine]
-        line = ax.plot(x, [r.details["estimated_accuracy"] for r in mine], marker="o", ms=3,
-                       label=f"{variant}: estimated")[0]
+        line = ax.plot(
+            x, [r.details["estimated_accuracy"] for r in mine], marker="o", ms=3, label=f"{variant}: estimated"
+        )[0]
         labelled = [(xx, r) for xx, r in zip(x, mine) if "realised_accuracy" in r.details]
         if labelled:
             xs = [xx for xx, _ in labelled]
@@ -75,8 +78,14 @@ def accuracy_plot(report: MonitoringReport, ax: Any = None) -> Any:
             low = [m - r.details["band_low"] for m, (_, r) in zip(mid, labelled)]
             high = [r.details["band_high"] - m for m, (_, r) in zip(mid, labelled)]
             ax.errorbar(xs, mid, yerr=[low, high], fmt="none", ecolor=line.get_color(), alpha=0.5, capsize=3)
-            ax.scatter(xs, [r.details["realised_accuracy"] for _, r in labelled], marker="D", s=18,
-                       color=line.get_color(), label=f"{variant}: realised (labelled)")
+            ax.scatter(
+                xs,
+                [r.details["realised_accuracy"] for _, r in labelled],
+                marker="D",
+                s=18,
+                color=line.get_color(),
+                label=f"{variant}: realised (labelled)",
+            )
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("accuracy")

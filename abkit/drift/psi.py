@@ -29,8 +29,14 @@ class PSIDrift(BatchDetector):
     method = "population stability index on reference-quantile bins; p from the chi-square approximation"
     default_effect_threshold = 0.02
 
-    def __init__(self, *, alpha: float = 0.05, min_size: int = 30, effect_threshold: float | None = None,
-                 bins: str | int = "quantile") -> None:
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.05,
+        min_size: int = 30,
+        effect_threshold: float | None = None,
+        bins: str | int = "quantile",
+    ) -> None:
         super().__init__(alpha=alpha, min_size=min_size, effect_threshold=effect_threshold)
         self.bins = bins
 
@@ -45,5 +51,6 @@ class PSIDrift(BatchDetector):
     def _test(self, current: np.ndarray) -> Outcome:
         value = psi(self.reference_shares_, shares(binned_counts(current, self.edges_)))
         en, df = effective_n(self.n_ref_, current.size), self.edges_.size
-        return self._outcome(current.size, value, float(stats.chi2.sf(en * value, df)),
-                             lambda a: float(stats.chi2.isf(a, df)) / en)
+        return self._outcome(
+            current.size, value, float(stats.chi2.sf(en * value, df)), lambda a: float(stats.chi2.isf(a, df)) / en
+        )

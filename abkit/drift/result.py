@@ -91,15 +91,39 @@ class Alarm:
     inputs: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_result(cls, result: DriftResult, *, correction: str, seed: int | None, model_name: str | None = None,
-                    model_version: str | None = None, inputs: dict[str, Any] | None = None) -> Alarm:
+    def from_result(
+        cls,
+        result: DriftResult,
+        *,
+        correction: str,
+        seed: int | None,
+        model_name: str | None = None,
+        model_version: str | None = None,
+        inputs: dict[str, Any] | None = None,
+    ) -> Alarm:
         """The record of an alarming result."""
         if result.alarm is not True:
             raise ValueError(f"result of {result.signal!r} on {result.window!r} did not alarm")
-        return cls(result.signal, result.variant, result.window, result.window_start, result.window_end,
-                   _finite(result.statistic), _finite(result.threshold), _finite(result.p_value),
-                   _finite(result.effect_size), _finite(result.alpha), correction, result.n_reference,
-                   result.n_current, seed, model_name, model_version, result.reasons, dict(inputs or {}))
+        return cls(
+            result.signal,
+            result.variant,
+            result.window,
+            result.window_start,
+            result.window_end,
+            _finite(result.statistic),
+            _finite(result.threshold),
+            _finite(result.p_value),
+            _finite(result.effect_size),
+            _finite(result.alpha),
+            correction,
+            result.n_reference,
+            result.n_current,
+            seed,
+            model_name,
+            model_version,
+            result.reasons,
+            dict(inputs or {}),
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alarm:
@@ -117,8 +141,20 @@ class Alarm:
 class DriftResults(DictsReprMixin):
     """A table of results (notebook display); ``results`` keeps the typed records."""
 
-    columns = ("signal", "variant", "window", "statistic", "threshold", "p_value", "effect_size", "alpha",
-               "n_reference", "n_current", "alarm", "status")
+    columns = (
+        "signal",
+        "variant",
+        "window",
+        "statistic",
+        "threshold",
+        "p_value",
+        "effect_size",
+        "alpha",
+        "n_reference",
+        "n_current",
+        "alarm",
+        "status",
+    )
 
     def __init__(self, results: Sequence[DriftResult]) -> None:
         self.results = tuple(results)

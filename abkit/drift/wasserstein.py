@@ -38,8 +38,16 @@ class WassersteinDrift(BatchDetector):
     method = "Wasserstein-1 / max(sd_ref, 0.001); null simulated from the reference (Brownian bridge), p with +1"
     default_effect_threshold = 0.05
 
-    def __init__(self, *, alpha: float = 0.05, min_size: int = 30, effect_threshold: float | None = None,
-                 n_null: int = 20_000, grid: int = 200, random_state: int | None = 0) -> None:
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.05,
+        min_size: int = 30,
+        effect_threshold: float | None = None,
+        n_null: int = 20_000,
+        grid: int = 200,
+        random_state: int | None = 0,
+    ) -> None:
         super().__init__(alpha=alpha, min_size=min_size, effect_threshold=effect_threshold)
         self.n_null, self.grid, self.random_state = int(n_null), int(grid), random_state
 
@@ -56,7 +64,7 @@ class WassersteinDrift(BatchDetector):
             walk = np.cumsum(rng.normal(0.0, np.sqrt(du), size=(k, du.size)), axis=1)
             bridge = walk - u[1:] * walk[:, -1:]
             left = np.concatenate([np.zeros((k, 1)), bridge[:, :-1]], axis=1)  # B at each interval's left end
-            null[start:start + k] = np.abs(left) @ dx
+            null[start : start + k] = np.abs(left) @ dx
         self.null_ = np.sort(null)
 
     def _test(self, current: np.ndarray) -> Outcome:

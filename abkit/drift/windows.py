@@ -16,15 +16,33 @@ import pandas as pd
 
 __all__ = ["COLUMNS", "Window", "read_monitoring_frame", "split_windows"]
 
-COLUMNS = ("variant", "ts", "text", "predicted_label", "confidence", "model_name", "model_version", "label",
-           "labelled_at", "correct")
-_QUERY = ("SELECT p.variant, p.ts, p.text, p.predicted_label, p.confidence, p.model_name, p.model_version, "
-          "l.label, l.labelled_at FROM abkit_pred_once p LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id "
-          "ORDER BY p.ts, p.request_id")
+COLUMNS = (
+    "variant",
+    "ts",
+    "text",
+    "predicted_label",
+    "confidence",
+    "model_name",
+    "model_version",
+    "label",
+    "labelled_at",
+    "correct",
+)
+_QUERY = (
+    "SELECT p.variant, p.ts, p.text, p.predicted_label, p.confidence, p.model_name, p.model_version, "
+    "l.label, l.labelled_at FROM abkit_pred_once p LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id "
+    "ORDER BY p.ts, p.request_id"
+)
 
 
-def read_monitoring_frame(log_root: str | Path, experiment: str, until: str | pd.Timestamp | None = None, *,
-                          engine: str = "duckdb", spark: Any = None) -> pd.DataFrame:
+def read_monitoring_frame(
+    log_root: str | Path,
+    experiment: str,
+    until: str | pd.Timestamp | None = None,
+    *,
+    engine: str = "duckdb",
+    spark: Any = None,
+) -> pd.DataFrame:
     """Predictions of ``experiment`` (one per request, in time order) with their first label and ``correct``
     (None while unlabelled), reduced by ``engine``.
 
@@ -49,7 +67,7 @@ def read_monitoring_frame(log_root: str | Path, experiment: str, until: str | pd
         frame.loc[late, ["label", "labelled_at"]] = None
     labelled = frame["label"].notna().to_numpy()
     correct = np.full(len(frame), None, dtype=object)
-    correct[labelled] = (frame["predicted_label"].to_numpy()[labelled] == frame["label"].to_numpy()[labelled])
+    correct[labelled] = frame["predicted_label"].to_numpy()[labelled] == frame["label"].to_numpy()[labelled]
     frame["correct"] = correct
     return frame.reset_index(drop=True)[list(COLUMNS)]
 
@@ -67,8 +85,9 @@ class Window:
         return {"window_start": self.start.isoformat(), "window_end": self.end.isoformat()}
 
 
-def split_windows(ts: pd.Series, start: pd.Timestamp, reference_days: float, window_size: int = 0
-                  ) -> tuple[Window, list[Window]]:
+def split_windows(
+    ts: pd.Series, start: pd.Timestamp, reference_days: float, window_size: int = 0
+) -> tuple[Window, list[Window]]:
     """The reference window (the first ``reference_days`` from ``start``) and the windows after it: one per
     calendar day (UTC) when ``window_size`` is 0, else consecutive blocks of ``window_size`` predictions."""
     ts = pd.to_datetime(ts, utc=True)
@@ -79,9 +98,10 @@ def split_windows(ts: pd.Series, start: pd.Timestamp, reference_days: float, win
     windows: list[Window] = []
     if window_size > 0:
         for i, s in enumerate(range(0, after.size, window_size)):
-            rows = after[s:s + window_size]
-            windows.append(Window(f"#{i + 1}", ts.iloc[rows[0]], ts.iloc[rows[-1]] + pd.Timedelta(microseconds=1),
-                                  rows))
+            rows = after[s : s + window_size]
+            windows.append(
+                Window(f"#{i + 1}", ts.iloc[rows[0]], ts.iloc[rows[-1]] + pd.Timedelta(microseconds=1), rows)
+            )
         return reference, windows
     days = ts.iloc[after].dt.floor("D")
     last = days.max() if len(days) else ref_end.floor("D")

@@ -62,8 +62,9 @@ class CompactReport:
     collided: bool  # two ids share a 64-bit key: engines use the string ids for this experiment
 
 
-def compact(root: str | Path, experiment: str | None = None, *, temp_max_age_s: float = 3600.0,
-            memory_limit: str | None = None) -> list[CompactReport]:
+def compact(
+    root: str | Path, experiment: str | None = None, *, temp_max_age_s: float = 3600.0, memory_limit: str | None = None
+) -> list[CompactReport]:
     """Compact ``experiment`` (default: every experiment of the log) at ``root``; see the module docs.
 
     ``temp_max_age_s``: hidden temp files older than this are taken to be left by killed writers (on this host,
@@ -132,15 +133,22 @@ def _compact_one(root: Path, experiment: str, memory_limit: str | None) -> Compa
         removed = _retire(root, experiment, manifest)
         deltas = {k: L.delta_files(root, k, experiment, manifest) for k in L.KINDS}
         # labels compacted before their prediction get its copy once new predictions come in
-        stale = [f for f in manifest.compacted["labels"] if not L.all_copied([str(root / f)])] \
-            if deltas["predictions"] else []
+        stale = (
+            [f for f in manifest.compacted["labels"] if not L.all_copied([str(root / f)])]
+            if deltas["predictions"]
+            else []
+        )
         if not deltas["predictions"] and not deltas["labels"]:
             if removed:
                 L.write_manifest(root, experiment, manifest)
             return CompactReport(experiment, 0, 0, 0, 0, 0, removed, manifest.collided)
         snapshot: dict[str, list[Any]] = {k: [L.file_id(root, p) for p in deltas[k]] for k in L.KINDS}
-        src = L.LogSource(experiment, {k: tuple(manifest.files(root, k)) for k in L.KINDS},
-                          {k: tuple(str(p) for p in deltas[k]) for k in L.KINDS}, unique=False)
+        src = L.LogSource(
+            experiment,
+            {k: tuple(manifest.files(root, k)) for k in L.KINDS},
+            {k: tuple(str(p) for p in deltas[k]) for k in L.KINDS},
+            unique=False,
+        )
         tmp = root / ".abkit-compact-tmp"
         config: dict[str, Any] = {"temp_directory": str(tmp)}
         if memory_limit:
@@ -149,23 +157,34 @@ def _compact_one(root: Path, experiment: str, memory_limit: str | None) -> Compa
         try:
             # duckdb's stub wants its PythonUDFType enum; the string works in every duckdb (the enum moved modules)
             con.create_function(  # type: ignore[call-overload]
-                "abkit_fnv", lambda ids: pa.array(fnv1a64(ids)), ["VARCHAR"], "BIGINT", type="arrow")
+                "abkit_fnv", lambda ids: pa.array(fnv1a64(ids)), ["VARCHAR"], "BIGINT", type="arrow"
+            )
             eng = DuckDBEngine(src, con=con)
             return _rewrite(root, experiment, manifest, eng, snapshot, stale, removed)
         finally:
             con.close()
 
 
-def _rewrite(root: Path, experiment: str, manifest: L.Manifest, eng: Any, snapshot: dict[str, list[Any]],
-             stale: list[str], removed: int) -> CompactReport:
+def _rewrite(
+    root: Path,
+    experiment: str,
+    manifest: L.Manifest,
+    eng: Any,
+    snapshot: dict[str, list[Any]],
+    stale: list[str],
+    removed: int,
+) -> CompactReport:
     con = eng.con
     con.execute("CREATE TEMP TABLE pn AS SELECT * FROM abkit_pred_new")
     con.execute(f"""CREATE TEMP TABLE np AS SELECT pn.*, u.unit_key, abkit_fnv(pn.request_id) AS request_key, {_DAY} AS day
         FROM pn JOIN (SELECT unit_id, abkit_fnv(unit_id) AS unit_key FROM (SELECT DISTINCT unit_id FROM pn) d) u
         USING (unit_id)""")  # a user's key once, not once per request
     con.execute("DROP TABLE pn")
-    old_p = _files(manifest.files(root, "predictions"), "request_id, request_key, unit_id, unit_key, variant, "
-                   f"predicted_label, {_DAY} AS day", "ts")
+    old_p = _files(
+        manifest.files(root, "predictions"),
+        f"request_id, request_key, unit_id, unit_key, variant, predicted_label, {_DAY} AS day",
+        "ts",
+    )
     stale_rows = _files([str(root / f) for f in stale], "experiment, request_id, label, labelled_at", "labelled_at")
     con.execute(f"""CREATE TEMP TABLE nl AS
         SELECT l.experiment, l.request_id, l.label, l.labelled_at, abkit_fnv(l.request_id) AS request_key,
@@ -180,36 +199,46 @@ def _rewrite(root: Path, experiment: str, manifest: L.Manifest, eng: Any, snapsh
     raw_p, raw_l = _count(con, "abkit_pred_d"), _count(con, "abkit_lab_d")  # the usable appended rows
     bad_p, bad_l = eng.invalid_rows()  # the unusable ones, left out
     written_p = _write(con, root, "predictions", experiment, "np", "day", L.STORED_PREDICTION_SCHEMA)
-    written_l = _write(con, root, "labels", experiment, "nl", f"epoch_us(labelled_at) // {L.US_PER_DAY}",
-                       L.STORED_LABEL_SCHEMA)
-    days = {d for d, in con.execute("SELECT DISTINCT day FROM np").fetchall()}
+    written_l = _write(
+        con, root, "labels", experiment, "nl", f"epoch_us(labelled_at) // {L.US_PER_DAY}", L.STORED_LABEL_SCHEMA
+    )
+    days = {d for (d,) in con.execute("SELECT DISTINCT day FROM np").fetchall()}
     rel = [str(p.relative_to(root)) for p in written_p]
     manifest.compacted["predictions"] = manifest.compacted["predictions"] + rel
-    manifest.compacted["labels"] = ([f for f in manifest.compacted["labels"] if f not in stale]
-                                    + [str(p.relative_to(root)) for p in written_l])
+    manifest.compacted["labels"] = [f for f in manifest.compacted["labels"] if f not in stale] + [
+        str(p.relative_to(root)) for p in written_l
+    ]
     for kind in L.KINDS:
         manifest.consumed[kind] = manifest.consumed[kind] + [list(e) for e in snapshot[kind]]
     dropped_l = raw_l - (n_l - _stale_count(con, stale_rows))
-    manifest.dropped = {"predictions": manifest.dropped.get("predictions", 0) + raw_p - n_p,
-                        "labels": manifest.dropped.get("labels", 0) + dropped_l}
-    manifest.days = sorted(set(manifest.days) | {(dt.date(1970, 1, 1) + dt.timedelta(days=int(d))).isoformat()
-                                                 for d in days})
-    manifest.invalid = {"predictions": manifest.invalid.get("predictions", 0) + bad_p,
-                        "labels": manifest.invalid.get("labels", 0) + bad_l}
+    manifest.dropped = {
+        "predictions": manifest.dropped.get("predictions", 0) + raw_p - n_p,
+        "labels": manifest.dropped.get("labels", 0) + dropped_l,
+    }
+    manifest.days = sorted(
+        set(manifest.days) | {(dt.date(1970, 1, 1) + dt.timedelta(days=int(d))).isoformat() for d in days}
+    )
+    manifest.invalid = {
+        "predictions": manifest.invalid.get("predictions", 0) + bad_p,
+        "labels": manifest.invalid.get("labels", 0) + bad_l,
+    }
     manifest.collided = collided
     manifest.generation += 1
     L.write_manifest(root, experiment, manifest)  # the commit point
-    return CompactReport(experiment, n_p, n_l, raw_p - n_p, dropped_l, sum(map(len, snapshot.values())), removed,
-                         collided)
+    return CompactReport(
+        experiment, n_p, n_l, raw_p - n_p, dropped_l, sum(map(len, snapshot.values())), removed, collided
+    )
 
 
 def _files(files: list[str], columns: str, ts: str) -> str:
     """A query of ``columns`` over ``files`` (no files: no rows)."""
     if not files:
-        return f"SELECT {columns} FROM (SELECT NULL::VARCHAR AS request_id, NULL::BIGINT AS request_key, " \
-               f"NULL::VARCHAR AS unit_id, NULL::BIGINT AS unit_key, NULL::VARCHAR AS variant, NULL::VARCHAR AS " \
-               f"predicted_label, NULL::TIMESTAMPTZ AS {ts}, NULL::VARCHAR AS experiment, NULL::VARCHAR AS label) " \
-               "WHERE false"
+        return (
+            f"SELECT {columns} FROM (SELECT NULL::VARCHAR AS request_id, NULL::BIGINT AS request_key, "
+            f"NULL::VARCHAR AS unit_id, NULL::BIGINT AS unit_key, NULL::VARCHAR AS variant, NULL::VARCHAR AS "
+            f"predicted_label, NULL::TIMESTAMPTZ AS {ts}, NULL::VARCHAR AS experiment, NULL::VARCHAR AS label) "
+            "WHERE false"
+        )
     return f"SELECT {columns} FROM read_parquet([{', '.join(sql_string(f) for f in files)}])"
 
 
@@ -242,14 +271,14 @@ def _collides(con: Any, old_p: str, old_l: str) -> bool:
     return int(con.execute(q).fetchone()[0]) > 0
 
 
-def _write(con: Any, root: Path, kind: L.Kind, experiment: str, table: str, day: str,
-           schema: pa.Schema) -> list[Path]:
+def _write(con: Any, root: Path, kind: L.Kind, experiment: str, table: str, day: str, schema: pa.Schema) -> list[Path]:
     """Write ``table`` as one compacted file per day, ordered by arm and user, a row group per arm or less."""
     out = []
     cols = ", ".join(schema.names)
     for (d,) in con.execute(f"SELECT DISTINCT {day} AS d FROM {table} ORDER BY d").fetchall():
-        reader = con.sql(f"SELECT {cols} FROM {table} WHERE {day} = {int(d)} ORDER BY variant NULLS LAST, "
-                             "unit_key, request_key").to_arrow_reader(1_000_000)
+        reader = con.sql(
+            f"SELECT {cols} FROM {table} WHERE {day} = {int(d)} ORDER BY variant NULLS LAST, unit_key, request_key"
+        ).to_arrow_reader(1_000_000)
         groups = (group for batch in reader for group in _by_arm(pa.Table.from_batches([batch]).cast(schema)))
         out.append(L.write_atomic(groups, L.date_dir(root, kind, experiment, int(d)), compacted=True, schema=schema))
     return out

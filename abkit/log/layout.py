@@ -52,9 +52,24 @@ from abkit.log.durable import ensure_dir, fsync_dir
 from abkit.log.schema import LABEL_SCHEMA, PREDICTION_SCHEMA, LogError, check_key
 
 __all__ = [
-    "COMPACTED_SUFFIX", "FILE_GLOB", "LABEL_COPY", "STORED_LABEL_SCHEMA", "STORED_PREDICTION_SCHEMA", "Kind",
-    "LogFileError", "LogSource", "Manifest", "all_copied", "experiment_dir", "kind_glob", "log_source",
-    "read_manifest", "row_group_stats", "write_atomic", "write_manifest", "write_partitioned",
+    "COMPACTED_SUFFIX",
+    "FILE_GLOB",
+    "LABEL_COPY",
+    "STORED_LABEL_SCHEMA",
+    "STORED_PREDICTION_SCHEMA",
+    "Kind",
+    "LogFileError",
+    "LogSource",
+    "Manifest",
+    "all_copied",
+    "experiment_dir",
+    "kind_glob",
+    "log_source",
+    "read_manifest",
+    "row_group_stats",
+    "write_atomic",
+    "write_manifest",
+    "write_partitioned",
 ]
 
 Kind = Literal["predictions", "labels"]
@@ -66,14 +81,19 @@ US_PER_DAY = 86_400_000_000
 
 # Files also store 64-bit keys of the ids (``abkit.log.keys.fnv1a64``), so engines join and group on integers.
 STORED_PREDICTION_SCHEMA = PREDICTION_SCHEMA.append(pa.field("unit_key", pa.int64())).append(
-    pa.field("request_key", pa.int64()))
+    pa.field("request_key", pa.int64())
+)
 # A compacted label also stores what it labels, copied from its prediction when that is compacted (else null):
 # engines then count labels per user without joining the predictions.
 LABEL_COPY: list[tuple[str, pa.DataType]] = [
-    ("variant", pa.string()), ("unit_key", pa.int64()), ("predicted_label", pa.string()),
-    ("prediction_day", pa.int64())]  # prediction_day: days since 1970-01-01 of its ts (UTC)
-STORED_LABEL_SCHEMA = pa.schema(list(LABEL_SCHEMA) + [pa.field("request_key", pa.int64())]
-                                + [pa.field(n, t) for n, t in LABEL_COPY])
+    ("variant", pa.string()),
+    ("unit_key", pa.int64()),
+    ("predicted_label", pa.string()),
+    ("prediction_day", pa.int64()),
+]  # prediction_day: days since 1970-01-01 of its ts (UTC)
+STORED_LABEL_SCHEMA = pa.schema(
+    list(LABEL_SCHEMA) + [pa.field("request_key", pa.int64())] + [pa.field(n, t) for n, t in LABEL_COPY]
+)
 RECORD_SCHEMAS: dict[Kind, pa.Schema] = {"predictions": PREDICTION_SCHEMA, "labels": LABEL_SCHEMA}
 
 
@@ -194,8 +214,9 @@ def clustered(table: pa.Table) -> list[pa.Table]:
     return [table.slice(lo, hi - lo) for lo, hi in zip(np.r_[0, ends[:-1]], ends)]
 
 
-def write_atomic(table: pa.Table | Iterable[pa.Table], directory: Path, compacted: bool = False,
-                 schema: pa.Schema | None = None) -> Path:
+def write_atomic(
+    table: pa.Table | Iterable[pa.Table], directory: Path, compacted: bool = False, schema: pa.Schema | None = None
+) -> Path:
     """Write ``table`` (or row groups one by one, with ``schema``) as ``directory/part-<uuid>.parquet``
     (``.compacted.parquet`` when ``compacted``), a table clustered by arm and user (``clustered``): temp file,
     fsync, rename, fsync directory."""
@@ -206,8 +227,9 @@ def write_atomic(table: pa.Table | Iterable[pa.Table], directory: Path, compacte
     groups = clustered(table) if isinstance(table, pa.Table) else table
     try:
         with open(tmp, "wb") as f:
-            with pq.ParquetWriter(f, table.schema if isinstance(table, pa.Table) else schema,
-                                  compression="snappy") as out:
+            with pq.ParquetWriter(
+                f, table.schema if isinstance(table, pa.Table) else schema, compression="snappy"
+            ) as out:
                 for group in groups:
                     out.write_table(group)
             f.flush()
@@ -259,7 +281,9 @@ class Manifest:
     """What is compacted for one experiment (paths relative to the log root)."""
 
     compacted: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
-    consumed: dict[str, list[list[Any]]] = field(default_factory=lambda: {k: [] for k in KINDS})  # [path, size, mtime_ns]
+    consumed: dict[str, list[list[Any]]] = field(
+        default_factory=lambda: {k: [] for k in KINDS}
+    )  # [path, size, mtime_ns]
     dropped: dict[str, int] = field(default_factory=lambda: {k: 0 for k in KINDS})  # duplicate rows compaction removed
     invalid: dict[str, int] = field(default_factory=lambda: {k: 0 for k in KINDS})  # unusable rows it left out
     days: list[str] = field(default_factory=list)  # ISO dates of the compacted predictions
@@ -287,8 +311,10 @@ def read_manifest(root: Path, experiment: str) -> Manifest:
     except FileNotFoundError:
         return Manifest()
     except (OSError, ValueError) as exc:
-        raise LogError(f"{path}: the manifest cannot be read ({exc}); restore it or delete it and compact again "
-                       "(the compacted files are then orphans and the deltas are read again)") from exc
+        raise LogError(
+            f"{path}: the manifest cannot be read ({exc}); restore it or delete it and compact again "
+            "(the compacted files are then orphans and the deltas are read again)"
+        ) from exc
     return Manifest(**data)
 
 
@@ -327,8 +353,11 @@ def row_group_stats(path: str, column: str) -> list[Any]:
 
 def all_copied(label_files: Sequence[str]) -> bool:
     """Whether every label row holds its prediction's copy (``unit_key`` never null), from file statistics."""
-    return all(s is not None and s.has_null_count and not s.null_count
-               for f in label_files for s in row_group_stats(f, "unit_key"))
+    return all(
+        s is not None and s.has_null_count and not s.null_count
+        for f in label_files
+        for s in row_group_stats(f, "unit_key")
+    )
 
 
 def single_values(files: Sequence[str], column: str) -> set[str] | None:
@@ -367,16 +396,21 @@ def check_file(path: Path, kind: Kind) -> None:
     for f in RECORD_SCHEMAS[kind]:
         want = _family(f.type)
         if f.name not in schema.names:
-            raise LogFileError(f"{path}: column {f.name!r} is missing; expected {_EXPECTED[want]} ({f.type}). "
-                               f"Every {kind} file needs {RECORD_SCHEMAS[kind].names}; fix or move the file.")
+            raise LogFileError(
+                f"{path}: column {f.name!r} is missing; expected {_EXPECTED[want]} ({f.type}). "
+                f"Every {kind} file needs {RECORD_SCHEMAS[kind].names}; fix or move the file."
+            )
         got = _family(schema.field(f.name).type)
         if got not in (want, "null"):
-            raise LogFileError(f"{path}: column {f.name!r} has type {schema.field(f.name).type}; expected "
-                               f"{_EXPECTED[want]} ({f.type}). Rewrite the column or move the file out of the log.")
+            raise LogFileError(
+                f"{path}: column {f.name!r} has type {schema.field(f.name).type}; expected "
+                f"{_EXPECTED[want]} ({f.type}). Rewrite the column or move the file out of the log."
+            )
 
 
-def delta_files(root: Path, kind: Kind, experiment: str, manifest: Manifest,
-                on_bad_file: Literal["raise", "skip"] = "raise") -> list[Path]:
+def delta_files(
+    root: Path, kind: Kind, experiment: str, manifest: Manifest, on_bad_file: Literal["raise", "skip"] = "raise"
+) -> list[Path]:
     """The experiment's appended (not yet compacted) files of ``kind``: in its folder, or in no experiment's
     folder; not compacted, not consumed by its manifest; each checked against the documented schema."""
     base = root / kind
@@ -443,10 +477,19 @@ def log_source(root: str | Path, experiment: str, on_bad_file: Literal["raise", 
     manifest = read_manifest(root, experiment)
     compacted: dict[str, tuple[str, ...]] = {k: tuple(manifest.files(root, k)) for k in KINDS}
     deltas: dict[str, tuple[str, ...]] = {
-        k: tuple(str(p) for p in delta_files(root, k, experiment, manifest, on_bad_file)) for k in KINDS}
-    unique = bool(compacted["predictions"]) and not manifest.collided and not deltas["predictions"] \
-        and not deltas["labels"]
+        k: tuple(str(p) for p in delta_files(root, k, experiment, manifest, on_bad_file)) for k in KINDS
+    }
+    unique = (
+        bool(compacted["predictions"]) and not manifest.collided and not deltas["predictions"] and not deltas["labels"]
+    )
     copied = unique and all_copied(compacted["labels"])
-    return LogSource(experiment, compacted, deltas, unique, tuple(manifest.days) if unique else (), copied,
-                     manifest.dropped.get("predictions", 0),
-                     (manifest.invalid.get("predictions", 0), manifest.invalid.get("labels", 0)))
+    return LogSource(
+        experiment,
+        compacted,
+        deltas,
+        unique,
+        tuple(manifest.days) if unique else (),
+        copied,
+        manifest.dropped.get("predictions", 0),
+        (manifest.invalid.get("predictions", 0), manifest.invalid.get("labels", 0)),
+    )

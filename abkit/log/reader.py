@@ -96,8 +96,9 @@ class PredictionLog:
             src = log_source(self.root, key)
             if src.files(kind):
                 eng = DuckDBEngine(src, con=self.con)
-                tables.append(eng.arrow(f"SELECT {', '.join(schema.names)} FROM {view} "
-                                        f"ORDER BY {order}, request_id").cast(schema))
+                tables.append(
+                    eng.arrow(f"SELECT {', '.join(schema.names)} FROM {view} ORDER BY {order}, request_id").cast(schema)
+                )
         return pa.concat_tables(tables) if tables else schema.empty_table()
 
     def read_predictions(self, experiment: str | None = None, *, dedupe: bool = True) -> pa.Table:
@@ -116,8 +117,10 @@ class PredictionLog:
         con.register("_abkit_p", preds)
         con.register("_abkit_l", labels)
         try:
-            q = ("SELECT p.*, l.label, l.labelled_at, (p.predicted_label = l.label) AS correct "
-                 "FROM _abkit_p p LEFT JOIN _abkit_l l USING (request_id) ORDER BY p.ts, p.request_id")
+            q = (
+                "SELECT p.*, l.label, l.labelled_at, (p.predicted_label = l.label) AS correct "
+                "FROM _abkit_p p LEFT JOIN _abkit_l l USING (request_id) ORDER BY p.ts, p.request_id"
+            )
             return con.sql(q).to_arrow_table()
         finally:
             con.unregister("_abkit_p")
@@ -132,9 +135,11 @@ class PredictionLog:
         joined = self.read_joined(experiment)
         self.con.register("_abkit_j", joined)
         try:
-            q = ("SELECT variant, text, predicted_label, confidence, label FROM _abkit_j "
-                 "QUALIFY row_number() OVER (PARTITION BY variant ORDER BY confidence, request_id) <= "
-                 f"{int(n)} ORDER BY variant, confidence, request_id")
+            q = (
+                "SELECT variant, text, predicted_label, confidence, label FROM _abkit_j "
+                "QUALIFY row_number() OVER (PARTITION BY variant ORDER BY confidence, request_id) <= "
+                f"{int(n)} ORDER BY variant, confidence, request_id"
+            )
             return self.con.sql(q).to_arrow_table()
         finally:
             self.con.unregister("_abkit_j")
@@ -147,6 +152,8 @@ class PredictionLog:
         src = log_source(self.root, experiment)
         if not src.files("predictions"):
             return pa.table({"request_id": pa.array([], pa.string()), "copies": pa.array([], pa.int64())})
-        q = ("SELECT request_id, CAST(count(*) AS BIGINT) AS copies FROM abkit_pred "
-             "GROUP BY request_id HAVING count(*) > 1 ORDER BY request_id")
+        q = (
+            "SELECT request_id, CAST(count(*) AS BIGINT) AS copies FROM abkit_pred "
+            "GROUP BY request_id HAVING count(*) > 1 ORDER BY request_id"
+        )
         return DuckDBEngine(src, con=self.con).arrow(q)

@@ -33,8 +33,17 @@ import pyarrow.compute as pc
 from abkit.log.schema import LABEL_SCHEMA, PREDICTION_SCHEMA, UTC_US, LogError
 from abkit.names import NAME_PATTERN
 
-__all__ = ["MAX_LATENCY_MS", "VALID_LABEL_SQL", "VALID_PREDICTION_SQL", "Columns", "InvalidRecordsError", "Verdict", "as_table", "validate_labels",
-           "validate_predictions"]
+__all__ = [
+    "MAX_LATENCY_MS",
+    "VALID_LABEL_SQL",
+    "VALID_PREDICTION_SQL",
+    "Columns",
+    "InvalidRecordsError",
+    "Verdict",
+    "as_table",
+    "validate_labels",
+    "validate_predictions",
+]
 
 #: The largest latency a record may carry: one day. The analysis sums latencies per user in whole
 #: microseconds as 64-bit integers; a day per request keeps a million requests of one user exact.
@@ -170,21 +179,30 @@ def to_columns(records: Any, schema: pa.Schema, defaults: Mapping[str, Any]) -> 
                 names.update(dict.fromkeys(r))
         raw = {name: [r.get(name) for r in records] for name in names}
     else:
-        raise LogError(f"records of type {type(records).__name__} are not supported; give a dict, a list of dicts, "
-                       "a pandas DataFrame or a pyarrow Table.")
+        raise LogError(
+            f"records of type {type(records).__name__} are not supported; give a dict, a list of dicts, "
+            "a pandas DataFrame or a pyarrow Table."
+        )
     unknown = [name for name in raw if name not in schema.names]
     if unknown:
         hints = {name: difflib.get_close_matches(name, schema.names, n=1) for name in unknown}
-        said = ", ".join(f"{name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                         for name, hint in hints.items())
+        said = ", ".join(
+            f"{name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "") for name, hint in hints.items()
+        )
         warnings.warn(f"the log ignores column(s) {said}: it stores {schema.names}.", UserWarning, stacklevel=4)
     if n == 0:
-        return Columns(0, {f.name: pa.chunked_array([], f.type) for f in schema},
-                       {f.name: np.zeros(0, dtype=bool) for f in schema}, {f.name: [] for f in schema})
+        return Columns(
+            0,
+            {f.name: pa.chunked_array([], f.type) for f in schema},
+            {f.name: np.zeros(0, dtype=bool) for f in schema},
+            {f.name: [] for f in schema},
+        )
     missing = [f.name for f in schema if f.name not in raw and f.name not in defaults]
     if missing:
-        raise LogError(f"records lack required column(s) {missing}; every record needs {schema.names} "
-                       f"(optional: {sorted(defaults)}).")
+        raise LogError(
+            f"records lack required column(s) {missing}; every record needs {schema.names} "
+            f"(optional: {sorted(defaults)})."
+        )
     columns, wrong, originals = {}, {}, {}
     for f in schema:
         if f.name not in raw:
@@ -249,18 +267,27 @@ VALID_LABEL_SQL = "COALESCE(request_id IS NOT NULL AND label IS NOT NULL AND lab
 def prediction_checks(cols: Columns, experiment: str, variants: Sequence[str]) -> list[tuple[str, np.ndarray, str]]:
     c = cols.columns
     return [
-        ("experiment", _mask(pc.not_equal(c["experiment"], experiment)),
-         f"this writer logs experiment {experiment!r}; open another writer for other experiments."),
-        ("variant", _mask(pc.invert(pc.is_in(c["variant"], value_set=pa.array(list(variants))))),
-         f"variant must be one of {list(variants)}."),
+        (
+            "experiment",
+            _mask(pc.not_equal(c["experiment"], experiment)),
+            f"this writer logs experiment {experiment!r}; open another writer for other experiments.",
+        ),
+        (
+            "variant",
+            _mask(pc.invert(pc.is_in(c["variant"], value_set=pa.array(list(variants))))),
+            f"variant must be one of {list(variants)}.",
+        ),
         ("unit_id", _bad_string(c["unit_id"]), _STRING_FIX),
         ("request_id", _bad_string(c["request_id"]), _STRING_FIX),
         ("ts", _mask(pc.is_null(c["ts"])), "give a datetime (timezone-aware, or naive UTC)."),
         ("text", _bad_string(c["text"]), "the input text must be a non-empty string."),
         ("predicted_label", _bad_string(c["predicted_label"]), _STRING_FIX),
         ("confidence", _bad_number(c["confidence"], 0.0, 1.0), "confidence must be a finite number in [0, 1]."),
-        ("latency_ms", _bad_number(c["latency_ms"], 0.0, MAX_LATENCY_MS),
-         f"latency_ms must be a finite number in [0, {MAX_LATENCY_MS:.0f}] (at most a day, in milliseconds)."),
+        (
+            "latency_ms",
+            _bad_number(c["latency_ms"], 0.0, MAX_LATENCY_MS),
+            f"latency_ms must be a finite number in [0, {MAX_LATENCY_MS:.0f}] (at most a day, in milliseconds).",
+        ),
         ("model_name", _bad_string(c["model_name"]), _STRING_FIX),
         ("model_version", _bad_string(c["model_version"]), "give the model version as a non-empty string."),
     ]
@@ -268,8 +295,10 @@ def prediction_checks(cols: Columns, experiment: str, variants: Sequence[str]) -
 
 def label_checks(cols: Columns) -> list[tuple[str, np.ndarray, str]]:
     c = cols.columns
-    key_ok = pc.and_(pc.match_substring_regex(c["experiment"], f"^{NAME_PATTERN}$"),  # RE2: $ ends the text
-                     pc.invert(pc.match_substring(c["experiment"], "..")))
+    key_ok = pc.and_(
+        pc.match_substring_regex(c["experiment"], f"^{NAME_PATTERN}$"),  # RE2: $ ends the text
+        pc.invert(pc.match_substring(c["experiment"], "..")),
+    )
     return [
         ("experiment", _mask(pc.invert(key_ok)), "give the experiment key the predictions were logged under."),
         ("request_id", _bad_string(c["request_id"]), _STRING_FIX),
@@ -278,8 +307,10 @@ def label_checks(cols: Columns) -> list[tuple[str, np.ndarray, str]]:
     ]
 
 
-_WRONG = {pa.string(): "not text (wrong type, or a lone surrogate that is not valid Unicode); ",
-          UTC_US: "not a time (give a datetime: integers and NaT are refused); "}
+_WRONG = {
+    pa.string(): "not text (wrong type, or a lone surrogate that is not valid Unicode); ",
+    UTC_US: "not a time (give a datetime: integers and NaT are refused); ",
+}
 
 
 @dataclass
@@ -314,9 +345,11 @@ def error_message(verdict: Verdict, what: str) -> str:
     i, name, value, fix = verdict.first  # type: ignore[misc]
     total = int(verdict.bad.sum())
     by_field = ", ".join(f"{k}: {v}" for k, v in verdict.counts.items())
-    return (f"{what} record {i}: field {name!r} is {value!r}; {fix} "
-            f"({total} invalid record(s) in this call — {by_field}; nothing from this call was written; "
-            "fix them or open the writer with on_invalid='quarantine').")
+    return (
+        f"{what} record {i}: field {name!r} is {value!r}; {fix} "
+        f"({total} invalid record(s) in this call — {by_field}; nothing from this call was written; "
+        "fix them or open the writer with on_invalid='quarantine')."
+    )
 
 
 def as_table(cols: Columns, schema: pa.Schema, keep: np.ndarray | None = None) -> pa.Table:
@@ -324,8 +357,9 @@ def as_table(cols: Columns, schema: pa.Schema, keep: np.ndarray | None = None) -
     return table if keep is None or keep.all() else table.filter(pa.array(keep))
 
 
-def validate_predictions(records: Any, experiment: str, variants: Sequence[str],
-                         now: dt.datetime) -> tuple[Columns, Verdict]:
+def validate_predictions(
+    records: Any, experiment: str, variants: Sequence[str], now: dt.datetime
+) -> tuple[Columns, Verdict]:
     """Typed prediction columns of ``records`` (``experiment`` and ``now`` fill omitted or null
     ``experiment``/``ts``) and the verdict on each row for a writer of ``experiment`` with ``variants``."""
     cols = to_columns(records, PREDICTION_SCHEMA, {"experiment": experiment, "ts": now})
@@ -341,5 +375,10 @@ def validate_labels(records: Any, now: dt.datetime) -> tuple[Columns, Verdict]:
 def invalid_error(verdict: Verdict, what: str) -> InvalidRecordsError:
     """The error for a call with bad records (``what``: "prediction" or "label")."""
     assert verdict.first is not None
-    return InvalidRecordsError(error_message(verdict, what), index=verdict.first[0], field=verdict.first[1],
-                               value=verdict.first[2], counts=verdict.counts)
+    return InvalidRecordsError(
+        error_message(verdict, what),
+        index=verdict.first[0],
+        field=verdict.first[1],
+        value=verdict.first[2],
+        counts=verdict.counts,
+    )

@@ -151,15 +151,17 @@ class LogWriter:
         key_list = keys.tolist()
         if not self._pending.keys().isdisjoint(key_list):
             ids = table["request_id"].to_pylist()
-            keep &= np.fromiter((self._pending.get(k) != x for k, x in zip(key_list, ids, strict=True)),
-                                dtype=bool, count=len(ids))
+            keep &= np.fromiter(
+                (self._pending.get(k) != x for k, x in zip(key_list, ids, strict=True)), dtype=bool, count=len(ids)
+            )
         report.duplicates = int(len(keep) - keep.sum())
         self.duplicates += report.duplicates
         table = table.append_column("request_key", pa.array(keys))
         if report.duplicates:
             table = table.filter(pa.array(keep))
-        self._pending.update(zip(table["request_key"].to_numpy().tolist(), table["request_id"].to_pylist(),
-                                 strict=True))
+        self._pending.update(
+            zip(table["request_key"].to_numpy().tolist(), table["request_id"].to_pylist(), strict=True)
+        )
         return table
 
     def flush(self) -> None:
@@ -170,8 +172,11 @@ class LogWriter:
         units = pc.unique(table["unit_id"])
         unit_keys = fnv1a64(units)[pc.index_in(table["unit_id"], value_set=units).to_numpy()]
         keys = table["request_key"]
-        stored = table.drop_columns(["request_key"]).append_column("unit_key", pa.array(unit_keys)).append_column(
-            "request_key", keys)
+        stored = (
+            table.drop_columns(["request_key"])
+            .append_column("unit_key", pa.array(unit_keys))
+            .append_column("request_key", keys)
+        )
         self.files.extend(write_partitioned(stored, self.log.root, "predictions", self.experiment, "ts"))
         self._pending.clear()
         self._buffer.clear()
@@ -190,8 +195,9 @@ def append_labels(log: PredictionLog, records: Any) -> int:
     if verdict.bad.any():
         raise invalid_error(verdict, "label")
     table = as_table(cols, LABEL_SCHEMA)
-    table = table.filter(pa.array(_first_occurrence(pc.binary_join_element_wise(
-        table["experiment"], table["request_id"], "\x00"))))
+    table = table.filter(
+        pa.array(_first_occurrence(pc.binary_join_element_wise(table["experiment"], table["request_id"], "\x00")))
+    )
     for key in pc.unique(table["experiment"]).to_pylist():
         part = table.filter(pc.equal(table["experiment"], key))
         stored = part.append_column("request_key", pa.array(fnv1a64(part["request_id"])))

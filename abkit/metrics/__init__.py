@@ -21,8 +21,22 @@ from abkit.metrics.registry import (
     register_variable,
 )
 
-__all__ = ["METRICS", "QUANTILES", "LogStats", "Metric", "MetricError", "QuantileStats", "Variable",
-           "check_metric", "collect", "get_metric", "names", "register", "register_variable", "spark_session"]
+__all__ = [
+    "METRICS",
+    "QUANTILES",
+    "LogStats",
+    "Metric",
+    "MetricError",
+    "QuantileStats",
+    "Variable",
+    "check_metric",
+    "collect",
+    "get_metric",
+    "names",
+    "register",
+    "register_variable",
+    "spark_session",
+]
 
 _LAZY = {"QUANTILES", "LogStats", "QuantileStats", "collect", "spark_session"}
 

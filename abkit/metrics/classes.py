@@ -54,8 +54,9 @@ def label_variable(template: str, label: str) -> str:
     tpl = VARIABLES[template]
     name = f"{template}_{hashlib.sha1(label.encode('utf-8')).hexdigest()[:12]}"
     if name not in VARIABLES:
-        register_variable(Variable(name, tpl.per_user.replace("{label}", sql_string(label)), tpl.side, tpl.scale,
-                                   tpl.fixed))
+        register_variable(
+            Variable(name, tpl.per_user.replace("{label}", sql_string(label)), tpl.side, tpl.scale, tpl.fixed)
+        )
     return name
 
 
@@ -69,13 +70,19 @@ def concrete(metric: Metric, positive_label: str | None) -> Metric:
 
 
 def _concrete(metric: Metric, label: str, name: str | None = None) -> Metric:
-    return dataclasses.replace(metric, name=name or metric.name, numerator=label_variable(metric.numerator, label),
-                               denominator=label_variable(metric.denominator, label), per_label=False,
-                               reduce="ratio")
+    return dataclasses.replace(
+        metric,
+        name=name or metric.name,
+        numerator=label_variable(metric.numerator, label),
+        denominator=label_variable(metric.denominator, label),
+        per_label=False,
+        reduce="ratio",
+    )
 
 
-def expand(specs: Sequence[Metric], positive_label: str | None, classes: Sequence[str] = (), *,
-           required: Sequence[str] = ()) -> Expansion:
+def expand(
+    specs: Sequence[Metric], positive_label: str | None, classes: Sequence[str] = (), *, required: Sequence[str] = ()
+) -> Expansion:
     """Concrete metrics for ``specs``: class metrics of ``positive_label`` (skipped without one, an error for a
     metric in ``required``); macro metrics, with recall per class, over ``classes`` when there are more than two."""
     out: list[Metric] = []
@@ -95,18 +102,21 @@ def expand(specs: Sequence[Metric], positive_label: str | None, classes: Sequenc
             if positive_label:
                 out.append(_concrete(m, positive_label))
             elif m.name in required:
-                raise MetricError(f"metric {m.name!r} needs positive_label: the class it is computed for, e.g. "
-                                  "positive_label='spam'")
+                raise MetricError(
+                    f"metric {m.name!r} needs positive_label: the class it is computed for, e.g. positive_label='spam'"
+                )
         elif len(labels) > 2:
             pairs = [(label_variable(m.numerator, c), label_variable(m.denominator, c)) for c in labels]
             macros[m.name] = pairs
             recall = get_metric("recall")
             out.extend(_concrete(recall, c, f"recall:{c}") for c in labels)
             flat = [v for pair in pairs for v in pair]
-            hidden.extend(_pair(m, a, b) for i, a in enumerate(flat) for b in flat[i + 1:])
+            hidden.extend(_pair(m, a, b) for i, a in enumerate(flat) for b in flat[i + 1 :])
         elif m.name in required:
-            raise MetricError(f"metric {m.name!r} needs more than two classes among the labelled requests "
-                              f"(found {labels}); use f1 with positive_label for two classes")
+            raise MetricError(
+                f"metric {m.name!r} needs more than two classes among the labelled requests "
+                f"(found {labels}); use f1 with positive_label for two classes"
+            )
     seen: set[str] = set()
     unique = [m for m in out if not (m.name in seen or seen.add(m.name))]  # type: ignore[func-returns-value]
     return Expansion(unique, hidden, macros, derived)
@@ -114,8 +124,9 @@ def expand(specs: Sequence[Metric], positive_label: str | None, classes: Sequenc
 
 def _pair(metric: Metric, a: str, b: str, prefix: str = HIDDEN) -> Metric:
     """A helper ratio metric a/b: the engine returns Σa, Σb, Σa², Σb² and Σa·b for it."""
-    return dataclasses.replace(metric, name=f"{prefix}{a}__{b}", numerator=a, denominator=b, per_label=False,
-                               reduce="ratio")
+    return dataclasses.replace(
+        metric, name=f"{prefix}{a}__{b}", numerator=a, denominator=b, per_label=False, reduce="ratio"
+    )
 
 
 def derive_f1(stats: Mapping[str, ArmStats], tp: str, pp: str, ap: str) -> ArmStats:
@@ -123,8 +134,14 @@ def derive_f1(stats: Mapping[str, ArmStats], tp: str, pp: str, ap: str) -> ArmSt
     the users carrying it (with a predicted or an actual positive among their labelled requests)."""
     a, b = (stats[f"{HIDDEN}{x}__{y}"] for x, y in ((tp, pp), (tp, ap)))
     c = stats[f"{UNITS}{pp}__{ap}"]
-    return ArmStats(c.n, 2.0 * a.m_sum, 4.0 * a.m_ss, a.d_sum + b.d_sum, a.d_ss + 2.0 * c.md_sum + b.d_ss,
-                    2.0 * (a.md_sum + b.md_sum))
+    return ArmStats(
+        c.n,
+        2.0 * a.m_sum,
+        4.0 * a.m_ss,
+        a.d_sum + b.d_sum,
+        a.d_ss + 2.0 * c.md_sum + b.d_ss,
+        2.0 * (a.md_sum + b.md_sum),
+    )
 
 
 def macro_moments(stats: Mapping[str, ArmStats], pairs: Sequence[tuple[str, str]]) -> Moments:

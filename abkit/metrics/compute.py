@@ -105,13 +105,17 @@ class LogStats:
     unknown_variants: tuple[str, ...]  # variants in the log that the experiment does not define
     duplicates: int  # prediction rows dropped as repeated request ids
     engine: str
-    indicators: tuple[ArmStats, ...] = ()  # per quantile: per-user counts of requests at or below it (m) over requests (d)
+    indicators: tuple[
+        ArmStats, ...
+    ] = ()  # per quantile: per-user counts of requests at or below it (m) over requests (d)
     first_day: str | None = None  # first ISO date in the log
     last_day: str | None = None  # last ISO date in the log
     n_days: int = 0  # distinct dates in the log
     moments: dict[str, Moments] = dataclasses.field(default_factory=dict)  # metric -> Moments over arms
     #   for metrics that are smooth functions of several ratios (macro-F1)
-    confusion: tuple[tuple[str, str, str, int], ...] = ()  # (variant, label, predicted_label, count) of labelled requests
+    confusion: tuple[
+        tuple[str, str, str, int], ...
+    ] = ()  # (variant, label, predicted_label, count) of labelled requests
     invalid_predictions: int = 0  # rows another tool wrote that the analysis cannot use, skipped
     invalid_labels: int = 0  # label rows skipped for the same reason
 
@@ -134,8 +138,10 @@ LEFT JOIN (SELECT request_key, label FROM abkit_lab) l USING (request_key)"""
 def _copied_requests_sql(dialect: Dialect) -> tuple[str, str]:
     """When every label carries its prediction's copy: the predictions alone (``abkit_req``) and the labels
     as their predictions' rows (``abkit_labels``), so per-user label counts need no join."""
-    preds = (f"SELECT variant, unit_key AS unit, {dialect.day} AS day, {_fixed(dialect, 'latency_us')} AS latency_us, confidence, "
-             "predicted_label, CAST(NULL AS STRING) AS label FROM abkit_pred")
+    preds = (
+        f"SELECT variant, unit_key AS unit, {dialect.day} AS day, {_fixed(dialect, 'latency_us')} AS latency_us, confidence, "
+        "predicted_label, CAST(NULL AS STRING) AS label FROM abkit_pred"
+    )
     labels = "SELECT variant, unit_key AS unit, prediction_day AS day, predicted_label, label FROM abkit_lab"
     return preds, labels
 
@@ -219,24 +225,43 @@ def _sides(metrics: Sequence[Metric], n_quantiles: int, copied: bool) -> list[_S
         return [_Side("abkit_req", variables, terms, True, pairs)]
     if any(_label_side(a) != _label_side(b) for _, a, b in terms):  # pragma: no cover - METRICS guard
         raise MetricError("a metric mixes label and prediction variables; it needs the joined requests")
-    return [_Side("abkit_req", [v for v in variables if not _label_side(v)],
-                  [t for t in terms if not _label_side(t[1])], True, [p for p in pairs if not _label_side(p[0])]),
-            _Side("abkit_labels", [v for v in variables if _label_side(v)],
-                  [t for t in terms if _label_side(t[1])], False, [p for p in pairs if _label_side(p[0])])]
+    return [
+        _Side(
+            "abkit_req",
+            [v for v in variables if not _label_side(v)],
+            [t for t in terms if not _label_side(t[1])],
+            True,
+            [p for p in pairs if not _label_side(p[0])],
+        ),
+        _Side(
+            "abkit_labels",
+            [v for v in variables if _label_side(v)],
+            [t for t in terms if _label_side(t[1])],
+            False,
+            [p for p in pairs if _label_side(p[0])],
+        ),
+    ]
 
 
 def _user_sums(variables: Sequence[str], thresholds: Sequence[int] | None, dialect: Dialect) -> str:
     """Aggregates of one user's requests in one arm: the metric variables, then ``ind<j>``, the requests at
     or below the arm's latency threshold j (none without one: the arm has no predictions)."""
-    sums = [f"{VARIABLES[v].per_user.format(whole=_fixed(dialect, v) if VARIABLES[v].fixed else '')} AS {v}"
-            for v in variables if not v.startswith("ind")]
-    sums += [f"COUNT_IF(latency_us <= {int(thresholds[int(v[3:])])}) AS {v}" if thresholds else f"0 AS {v}"
-             for v in variables if v.startswith("ind")]
+    sums = [
+        f"{VARIABLES[v].per_user.format(whole=_fixed(dialect, v) if VARIABLES[v].fixed else '')} AS {v}"
+        for v in variables
+        if not v.startswith("ind")
+    ]
+    sums += [
+        f"COUNT_IF(latency_us <= {int(thresholds[int(v[3:])])}) AS {v}" if thresholds else f"0 AS {v}"
+        for v in variables
+        if v.startswith("ind")
+    ]
     return ", ".join(sums)
 
 
-def _arm_sql(side: _Side, arm: str, thresholds: Sequence[int] | None, columns: Sequence[str], dialect: Dialect,
-             daily: bool) -> str:
+def _arm_sql(
+    side: _Side, arm: str, thresholds: Sequence[int] | None, columns: Sequence[str], dialect: Dialect, daily: bool
+) -> str:
     """One arm's ``columns`` (``s_<variable>``, ``ss_<term>``, ``new_units``) from one side; the columns of
     the other side are 0. ``daily``: per day, increments of the per-user cumulative sums (a window over each
     user's days), so the daily totals accumulate exactly into the statistics at every cut-off day;
@@ -244,16 +269,25 @@ def _arm_sql(side: _Side, arm: str, thresholds: Sequence[int] | None, columns: S
     w = dialect.wide
     where = f"FROM {side.source} WHERE variant = {sql_string(arm)}"
     if daily:
+
         def product(a: str, b: str) -> str:
             return f"CAST(c_{a} AS {w}) * CAST(c_{b} AS {w}) - CAST(c_{a} - {a} AS {w}) * CAST(c_{b} - {b} AS {w})"
-        cum = ", ".join(f"SUM({v}) OVER (PARTITION BY {dialect.user_key} ORDER BY day "
-                        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c_{v}" for v in side.variables)
-        source = (f"(SELECT ud.*, {cum} FROM (SELECT unit, day, {_user_sums(side.variables, thresholds, dialect)} "
-                  f"{where} GROUP BY unit, day) ud) cu GROUP BY day")
+
+        cum = ", ".join(
+            f"SUM({v}) OVER (PARTITION BY {dialect.user_key} ORDER BY day "
+            f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c_{v}"
+            for v in side.variables
+        )
+        source = (
+            f"(SELECT ud.*, {cum} FROM (SELECT unit, day, {_user_sums(side.variables, thresholds, dialect)} "
+            f"{where} GROUP BY unit, day) ud) cu GROUP BY day"
+        )
         day, units = "day", "SUM(CASE WHEN c_n = n THEN 1 ELSE 0 END)"  # a user's first day
     else:
+
         def product(a: str, b: str) -> str:
             return f"CAST({a} AS {w}) * CAST({b} AS {w})"
+
         source = f"(SELECT unit, {_user_sums(side.variables, thresholds, dialect)} {where} GROUP BY unit) u"
         day, units = "-1", "COUNT(*)"
     own = {f"s_{v}": f"SUM({v})" for v in side.variables}
@@ -264,24 +298,37 @@ def _arm_sql(side: _Side, arm: str, thresholds: Sequence[int] | None, columns: S
         if daily:  # counted on the first day the user carries it (nothing before: cumulative sums were 0)
             now = f"(c_{num} <> 0 OR c_{den} <> 0) AND c_{num} - {num} = 0 AND c_{den} - {den} = 0"
         own[_carrying(num, den)] = f"SUM(CASE WHEN {now} THEN 1 ELSE 0 END)"
-    return (f"SELECT {sql_string(arm)} AS variant, {day} AS day, "
-            f"{', '.join(f'{own.get(c, 0)} AS {c}' for c in columns)} FROM {source}")
+    return (
+        f"SELECT {sql_string(arm)} AS variant, {day} AS day, "
+        f"{', '.join(f'{own.get(c, 0)} AS {c}' for c in columns)} FROM {source}"
+    )
 
 
-def _stats_sql(metrics: Sequence[Metric], dialect: Dialect, arm: str, thresholds: Sequence[int] | None,
-               n_q: int, copied: bool, daily: bool) -> str:
+def _stats_sql(
+    metrics: Sequence[Metric],
+    dialect: Dialect,
+    arm: str,
+    thresholds: Sequence[int] | None,
+    n_q: int,
+    copied: bool,
+    daily: bool,
+) -> str:
     """Per (arm, day) rows of ``_columns`` for one arm, one aggregation per side, with the arm's ``n_q``
     latency thresholds (µs) as constants (None: the arm has no predictions); on a clustered log the engine
     reads only the arm's row groups."""
     columns = _columns(metrics, n_q)
-    return "\nUNION ALL\n".join(_arm_sql(side, arm, thresholds, columns, dialect, daily)
-                                  for side in _sides(metrics, n_q, copied))
+    return "\nUNION ALL\n".join(
+        _arm_sql(side, arm, thresholds, columns, dialect, daily) for side in _sides(metrics, n_q, copied)
+    )
 
 
 def _columns(metrics: Sequence[Metric], n_quantiles: int) -> list[str]:
-    return ([f"s_{v}" for v in _variables(metrics, n_quantiles)]
-            + [f"ss_{alias}" for alias, _, _ in _moment_terms(metrics, n_quantiles)] + ["new_units"]
-            + sorted({_carrying(m.numerator, m.denominator) for m in metrics}))
+    return (
+        [f"s_{v}" for v in _variables(metrics, n_quantiles)]
+        + [f"ss_{alias}" for alias, _, _ in _moment_terms(metrics, n_quantiles)]
+        + ["new_units"]
+        + sorted({_carrying(m.numerator, m.denominator) for m in metrics})
+    )
 
 
 def _carrying(num: str, den: str) -> str:
@@ -338,20 +385,25 @@ def collect(
             done = _in_parallel(job, src, experiment, names)
             found = variants_in_log.result()
     else:
-        eng = _prepared(DuckDBEngine(src, con) if engine == "duckdb"
-                        else SparkEngine(src, spark if spark is not None else spark_session()), src, experiment)
+        eng = _prepared(
+            DuckDBEngine(src, con)
+            if engine == "duckdb"
+            else SparkEngine(src, spark if spark is not None else spark_session()),
+            src,
+            experiment,
+        )
         try:
             if positive_label or class_metrics:
                 confusion = _confusion(src, experiment, eng)
-            specs, hidden, macros, derived = expand(specs, positive_label, _classes(confusion),
-                                                    required=metrics or ())
+            specs, hidden, macros, derived = expand(specs, positive_label, _classes(confusion), required=metrics or ())
             job = functools.partial(_arm_pass, specs=specs + hidden, probs=probs, copied=src.copied, daily=daily)
             done = [job(eng, v) for v in names]
             found = _variants(src, experiment, eng)
             if not src.unique:
                 raw, kept, lo, hi, n_days = eng.sql(
                     f"SELECT (SELECT COUNT(*) FROM abkit_pred WHERE experiment = {sql_string(experiment)}), "
-                    "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows")[0]
+                    "COUNT(*), MIN(day), MAX(day), COUNT(DISTINCT day) FROM abkit_rows"
+                )[0]
                 duplicates, first, last = int(raw) - int(kept) + src.dropped, _iso_day(lo), _iso_day(hi)
                 invalid_predictions, invalid_labels = eng.invalid_rows()
         finally:
@@ -369,11 +421,18 @@ def collect(
         if st.daily:
             st.daily[name] = derive_f1(st.daily, *parts)
         keep.add(name)
-    st = dataclasses.replace(st, first_day=first, last_day=last, n_days=int(n_days), moments=moments,
-                             invalid_predictions=invalid_predictions, invalid_labels=invalid_labels,
-                             stats={k: v for k, v in st.stats.items() if k in keep},
-                             daily={k: v for k, v in st.daily.items() if k in keep},
-                             confusion=tuple(r for r in confusion if r[0] in set(names)))
+    st = dataclasses.replace(
+        st,
+        first_day=first,
+        last_day=last,
+        n_days=int(n_days),
+        moments=moments,
+        invalid_predictions=invalid_predictions,
+        invalid_labels=invalid_labels,
+        stats={k: v for k, v in st.stats.items() if k in keep},
+        daily={k: v for k, v in st.daily.items() if k in keep},
+        confusion=tuple(r for r in confusion if r[0] in set(names)),
+    )
     if not daily:
         st = dataclasses.replace(st, days=(), daily={}, daily_units=np.zeros((0, len(names))))
     qs = _quantiles(hists, probs, _quantile_values(hists, probs), st, a) if probs else {}
@@ -401,8 +460,9 @@ def _prepared(eng: _E, src: LogSource, experiment: str) -> _E:
     return eng
 
 
-def _arm_pass(eng: Engine, arm: str, *, specs: list[Metric], probs: list[float], copied: bool,
-              daily: bool) -> tuple[_Histogram | None, list[tuple[Any, ...]]]:
+def _arm_pass(
+    eng: Engine, arm: str, *, specs: list[Metric], probs: list[float], copied: bool, daily: bool
+) -> tuple[_Histogram | None, list[tuple[Any, ...]]]:
     """One arm on its own: its latency histogram, then its statistics rows, counting requests against its own
     quantile thresholds (latencies are whole µs: "at or below q̂" is "at or below floor(q̂)")."""
     hist = _latency_histogram(eng, arm)
@@ -454,8 +514,10 @@ def _confusion(src: LogSource, experiment: str, eng: Engine | None = None) -> li
     own = _prepared(DuckDBEngine(src), src, experiment) if eng is None else eng
     source = "abkit_labels" if src.copied else "abkit_req"
     try:
-        rows = own.sql(f"SELECT variant, label, predicted_label, COUNT(*) AS n FROM {source} WHERE label IS NOT NULL "
-                       "GROUP BY variant, label, predicted_label")
+        rows = own.sql(
+            f"SELECT variant, label, predicted_label, COUNT(*) AS n FROM {source} WHERE label IS NOT NULL "
+            "GROUP BY variant, label, predicted_label"
+        )
     finally:
         if eng is None:
             own.close()
@@ -472,8 +534,15 @@ def _iso_day(number: int | None) -> str | None:
     return None if number is None else (dt.date(1970, 1, 1) + dt.timedelta(days=int(number))).isoformat()
 
 
-def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metric], n_q: int,
-              unknown: tuple[str, ...], duplicates: int, engine: str) -> LogStats:
+def _assemble(
+    rows: list[tuple[Any, ...]],
+    variants: list[str],
+    specs: list[Metric],
+    n_q: int,
+    unknown: tuple[str, ...],
+    duplicates: int,
+    engine: str,
+) -> LogStats:
     """Sum the (arm, day) rows of ``_stats_sql`` (several per arm and day: one per side) into statistics."""
     variables = _variables(specs, n_q)
     terms = _moment_terms(specs, n_q)
@@ -495,6 +564,7 @@ def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metr
         def sq(a: str, b: str) -> np.ndarray:
             a, b = sorted((a, b))
             return col[f"ss_{a}__{b}"][sl]
+
         # units = the users carrying the metric (labelled users for accuracy): users without any of its data add
         # nothing to the sums, so the moments, and Welch's degrees of freedom, are those of the carrying users.
         # The helper pairs of a function of several ratios (macro-F1) keep every user: their joint moments need
@@ -507,11 +577,18 @@ def _assemble(rows: list[tuple[Any, ...]], variants: list[str], specs: list[Metr
 
     last = -1
     return LogStats(
-        variants=tuple(variants), units=col["new_units"][last], predictions=col["s_n"][last],
-        labelled=col["s_labelled"][last], stats={m.name: metric_stats(m, last) for m in specs},
-        days=days, daily={m.name: metric_stats(m, slice(None)) for m in specs} if days else {},
+        variants=tuple(variants),
+        units=col["new_units"][last],
+        predictions=col["s_n"][last],
+        labelled=col["s_labelled"][last],
+        stats={m.name: metric_stats(m, last) for m in specs},
+        days=days,
+        daily={m.name: metric_stats(m, slice(None)) for m in specs} if days else {},
         daily_units=col["new_units"] if days else np.zeros((0, len(variants))),
-        quantiles={}, unknown_variants=unknown, duplicates=duplicates, engine=engine,
+        quantiles={},
+        unknown_variants=unknown,
+        duplicates=duplicates,
+        engine=engine,
         indicators=tuple(stats_of(f"ind{j}", "n", last) for j in range(n_q)),
     )
 
@@ -525,7 +602,9 @@ class _Histogram(NamedTuple):
 
 def _latency_histogram(eng: Engine, arm: str) -> _Histogram | None:
     """The arm's exact histogram of latency in µs (None for an empty arm): one pass gives every quantile."""
-    cols = eng.arrays(f"SELECT latency_us, COUNT(*) AS n FROM abkit_rows WHERE variant = {sql_string(arm)} GROUP BY latency_us")
+    cols = eng.arrays(
+        f"SELECT latency_us, COUNT(*) AS n FROM abkit_rows WHERE variant = {sql_string(arm)} GROUP BY latency_us"
+    )
     value, count = np.asarray(cols["latency_us"], dtype=np.int64), np.asarray(cols["n"], dtype=np.int64)
     if not len(value):
         return None
@@ -550,15 +629,17 @@ def _quantile_values(hists: Sequence[_Histogram | None], probs: Sequence[float])
     return out
 
 
-def _quantiles(hists: Sequence[_Histogram | None], probs: list[float], est_us: np.ndarray, st: LogStats,
-               alpha: float) -> dict[float, QuantileStats]:
+def _quantiles(
+    hists: Sequence[_Histogram | None], probs: list[float], est_us: np.ndarray, st: LogStats, alpha: float
+) -> dict[float, QuantileStats]:
     est = est_us / 1e3
     k = est.shape[1]
     nan = np.full(k, np.nan)
     if not st.indicators:
         return {p: QuantileStats(p, est[j], nan, nan, nan) for j, p in enumerate(probs)}
-    lo_p, hi_p, se = (np.stack(x) for x in zip(*(
-        quantile_rank_interval(p, ind, alpha=alpha) for p, ind in zip(probs, st.indicators))))
+    lo_p, hi_p, se = (
+        np.stack(x) for x in zip(*(quantile_rank_interval(p, ind, alpha=alpha) for p, ind in zip(probs, st.indicators)))
+    )
     ok = np.isfinite(est) & np.isfinite(lo_p) & np.isfinite(hi_p)
     low, high = np.full(est.shape, np.nan), np.full(est.shape, np.nan)
     for i in range(k):

@@ -46,8 +46,10 @@ def _columns_in(expr: str) -> set[str]:
 
 def _check_sql(name: str, role: str, expr: Any) -> str:
     if not isinstance(expr, str) or not expr.strip():
-        raise MetricError(f"metric {name!r}: {role} {expr!r} must be a SQL expression over {list(COLUMNS)}, "
-                          "e.g. 'confidence < 0.6' or '1'")
+        raise MetricError(
+            f"metric {name!r}: {role} {expr!r} must be a SQL expression over {list(COLUMNS)}, "
+            "e.g. 'confidence < 0.6' or '1'"
+        )
     if ";" in expr or "--" in expr or "/*" in expr:
         raise MetricError(f"metric {name!r}: {role} {expr!r} holds ';' or a comment; give one expression")
     import duckdb
@@ -58,15 +60,18 @@ def _check_sql(name: str, role: str, expr: Any) -> str:
         con.execute(f"SELECT SUM(CAST(({expr}) AS DOUBLE)) FROM r").fetchall()
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
-        raise MetricError(f"metric {name!r}: {role} {expr!r} is not valid SQL over the request columns "
-                          f"{list(COLUMNS)}: {first}") from exc
+        raise MetricError(
+            f"metric {name!r}: {role} {expr!r} is not valid SQL over the request columns {list(COLUMNS)}: {first}"
+        ) from exc
     finally:
         con.close()
     cols = _columns_in(expr)
     if "label" in cols and cols & {"confidence", "latency_ms"}:
-        raise MetricError(f"metric {name!r}: {role} {expr!r} mixes label with "
-                          f"{sorted(cols - {'label', 'predicted_label'})}; a label metric may read label and "
-                          "predicted_label only")
+        raise MetricError(
+            f"metric {name!r}: {role} {expr!r} mixes label with "
+            f"{sorted(cols - {'label', 'predicted_label'})}; a label metric may read label and "
+            "predicted_label only"
+        )
     return expr
 
 
@@ -78,23 +83,41 @@ def _variable(name: str, expr: str, side: str) -> Variable:
     return Variable(name, "SUM({whole})", side, _SCALE, fixed)  # type: ignore[arg-type]
 
 
-def declare_metric(name: str, numerator: str, denominator: str = "1", *, direction: str | None = None,
-                   unit: str = "", description: str = "") -> Metric:
+def declare_metric(
+    name: str,
+    numerator: str,
+    denominator: str = "1",
+    *,
+    direction: str | None = None,
+    unit: str = "",
+    description: str = "",
+) -> Metric:
     """Register a metric Σ numerator / Σ denominator (per-request SQL, summed per user); ``direction`` is
     "higher" or "lower" (which way is better). Declaring the same definition again is a no-op."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise MetricError(f"metric name {name!r} must be lower-case letters, digits and _ (a letter first), "
-                          "e.g. 'low_confidence'")
+        raise MetricError(
+            f"metric name {name!r} must be lower-case letters, digits and _ (a letter first), e.g. 'low_confidence'"
+        )
     if direction not in DIRECTIONS:
-        raise MetricError(f"metric {name!r}: direction={direction!r} must be one of {DIRECTIONS} (which way is "
-                          "better); there is no default")
+        raise MetricError(
+            f"metric {name!r}: direction={direction!r} must be one of {DIRECTIONS} (which way is "
+            "better); there is no default"
+        )
     num, den = _check_sql(name, "numerator", numerator), _check_sql(name, "denominator", denominator)
     side = "labels" if "label" in _columns_in(num) | _columns_in(den) else "predictions"
     if side == "labels" and (_columns_in(num) | _columns_in(den)) & {"confidence", "latency_ms"}:
-        raise MetricError(f"metric {name!r}: numerator and denominator mix label with confidence or latency_ms; "
-                          "a label metric may read label and predicted_label only")
-    metric = Metric(name, f"u_{name}_num", f"u_{name}_den", direction == "higher",
-                    description or f"Σ ({numerator}) / Σ ({denominator}) per request (declared)", unit)
+        raise MetricError(
+            f"metric {name!r}: numerator and denominator mix label with confidence or latency_ms; "
+            "a label metric may read label and predicted_label only"
+        )
+    metric = Metric(
+        name,
+        f"u_{name}_num",
+        f"u_{name}_den",
+        direction == "higher",
+        description or f"Σ ({numerator}) / Σ ({denominator}) per request (declared)",
+        unit,
+    )
     old = _registry.METRICS.get(name)
     if old is not None:
         if old == metric:
@@ -113,12 +136,14 @@ def declare_from_params(spec: str | Sequence[Mapping[str, Any]] | None) -> list[
     try:
         items = json.loads(spec) if isinstance(spec, str) else list(spec)
     except json.JSONDecodeError as exc:
-        raise MetricError(f"custom_metrics={spec!r} is not JSON; write e.g. '[{{\"name\": \"low_confidence\", "
-                          "\"numerator\": \"confidence < 0.6\", \"denominator\": \"1\", \"direction\": \"lower\"}]'"
-                          ) from exc
+        raise MetricError(
+            f'custom_metrics={spec!r} is not JSON; write e.g. \'[{{"name": "low_confidence", '
+            '"numerator": "confidence < 0.6", "denominator": "1", "direction": "lower"}]\''
+        ) from exc
     if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
-        raise MetricError(f"custom_metrics={spec!r} must be a list of objects (name, numerator, denominator, "
-                          "direction)")
+        raise MetricError(
+            f"custom_metrics={spec!r} must be a list of objects (name, numerator, denominator, direction)"
+        )
     out = []
     for item in items:
         unknown = sorted(set(item) - {"name", "numerator", "denominator", "direction", "unit", "description"})
@@ -126,7 +151,14 @@ def declare_from_params(spec: str | Sequence[Mapping[str, Any]] | None) -> list[
             raise MetricError(f"custom_metrics: {item.get('name')!r} has unknown fields {unknown}")
         if "numerator" not in item:
             raise MetricError(f"custom_metrics: {item.get('name')!r} needs a numerator (a SQL expression)")
-        out.append(declare_metric(item.get("name"), item["numerator"], item.get("denominator", "1"),
-                                  direction=item.get("direction"), unit=item.get("unit", ""),
-                                  description=item.get("description", "")))
+        out.append(
+            declare_metric(
+                item.get("name"),
+                item["numerator"],
+                item.get("denominator", "1"),
+                direction=item.get("direction"),
+                unit=item.get("unit", ""),
+                description=item.get("description", ""),
+            )
+        )
     return out

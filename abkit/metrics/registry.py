@@ -33,8 +33,19 @@ from typing import Literal
 
 from abkit.errors import AbkitError
 
-__all__ = ["METRICS", "REDUCTIONS", "VARIABLES", "Metric", "MetricError", "Variable", "check_metric", "get_metric", "names",
-           "register", "register_variable"]
+__all__ = [
+    "METRICS",
+    "REDUCTIONS",
+    "VARIABLES",
+    "Metric",
+    "MetricError",
+    "Variable",
+    "check_metric",
+    "get_metric",
+    "names",
+    "register",
+    "register_variable",
+]
 
 REDUCTIONS = ("ratio", "macro")
 
@@ -111,8 +122,10 @@ def register(metric: Metric, *, replace: bool = False) -> Metric:
         raise MetricError(f"metric {metric.name!r}: reduce={metric.reduce!r} is unknown; use one of {REDUCTIONS}")
     for role in ("numerator", "denominator"):
         if getattr(metric, role) not in VARIABLES:
-            raise MetricError(f"metric {metric.name!r}: {role} {getattr(metric, role)!r} is not a registered "
-                              f"variable; use one of {sorted(VARIABLES)} or register_variable() it first")
+            raise MetricError(
+                f"metric {metric.name!r}: {role} {getattr(metric, role)!r} is not a registered "
+                f"variable; use one of {sorted(VARIABLES)} or register_variable() it first"
+            )
     METRICS[metric.name] = metric
     return metric
 
@@ -141,10 +154,25 @@ for _v in (
 ):
     register_variable(_v)
 for _m in (
-    Metric("accuracy", "correct", "labelled", True, "share of labelled predictions that are correct", "share",
-           label="Accuracy"),
-    Metric("confidence", "confidence", "n", True, "mean confidence per prediction", "probability",
-           label="Mean confidence", informational=True),
+    Metric(
+        "accuracy",
+        "correct",
+        "labelled",
+        True,
+        "share of labelled predictions that are correct",
+        "share",
+        label="Accuracy",
+    ),
+    Metric(
+        "confidence",
+        "confidence",
+        "n",
+        True,
+        "mean confidence per prediction",
+        "probability",
+        label="Mean confidence",
+        informational=True,
+    ),
     Metric("latency_ms", "latency_ms", "n", False, "mean latency per prediction (ms)", "ms", label="Mean latency"),
 ):
     register(_m)
@@ -154,18 +182,52 @@ for _v in (
     Variable("pred_pos", "COUNT_IF(label IS NOT NULL AND predicted_label = {label})", "labels"),
     Variable("actual_pos", "COUNT_IF(label = {label})", "labels"),
     Variable("f1_num", "2 * COUNT_IF(label = {label} AND predicted_label = {label})", "labels"),
-    Variable("f1_den", "COUNT_IF(label IS NOT NULL AND predicted_label = {label}) + COUNT_IF(label = {label})",
-             "labels"),
+    Variable(
+        "f1_den", "COUNT_IF(label IS NOT NULL AND predicted_label = {label}) + COUNT_IF(label = {label})", "labels"
+    ),
 ):
     register_variable(_v)
 for _m in (
-    Metric("precision", "tp", "pred_pos", True, "share of predictions of the positive label that are right "
-           "(labelled requests)", "share", label="Precision", per_label=True),
-    Metric("recall", "tp", "actual_pos", True, "share of requests of the positive label that are found", "share",
-           label="Recall", per_label=True),
-    Metric("f1", "f1_num", "f1_den", True, "F1 of the positive label: 2·TP / (predicted + actual positives)",
-           "share", label="F1", per_label=True),
-    Metric("macro_f1", "f1_num", "f1_den", True, "mean over the classes of each class's F1", "share",
-           reduce="macro", label="Macro-F1", per_label=True),
+    Metric(
+        "precision",
+        "tp",
+        "pred_pos",
+        True,
+        "share of predictions of the positive label that are right (labelled requests)",
+        "share",
+        label="Precision",
+        per_label=True,
+    ),
+    Metric(
+        "recall",
+        "tp",
+        "actual_pos",
+        True,
+        "share of requests of the positive label that are found",
+        "share",
+        label="Recall",
+        per_label=True,
+    ),
+    Metric(
+        "f1",
+        "f1_num",
+        "f1_den",
+        True,
+        "F1 of the positive label: 2·TP / (predicted + actual positives)",
+        "share",
+        label="F1",
+        per_label=True,
+    ),
+    Metric(
+        "macro_f1",
+        "f1_num",
+        "f1_den",
+        True,
+        "mean over the classes of each class's F1",
+        "share",
+        reduce="macro",
+        label="Macro-F1",
+        per_label=True,
+    ),
 ):
     register(_m)

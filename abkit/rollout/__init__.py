@@ -8,21 +8,34 @@
 
 from abkit.rollout.loop import Rollout
 from abkit.rollout.machine import (
-           ACTIONS,
-           PHASES,
-           Evidence,
-           RolloutDecision,
-           RolloutState,
-           next_step,
-           start,
+    ACTIONS,
+    PHASES,
+    Evidence,
+    RolloutDecision,
+    RolloutState,
+    next_step,
+    start,
 )
 from abkit.rollout.policy import (
-           GateResult,
-           NonInferiority,
-           RolloutError,
-           RolloutPolicy,
-           Threshold,
+    GateResult,
+    NonInferiority,
+    RolloutError,
+    RolloutPolicy,
+    Threshold,
 )
 
-__all__ = ["ACTIONS", "PHASES", "Evidence", "GateResult", "NonInferiority", "Rollout", "RolloutDecision",
-           "RolloutError", "RolloutPolicy", "RolloutState", "Threshold", "next_step", "start"]
+__all__ = [
+    "ACTIONS",
+    "PHASES",
+    "Evidence",
+    "GateResult",
+    "NonInferiority",
+    "Rollout",
+    "RolloutDecision",
+    "RolloutError",
+    "RolloutPolicy",
+    "RolloutState",
+    "Threshold",
+    "next_step",
+    "start",
+]

@@ -30,12 +30,16 @@ def alarm_texts(alarms: Iterable[Any], variant: str | None = None) -> tuple[str,
         if variant is not None and v not in (variant, "all", None):
             continue
         why = "; ".join(getattr(a, "reasons", ()) or ())
-        out.append(f"{getattr(a, 'signal', 'alarm')} on {v or 'all'} ({getattr(a, 'window', '?')})" + (f": {why}" if why else ""))
+        out.append(
+            f"{getattr(a, 'signal', 'alarm')} on {v or 'all'} ({getattr(a, 'window', '?')})"
+            + (f": {why}" if why else "")
+        )
     return tuple(out)
 
 
-def evidence_from_analysis(result: Any, time: Any, *, alarms: Iterable[Any] = (),
-                           champion_alarms: Iterable[Any] = ()) -> Evidence:
+def evidence_from_analysis(
+    result: Any, time: Any, *, alarms: Iterable[Any] = (), champion_alarms: Iterable[Any] = ()
+) -> Evidence:
     """Evidence from an ``AnalysisResult`` whose first variant is the reference and second the tested model.
 
     ``units``: users carrying the primary metric per arm (labelled users for accuracy: the gate's minimum
@@ -47,13 +51,26 @@ def evidence_from_analysis(result: Any, time: Any, *, alarms: Iterable[Any] = ()
         raise RolloutError(f"a rollout phase compares two arms, the analysis has {list(variants)}")
     tested = variants[1]
     carrying = result.stats.stats[result.primary_metric].n  # users with a non-zero denominator, per arm
-    return Evidence(time, {"reference": float(carrying[0]), "tested": float(carrying[1])},
-                    tuple(c for c in result.comparisons if c.variant == tested), result.srm,
-                    alarm_texts(alarms, tested), alarm_texts(champion_alarms))
+    return Evidence(
+        time,
+        {"reference": float(carrying[0]), "tested": float(carrying[1])},
+        tuple(c for c in result.comparisons if c.variant == tested),
+        result.srm,
+        alarm_texts(alarms, tested),
+        alarm_texts(champion_alarms),
+    )
 
 
-def gather(log_root: str | Path, experiment: Any, time: Any, policy: RolloutPolicy, *,
-           alarms: Iterable[Any] = (), champion_alarms: Iterable[Any] = (), **analyze_kwargs: Any) -> Evidence:
+def gather(
+    log_root: str | Path,
+    experiment: Any,
+    time: Any,
+    policy: RolloutPolicy,
+    *,
+    alarms: Iterable[Any] = (),
+    champion_alarms: Iterable[Any] = (),
+    **analyze_kwargs: Any,
+) -> Evidence:
     """Analyze the phase's log (``daily=False``: the gates need only the totals) and build its evidence."""
     from abkit.analysis import analyze
 

@@ -107,9 +107,16 @@ class _World:
         shifted = cfg.shift_day is not None and day >= cfg.shift_day
         domain = np.where(rng.random(n) < (cfg.shift_share if shifted else 0.0), cfg.domains[1], cfg.domains[0])
         secs = np.sort(rng.uniform(0, 86_400, n))
-        return {"unit_id": uid, "domain": domain, "secs": secs, "label": rng.integers(0, 2, n),
-                "labelled": rng.random(n) < cfg.label_rate, "u": rng.random(n), "lat": rng.standard_normal(n),
-                "conf": rng.uniform(0.55, 0.99, n)}
+        return {
+            "unit_id": uid,
+            "domain": domain,
+            "secs": secs,
+            "label": rng.integers(0, 2, n),
+            "labelled": rng.random(n) < cfg.label_rate,
+            "u": rng.random(n),
+            "lat": rng.standard_normal(n),
+            "conf": rng.uniform(0.55, 0.99, n),
+        }
 
 
 def _ts(cfg: LifecycleConfig, day: int, secs: np.ndarray) -> list[dt.datetime]:
@@ -117,8 +124,9 @@ def _ts(cfg: LifecycleConfig, day: int, secs: np.ndarray) -> list[dt.datetime]:
     return [base + dt.timedelta(seconds=float(s)) for s in secs]
 
 
-def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path, *, seed: int,
-                  replace: bool = False) -> LifecycleResult:
+def run_lifecycle(
+    cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path, *, seed: int, replace: bool = False
+) -> LifecycleResult:
     """Simulate ``cfg.days`` days; returns every decision and the traffic timeline.
 
     ``root`` must be empty, or (``replace=True``) a folder of an earlier lifecycle run, which is removed.
@@ -130,8 +138,10 @@ def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path,
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         if not replace or {p.name for p in root.iterdir()} - {"log", "registry"}:
-            raise RolloutError(f"lifecycle root {str(root)!r} is not empty; give a new folder "
-                               "(or replace=True for the folder of an earlier lifecycle run)")
+            raise RolloutError(
+                f"lifecycle root {str(root)!r} is not empty; give a new folder "
+                "(or replace=True for the folder of an earlier lifecycle run)"
+            )
         shutil.rmtree(root)
     rng = np.random.default_rng(seed)
     world = _World(cfg, rng)
@@ -169,13 +179,16 @@ def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path,
         ts = _ts(cfg, day, req["secs"])
         for version in np.unique(served):
             share = float(np.mean(served == version))
-            traffic.append({"day": day, "time": (t0 + dt.timedelta(days=day)).isoformat(), "version": str(version),
-                            "share": share})
+            traffic.append(
+                {"day": day, "time": (t0 + dt.timedelta(days=day)).isoformat(), "version": str(version), "share": share}
+            )
         monitor.add(state.champion, day, served == state.champion, correct, req["labelled"])
         in_test = arm >= 0
         if phase is not None and in_test.any():
             key = phase.experiment.key
-            _write(log, key, phase.experiment.variant_names, arm, in_test, req, predicted, latency, ts, served, day, key)
+            _write(
+                log, key, phase.experiment.variant_names, arm, in_test, req, predicted, latency, ts, served, day, key
+            )
         now = t0 + dt.timedelta(days=day + 1)
         if state.phase == "shadow":
             ev = _shadow_step(log, models, state, req, predicted, latency, ts, served, day, cfg, policy, phases, now)
@@ -186,8 +199,13 @@ def run_lifecycle(cfg: LifecycleConfig, policy: RolloutPolicy, root: str | Path,
             ev = Evidence(now, champion_alarms=monitor.alarms(state.champion, day))
         decision = rollout.step(ev)
         decisions.append(decision)
-        if decision.state.phase in ("idle", "stable") and decision.action == "hold" and ev.champion_alarms \
-                and candidates and day + 1 < cfg.days:
+        if (
+            decision.state.phase in ("idle", "stable")
+            and decision.action == "hold"
+            and ev.champion_alarms
+            and candidates
+            and day + 1 < cfg.days
+        ):
             begin(day + 1, "the champion's accuracy dropped: retrained on recent labelled data")
         if decision.action == "promote":
             monitor.reset(decision.state.champion, day + 1)
@@ -199,8 +217,15 @@ class _Phase(NamedTuple):
     start_day: int
 
 
-def _route(state: RolloutState, users: np.ndarray, policy: RolloutPolicy, cfg: LifecycleConfig, max_share: float,
-           phases: dict[tuple[Any, ...], _Phase], day: int) -> tuple[np.ndarray, np.ndarray, _Phase | None]:
+def _route(
+    state: RolloutState,
+    users: np.ndarray,
+    policy: RolloutPolicy,
+    cfg: LifecycleConfig,
+    max_share: float,
+    phases: dict[tuple[Any, ...], _Phase],
+    day: int,
+) -> tuple[np.ndarray, np.ndarray, _Phase | None]:
     """Arm per request (-1 = outside the test), the version serving it, and the phase (None: no split)."""
     from abkit.experiment import Experiment, Variant
 
@@ -213,12 +238,17 @@ def _route(state: RolloutState, users: np.ndarray, policy: RolloutPolicy, cfg: L
         start = (dt.date.fromisoformat(cfg.start) + dt.timedelta(days=day)).isoformat()
         common: dict[str, Any] = {"seed": cfg.key, "start": start, "duration_days": max(cfg.days - day, 1)}
         if state.phase == "canary":
-            exp = Experiment.ramp_phase(key, state.champion, str(state.challenger),
-                                        policy.canary_shares[state.stage], max_share, **common)
+            exp = Experiment.ramp_phase(
+                key, state.champion, str(state.challenger), policy.canary_shares[state.stage], max_share, **common
+            )
         else:  # the previous champion keeps a holdback at the bottom of the hash range
             w = policy.watch_share
-            exp = Experiment(key=key, variants=(Variant(str(state.previous_champion), w), Variant(state.champion, 1 - w)),
-                             bucket_ranges=((0.0, w), (w, 1.0)), **common)
+            exp = Experiment(
+                key=key,
+                variants=(Variant(str(state.previous_champion), w), Variant(state.champion, 1 - w)),
+                bucket_ranges=((0.0, w), (w, 1.0)),
+                **common,
+            )
         phases[ident] = _Phase(exp, day)
     exp = phases[ident].experiment
     arm = exp.assign(users)
@@ -227,8 +257,9 @@ def _route(state: RolloutState, users: np.ndarray, policy: RolloutPolicy, cfg: L
     return arm, served, phases[ident]
 
 
-def _predict(models: Mapping[str, ModelBehaviour], served: np.ndarray, req: Mapping[str, np.ndarray],
-             day: int) -> tuple[np.ndarray, np.ndarray]:
+def _predict(
+    models: Mapping[str, ModelBehaviour], served: np.ndarray, req: Mapping[str, np.ndarray], day: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Simulated correctness and latency of each request from the model that answers it. The same uniform
     draw decides every model's correctness on a request, so two models' errors are positively correlated."""
     correct = np.zeros(served.size, dtype=bool)
@@ -240,10 +271,21 @@ def _predict(models: Mapping[str, ModelBehaviour], served: np.ndarray, req: Mapp
     return correct, latency
 
 
-def _shadow_step(log: Any, models: Mapping[str, ModelBehaviour], state: RolloutState, req: Mapping[str, np.ndarray],
-                 predicted: np.ndarray, latency: np.ndarray, ts: Sequence[dt.datetime], served: np.ndarray, day: int,
-                 cfg: LifecycleConfig, policy: RolloutPolicy, phases: dict[tuple[Any, ...], _Phase],
-                 now: dt.datetime) -> Evidence:
+def _shadow_step(
+    log: Any,
+    models: Mapping[str, ModelBehaviour],
+    state: RolloutState,
+    req: Mapping[str, np.ndarray],
+    predicted: np.ndarray,
+    latency: np.ndarray,
+    ts: Sequence[dt.datetime],
+    served: np.ndarray,
+    day: int,
+    cfg: LifecycleConfig,
+    policy: RolloutPolicy,
+    phases: dict[tuple[Any, ...], _Phase],
+    now: dt.datetime,
+) -> Evidence:
     """Mirror every request to the challenger, log both predictions under the shadow keys, pair them."""
     from abkit.rollout.shadow import paired_evidence, shadow_keys
 
@@ -258,23 +300,55 @@ def _shadow_step(log: Any, models: Mapping[str, ModelBehaviour], state: RolloutS
     everyone = np.ones(served.size, dtype=bool)
     zero = np.zeros(served.size, dtype=int)
     _write(log, ref_key, [state.champion], zero, everyone, req, predicted, latency, ts, served, day, base)
-    _write(log, tested_key, [str(state.challenger)], zero, everyone, req, predicted_t, latency_t, ts, mirrored, day, base)
+    _write(
+        log, tested_key, [str(state.challenger)], zero, everyone, req, predicted_t, latency_t, ts, mirrored, day, base
+    )
     return paired_evidence(log.root, base, now, policy)
 
 
-def _write(log: Any, key: str, names: Sequence[str], arm: np.ndarray, mask: np.ndarray, req: Mapping[str, np.ndarray],
-           predicted: np.ndarray, latency: np.ndarray, ts: Sequence[dt.datetime], served: np.ndarray, day: int,
-           rid: str) -> None:
+def _write(
+    log: Any,
+    key: str,
+    names: Sequence[str],
+    arm: np.ndarray,
+    mask: np.ndarray,
+    req: Mapping[str, np.ndarray],
+    predicted: np.ndarray,
+    latency: np.ndarray,
+    ts: Sequence[dt.datetime],
+    served: np.ndarray,
+    day: int,
+    rid: str,
+) -> None:
     """Predictions of the requests in ``mask`` under ``key`` (request ids ``<rid>-<day>-<i>``) and their labels."""
     idx = np.flatnonzero(mask)
-    rows = [{"variant": names[arm[i]], "unit_id": str(req["unit_id"][i]), "request_id": f"{rid}-{day}-{i}",
-             "text": req["domain"][i], "predicted_label": _LABELS[predicted[i]], "confidence": float(req["conf"][i]),
-             "latency_ms": float(latency[i]), "model_name": "simulated", "model_version": str(served[i]),
-             "ts": ts[i]} for i in idx.tolist()]
+    rows = [
+        {
+            "variant": names[arm[i]],
+            "unit_id": str(req["unit_id"][i]),
+            "request_id": f"{rid}-{day}-{i}",
+            "text": req["domain"][i],
+            "predicted_label": _LABELS[predicted[i]],
+            "confidence": float(req["conf"][i]),
+            "latency_ms": float(latency[i]),
+            "model_name": "simulated",
+            "model_version": str(served[i]),
+            "ts": ts[i],
+        }
+        for i in idx.tolist()
+    ]
     with log.writer(key, list(names)) as w:
         w.append(rows)
-    labels = [{"experiment": key, "request_id": f"{rid}-{day}-{i}", "label": _LABELS[req["label"][i]],
-               "labelled_at": ts[i] + dt.timedelta(minutes=5)} for i in idx.tolist() if req["labelled"][i]]
+    labels = [
+        {
+            "experiment": key,
+            "request_id": f"{rid}-{day}-{i}",
+            "label": _LABELS[req["label"][i]],
+            "labelled_at": ts[i] + dt.timedelta(minutes=5),
+        }
+        for i in idx.tolist()
+        if req["labelled"][i]
+    ]
     if labels:
         log.append_labels(labels)
 
@@ -309,20 +383,29 @@ class _Monitor:
             ref = np.concatenate(self.reference.get(version, [np.zeros(0, bool)]))
             if ref.size < 30:
                 return
-            self.detector[version] = BernoulliCUSUM(ert=self.cfg.monitor_ert, shift=self.cfg.monitor_shift,
-                                                    random_state=0).fit(ref)
+            self.detector[version] = BernoulliCUSUM(
+                ert=self.cfg.monitor_ert, shift=self.cfg.monitor_shift, random_state=0
+            ).fit(ref)
         det = self.detector[version]
         for x in flags.tolist():
             if det.update(x).drift_detected and version not in self.open:
-                self.open[version] = (f"accuracy of {version} dropped below its reference {det.p0_:.3f} (Bernoulli "
-                                      f"CUSUM, ERT {self.cfg.monitor_ert:,.0f} labelled predictions, day {day})")
+                self.open[version] = (
+                    f"accuracy of {version} dropped below its reference {det.p0_:.3f} (Bernoulli "
+                    f"CUSUM, ERT {self.cfg.monitor_ert:,.0f} labelled predictions, day {day})"
+                )
 
     def alarms(self, version: str, day: int) -> tuple[str, ...]:
         return (self.open[version],) if version in self.open else ()
 
 
-def story(*, days: int = 26, users_per_day: int = 3000, shift_day: float = 6.0, regression_day: float = 17.0,
-          bad_days: int = 8) -> tuple[LifecycleConfig, LifecycleConfig]:
+def story(
+    *,
+    days: int = 26,
+    users_per_day: int = 3000,
+    shift_day: float = 6.0,
+    regression_day: float = 17.0,
+    bad_days: int = 8,
+) -> tuple[LifecycleConfig, LifecycleConfig]:
     """The ``40_rollout`` story: (the main loop, the separate bad challenger).
 
     Main: v1, trained on electronics reviews, serves; from ``shift_day`` restaurant reviews take 70 % of
@@ -331,11 +414,25 @@ def story(*, days: int = 26, users_per_day: int = 3000, shift_day: float = 6.0, 
     Bad: a broken build v3, 6 points worse everywhere, is aborted at its first canary stage.
     """
     v1 = ModelBehaviour("v1", {"electronics": 0.90, "restaurants": 0.72}, 20.0, trained_on="electronics reviews")
-    v2 = ModelBehaviour("v2", {"electronics": 0.90, "restaurants": 0.88}, 22.0, regression_day=regression_day,
-                        regression_drop=0.20, trained_on="recent labelled traffic (both domains)")
+    v2 = ModelBehaviour(
+        "v2",
+        {"electronics": 0.90, "restaurants": 0.88},
+        22.0,
+        regression_day=regression_day,
+        regression_drop=0.20,
+        trained_on="recent labelled traffic (both domains)",
+    )
     v3 = ModelBehaviour("v3", {"electronics": 0.84, "restaurants": 0.66}, 20.0, trained_on="a broken build")
-    main = LifecycleConfig(champion=v1, candidates=(v2,), days=days, users_per_day=users_per_day,
-                           n_users=4 * users_per_day, shift_day=shift_day, key="lifecycle")
-    bad = dataclasses.replace(main, candidates=(v3,), start_with_challenger=True, days=bad_days, key="lifecycle-bad",
-                              shift_day=None)
+    main = LifecycleConfig(
+        champion=v1,
+        candidates=(v2,),
+        days=days,
+        users_per_day=users_per_day,
+        n_users=4 * users_per_day,
+        shift_day=shift_day,
+        key="lifecycle",
+    )
+    bad = dataclasses.replace(
+        main, candidates=(v3,), start_with_challenger=True, days=bad_days, key="lifecycle-bad", shift_day=None
+    )
     return main, bad

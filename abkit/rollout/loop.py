@@ -39,14 +39,26 @@ def _evidence_summary(ev: Evidence) -> dict[str, Any]:
     """The numbers behind a decision, JSON-able (NaN as None)."""
     from abkit.rollout.policy import _num
 
-    out: dict[str, Any] = {"units": {k: _num(v) for k, v in ev.units.items()}, "alarms": list(ev.alarms),
-                           "champion_alarms": list(ev.champion_alarms), "comparisons": []}
+    out: dict[str, Any] = {
+        "units": {k: _num(v) for k, v in ev.units.items()},
+        "alarms": list(ev.alarms),
+        "champion_alarms": list(ev.champion_alarms),
+        "comparisons": [],
+    }
     if ev.srm is not None:
         out["srm"] = {"p_value": _num(ev.srm.p_value), "status": ev.srm.status, "observed": list(ev.srm.observed)}
     for c in ev.comparisons:
-        out["comparisons"].append({"metric": c.metric, "statistic": c.statistic, "estimate": _num(c.estimate),
-                                   "seq_ci_low": _num(c.seq_ci_low), "seq_ci_high": _num(c.seq_ci_high),
-                                   "seq_p_value": _num(c.seq_p_value), "units": _num(c.units)})
+        out["comparisons"].append(
+            {
+                "metric": c.metric,
+                "statistic": c.statistic,
+                "estimate": _num(c.estimate),
+                "seq_ci_low": _num(c.seq_ci_low),
+                "seq_ci_high": _num(c.seq_ci_high),
+                "seq_p_value": _num(c.seq_p_value),
+                "units": _num(c.units),
+            }
+        )
     return out
 
 
@@ -67,10 +79,13 @@ class Rollout:
                 return RolloutState.from_dict(r.payload["state"])
         champion = self.registry.alias("champion")
         if champion is None:
-            raise RolloutError(f"{self.registry!r} has no champion; set one with registry.set_alias('champion', version)")
+            raise RolloutError(
+                f"{self.registry!r} has no champion; set one with registry.set_alias('champion', version)"
+            )
         since = next((r.time for r in recs if r.kind == "intent"), None) or recs[-1].time
-        return RolloutState("idle", champion, dt.datetime.fromisoformat(since), None,
-                            self.registry.alias("previous_champion"))
+        return RolloutState(
+            "idle", champion, dt.datetime.fromisoformat(since), None, self.registry.alias("previous_champion")
+        )
 
     def begin(self, challenger: str, time: Any, reasons: tuple[str, ...] = ()) -> RolloutState:
         """Start testing ``challenger`` (a registered version) against the current champion."""
@@ -80,9 +95,18 @@ class Rollout:
         new = start(current.champion, challenger, time, self.policy)
         new = RolloutState(new.phase, new.champion, new.since, new.challenger, current.previous_champion)
         why = tuple(reasons) or (f"start testing {challenger} against {current.champion}",)
-        self._write({"challenger": challenger}, time, why,
-                    {"action": "start", "from_version": current.champion, "to_version": challenger,
-                     "state": new.to_dict(), "policy": self.policy.to_dict()})
+        self._write(
+            {"challenger": challenger},
+            time,
+            why,
+            {
+                "action": "start",
+                "from_version": current.champion,
+                "to_version": challenger,
+                "state": new.to_dict(),
+                "policy": self.policy.to_dict(),
+            },
+        )
         return new
 
     def step(self, evidence: Evidence) -> RolloutDecision:
@@ -91,9 +115,16 @@ class Rollout:
             raise RolloutError("the registry holds an incomplete decision; call recover() before the next step")
         decision = next_step(self.state(), evidence, self.policy)
         d = decision.to_dict()
-        self._write(decision.alias_moves(), d["time"], decision.reasons,
-                    {k: d[k] for k in ("action", "from_version", "to_version", "phase", "stage", "share",
-                                       "gate_results", "state")} | {"evidence": _evidence_summary(evidence)})
+        self._write(
+            decision.alias_moves(),
+            d["time"],
+            decision.reasons,
+            {
+                k: d[k]
+                for k in ("action", "from_version", "to_version", "phase", "stage", "share", "gate_results", "state")
+            }
+            | {"evidence": _evidence_summary(evidence)},
+        )
         return decision
 
     def recover(self) -> list[HistoryRecord]:

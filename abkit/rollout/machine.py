@@ -87,8 +87,14 @@ class RolloutState:
         return 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"phase": self.phase, "champion": self.champion, "challenger": self.challenger,
-                "previous_champion": self.previous_champion, "stage": self.stage, "since": self.since.isoformat()}
+        return {
+            "phase": self.phase,
+            "champion": self.champion,
+            "challenger": self.challenger,
+            "previous_champion": self.previous_champion,
+            "stage": self.stage,
+            "since": self.since.isoformat(),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RolloutState:
@@ -156,10 +162,18 @@ class RolloutDecision:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (no NaN): the record a report and the registry keep."""
-        return {"time": self.time.isoformat(), "action": self.action, "from_version": self.from_version,
-                "to_version": self.to_version, "phase": self.phase, "stage": self.stage,
-                "share": round(self.share, 6), "gate_results": [g.to_dict() for g in self.gate_results],
-                "reasons": list(self.reasons), "state": self.state.to_dict()}
+        return {
+            "time": self.time.isoformat(),
+            "action": self.action,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "phase": self.phase,
+            "stage": self.stage,
+            "share": round(self.share, 6),
+            "gate_results": [g.to_dict() for g in self.gate_results],
+            "reasons": list(self.reasons),
+            "state": self.state.to_dict(),
+        }
 
 
 def start(champion: str, challenger: str, time: Any, policy: RolloutPolicy) -> RolloutState:
@@ -177,9 +191,16 @@ def _min_sample(ev: Evidence, policy: RolloutPolicy, what: str) -> GateResult:
     n = min((ev.units.get(k, 0.0) for k in ("tested", "reference")), default=0.0)
     n = n if _finite(n) else 0.0
     if n >= policy.min_units:
-        return GateResult("min sample", "pass", n, policy.min_units, f"{n:.0f} labelled {what} per side ≥ {policy.min_units}")
-    return GateResult("min sample", "inconclusive", n, policy.min_units,
-                      f"too little data: {n:.0f} labelled {what} per side < {policy.min_units}")
+        return GateResult(
+            "min sample", "pass", n, policy.min_units, f"{n:.0f} labelled {what} per side ≥ {policy.min_units}"
+        )
+    return GateResult(
+        "min sample",
+        "inconclusive",
+        n,
+        policy.min_units,
+        f"too little data: {n:.0f} labelled {what} per side < {policy.min_units}",
+    )
 
 
 def _srm(ev: Evidence) -> GateResult:
@@ -240,7 +261,9 @@ def _guardrails(ev: Evidence, policy: RolloutPolicy) -> list[GateResult]:
 
 def _drift(alarms: Sequence[str], whose: str) -> GateResult:
     if alarms:
-        return GateResult("drift", "fail", float(len(alarms)), 0.0, f"open alarm(s) on the {whose}'s traffic: " + "; ".join(alarms))
+        return GateResult(
+            "drift", "fail", float(len(alarms)), 0.0, f"open alarm(s) on the {whose}'s traffic: " + "; ".join(alarms)
+        )
     return GateResult("drift", "pass", 0.0, 0.0, f"no open drift alarm on the {whose}'s traffic")
 
 
@@ -248,16 +271,28 @@ def _drift(alarms: Sequence[str], whose: str) -> GateResult:
 # transitions
 
 
-def _decision(state: RolloutState, ev: Evidence, policy: RolloutPolicy, action: str, gates: Sequence[GateResult],
-              reasons: Sequence[str], new: RolloutState) -> RolloutDecision:
+def _decision(
+    state: RolloutState,
+    ev: Evidence,
+    policy: RolloutPolicy,
+    action: str,
+    gates: Sequence[GateResult],
+    reasons: Sequence[str],
+    new: RolloutState,
+) -> RolloutDecision:
     frm, to = {
         "promote": (state.champion, state.challenger),
         "rollback": (state.champion, state.previous_champion),
         "abort": (state.challenger, state.champion),
-    }.get(action, (state.champion, state.challenger) if state.phase in ("shadow", "canary")
-          else (state.previous_champion, state.champion))
-    return RolloutDecision(ev.time, action, frm, to, state.phase, state.stage, state.share(policy), tuple(gates),
-                           tuple(reasons), new)
+    }.get(
+        action,
+        (state.champion, state.challenger)
+        if state.phase in ("shadow", "canary")
+        else (state.previous_champion, state.champion),
+    )
+    return RolloutDecision(
+        ev.time, action, frm, to, state.phase, state.stage, state.share(policy), tuple(gates), tuple(reasons), new
+    )
 
 
 def _failed(gates: Sequence[GateResult]) -> list[str]:
@@ -277,8 +312,10 @@ def next_step(state: RolloutState, evidence: Evidence, policy: RolloutPolicy) ->
     if not isinstance(state, RolloutState) or not isinstance(evidence, Evidence):
         raise RolloutError("next_step needs a RolloutState and an Evidence")
     if evidence.time < state.since:
-        raise RolloutError(f"evidence time {evidence.time.isoformat()} is before the state began "
-                           f"({state.since.isoformat()}); evidence must be newer than the state")
+        raise RolloutError(
+            f"evidence time {evidence.time.isoformat()} is before the state began "
+            f"({state.since.isoformat()}); evidence must be newer than the state"
+        )
     if state.phase == "canary" and state.stage >= len(policy.canary_shares):
         raise RolloutError(f"state stage={state.stage} but the policy has {len(policy.canary_shares)} canary stages")
     step = _watch if state.phase == "watch" else _testing if state.phase in ("shadow", "canary") else _serving
@@ -300,8 +337,15 @@ def _testing(state: RolloutState, ev: Evidence, policy: RolloutPolicy) -> Rollou
     last = not shadow and state.stage == len(policy.canary_shares) - 1
     if last and not _open(gates):
         if policy.promote_when == "better":
-            gates.append(_better(ev, policy.primary_metric, "mean", policy.higher_is_better,
-                                 f"promotion: {policy.primary_metric} better"))
+            gates.append(
+                _better(
+                    ev,
+                    policy.primary_metric,
+                    "mean",
+                    policy.higher_is_better,
+                    f"promotion: {policy.primary_metric} better",
+                )
+            )
         else:
             from abkit.rollout.policy import metric_direction
 
@@ -311,15 +355,29 @@ def _testing(state: RolloutState, ev: Evidence, policy: RolloutPolicy) -> Rollou
     if pending:
         left = policy.stage_deadline_days - _elapsed_days(state, ev)
         if left <= 0:
-            return _decision(state, ev, policy, "abort", gates,
-                             [f"inconclusive past the stage deadline of {policy.stage_deadline_days:g} days: " + r
-                              for r in pending], back)
-        return _decision(state, ev, policy, "hold", gates,
-                         [f"inconclusive, waiting ({left:.1f} days to the deadline): " + r for r in pending], state)
+            return _decision(
+                state,
+                ev,
+                policy,
+                "abort",
+                gates,
+                [f"inconclusive past the stage deadline of {policy.stage_deadline_days:g} days: " + r for r in pending],
+                back,
+            )
+        return _decision(
+            state,
+            ev,
+            policy,
+            "hold",
+            gates,
+            [f"inconclusive, waiting ({left:.1f} days to the deadline): " + r for r in pending],
+            state,
+        )
     if shadow:
         nxt = RolloutState("canary", state.champion, ev.time, state.challenger, state.previous_champion, 0)
-        return _decision(state, ev, policy, "advance", gates,
-                         [f"shadow gates passed; canary at {policy.canary_shares[0]:.0%}"], nxt)
+        return _decision(
+            state, ev, policy, "advance", gates, [f"shadow gates passed; canary at {policy.canary_shares[0]:.0%}"], nxt
+        )
     if last:
         nxt = RolloutState("watch", state.challenger, ev.time, None, state.champion)  # type: ignore[arg-type]
         how = "better" if policy.promote_when == "better" else "non-inferior and cheaper"
@@ -331,8 +389,11 @@ def _testing(state: RolloutState, ev: Evidence, policy: RolloutPolicy) -> Rollou
 
 
 def _watch(state: RolloutState, ev: Evidence, policy: RolloutPolicy) -> RolloutDecision:
-    gates = [_min_sample(ev, policy, "users"), _srm(ev),
-             _primary(ev, policy, policy.watch_margin, "no harm after promotion")]
+    gates = [
+        _min_sample(ev, policy, "users"),
+        _srm(ev),
+        _primary(ev, policy, policy.watch_margin, "no harm after promotion"),
+    ]
     gates += _guardrails(ev, policy)
     gates.append(_drift(ev.alarms, "new champion"))
     # After a promotion only shown harm rolls back: "not yet shown non-inferior" is no reason to switch back.
@@ -344,13 +405,28 @@ def _watch(state: RolloutState, ev: Evidence, policy: RolloutPolicy) -> RolloutD
     short = [g.reason for g in gates[:2] if g.status == "inconclusive"]
     if elapsed >= policy.watch_days and not short:
         nxt = RolloutState("stable", state.champion, ev.time, None, state.previous_champion)
-        return _decision(state, ev, policy, "advance", gates,
-                         [f"watched {elapsed:.1f} days without harm; the promotion stands"], nxt)
+        return _decision(
+            state, ev, policy, "advance", gates, [f"watched {elapsed:.1f} days without harm; the promotion stands"], nxt
+        )
     if short and elapsed >= policy.watch_days + policy.stage_deadline_days:
-        return _decision(state, ev, policy, "rollback", gates,
-                         ["the promotion could not be confirmed by its deadline: " + r for r in short], back)
-    return _decision(state, ev, policy, "hold", gates,
-                     [f"watching the new champion ({elapsed:.1f} of {policy.watch_days:g} days)"] + short, state)
+        return _decision(
+            state,
+            ev,
+            policy,
+            "rollback",
+            gates,
+            ["the promotion could not be confirmed by its deadline: " + r for r in short],
+            back,
+        )
+    return _decision(
+        state,
+        ev,
+        policy,
+        "hold",
+        gates,
+        [f"watching the new champion ({elapsed:.1f} of {policy.watch_days:g} days)"] + short,
+        state,
+    )
 
 
 def _serving(state: RolloutState, ev: Evidence, policy: RolloutPolicy) -> RolloutDecision:
@@ -360,6 +436,13 @@ def _serving(state: RolloutState, ev: Evidence, policy: RolloutPolicy) -> Rollou
         back = RolloutState(state.phase, state.previous_champion, ev.time)
         return _decision(state, ev, policy, "rollback", [gate], [gate.reason], back)
     if gate.status == "fail":
-        return _decision(state, ev, policy, "hold", [gate],
-                         [gate.reason, "no previous champion to roll back to: retrain a challenger"], state)
+        return _decision(
+            state,
+            ev,
+            policy,
+            "hold",
+            [gate],
+            [gate.reason, "no previous champion to roll back to: retrain a challenger"],
+            state,
+        )
     return _decision(state, ev, policy, "hold", [gate], ["the champion serves all traffic; no alarm"], state)

@@ -26,8 +26,16 @@ from typing import Any, ClassVar, Literal, NamedTuple
 
 from abkit.errors import AbkitError
 
-__all__ = ["GATE_STATUSES", "GateResult", "NonInferiority", "RolloutError", "RolloutPolicy", "Threshold",
-           "metric_direction", "parse_stages"]
+__all__ = [
+    "GATE_STATUSES",
+    "GateResult",
+    "NonInferiority",
+    "RolloutError",
+    "RolloutPolicy",
+    "Threshold",
+    "metric_direction",
+    "parse_stages",
+]
 
 GateStatus = Literal["pass", "fail", "inconclusive"]
 GATE_STATUSES = ("pass", "fail", "inconclusive")
@@ -63,8 +71,13 @@ class GateResult(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (non-finite numbers as None)."""
-        return {"name": self.name, "status": self.status, "value": _num(self.value),
-                "threshold": _num(self.threshold), "reason": self.reason}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "value": _num(self.value),
+            "threshold": _num(self.threshold),
+            "reason": self.reason,
+        }
 
 
 def _num(x: Any) -> float | None:
@@ -93,8 +106,11 @@ class Threshold:
         if isinstance(spec, Threshold):
             return spec
         if not isinstance(spec, Mapping):
-            raise _fail("guardrails[]", spec, "give a mapping such as {type: non_inferiority, metric: latency_ms, "
-                        "statistic: p95, margin: 10}.")
+            raise _fail(
+                "guardrails[]",
+                spec,
+                "give a mapping such as {type: non_inferiority, metric: latency_ms, statistic: p95, margin: 10}.",
+            )
         spec = dict(spec)
         kind = spec.pop("type", "non_inferiority")
         if kind not in cls.kinds:
@@ -109,8 +125,9 @@ class Threshold:
         """(metric, statistic) of the comparison this threshold reads."""
         raise NotImplementedError
 
-    def evaluate(self, estimate: float, ci_low: float, ci_high: float,
-                 reference: float | None = None) -> GateResult:  # pragma: no cover - abstract
+    def evaluate(
+        self, estimate: float, ci_low: float, ci_high: float, reference: float | None = None
+    ) -> GateResult:  # pragma: no cover - abstract
         """The verdict on an interval of tested − reference; ``reference`` is the reference arm's value."""
         raise NotImplementedError
 
@@ -137,8 +154,12 @@ class NonInferiority(Threshold, type="non_inferiority"):
         object.__setattr__(self, "higher_is_better", metric_direction(self.metric, "guardrails[].metric"))
         if self.statistic not in ("mean", "p50", "p95", "p99"):
             raise _fail("guardrails[].statistic", self.statistic, "choose one of mean, p50, p95, p99.")
-        if isinstance(self.margin, bool) or not isinstance(self.margin, (int, float)) or not math.isfinite(self.margin) \
-                or self.margin < 0:
+        if (
+            isinstance(self.margin, bool)
+            or not isinstance(self.margin, (int, float))
+            or not math.isfinite(self.margin)
+            or self.margin < 0
+        ):
             raise _fail("guardrails[].margin", self.margin, "give a finite margin >= 0 in the metric's units.")
         object.__setattr__(self, "margin", float(self.margin))
 
@@ -146,23 +167,36 @@ class NonInferiority(Threshold, type="non_inferiority"):
         return self.metric, self.statistic
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "metric": self.metric, "statistic": self.statistic, "margin": self.margin,
-                "relative": self.relative}
+        return {
+            "type": self.type,
+            "metric": self.metric,
+            "statistic": self.statistic,
+            "margin": self.margin,
+            "relative": self.relative,
+        }
 
     def evaluate(self, estimate: float, ci_low: float, ci_high: float, reference: float | None = None) -> GateResult:
         name = f"guardrail {self.statistic} {self.metric}"
         margin = self.margin * abs(reference) if self.relative and reference is not None else self.margin
         if not _finite(estimate, ci_low, ci_high, margin):
-            return GateResult(name, "inconclusive", None, -margin, f"{name}: interval undefined (no or too little data)")
+            return GateResult(
+                name, "inconclusive", None, -margin, f"{name}: interval undefined (no or too little data)"
+            )
         worst, best = (ci_low, ci_high) if self.higher_is_better else (-ci_high, -ci_low)  # harm is negative
         if worst >= -margin:
-            return GateResult(name, "pass", worst, -margin, f"{name}: non-inferior (worst case {worst:+.4g} ≥ −{margin:.4g})")
+            return GateResult(
+                name, "pass", worst, -margin, f"{name}: non-inferior (worst case {worst:+.4g} ≥ −{margin:.4g})"
+            )
         if best < -margin:
-            return GateResult(name, "fail", best, -margin, f"{name}: worse by more than the margin (best case {best:+.4g})")
+            return GateResult(
+                name, "fail", best, -margin, f"{name}: worse by more than the margin (best case {best:+.4g})"
+            )
         return GateResult(name, "inconclusive", worst, -margin, f"{name}: cannot yet rule out harm beyond {margin:.4g}")
 
 
-def _number(field: str, value: Any, *, low: float | None = None, low_open: bool = False, high: float | None = None) -> float:
+def _number(
+    field: str, value: Any, *, low: float | None = None, low_open: bool = False, high: float | None = None
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise _fail(field, value, "give a finite number.")
     value = float(value)
@@ -230,10 +264,15 @@ class RolloutPolicy:
         object.__setattr__(self, "guardrails", tuple(Threshold.parse(g) for g in guards))
         if isinstance(self.min_units, bool) or not isinstance(self.min_units, int) or self.min_units < 2:
             raise _fail("min_units", self.min_units, "give a whole number >= 2 of labelled users per arm.")
-        object.__setattr__(self, "stage_deadline_days",
-                           _number("stage_deadline_days", self.stage_deadline_days, low=0.0, low_open=True))
+        object.__setattr__(
+            self,
+            "stage_deadline_days",
+            _number("stage_deadline_days", self.stage_deadline_days, low=0.0, low_open=True),
+        )
         object.__setattr__(self, "watch_days", _number("watch_days", self.watch_days, low=0.0))
-        object.__setattr__(self, "watch_share", _number("watch_share", self.watch_share, low=0.0, low_open=True, high=0.5))
+        object.__setattr__(
+            self, "watch_share", _number("watch_share", self.watch_share, low=0.0, low_open=True, high=0.5)
+        )
         object.__setattr__(self, "watch_margin", _number("watch_margin", self.watch_margin, low=0.0))
         a = _number("alpha", self.alpha, low=0.0, low_open=True)
         if a >= 1:
@@ -241,8 +280,11 @@ class RolloutPolicy:
         if self.registry_path is not None:
             path = Path(self.registry_path)
             if not path.is_dir():
-                raise _fail("registry_path", str(self.registry_path),
-                            "the folder does not exist; create the registry first (ModelRegistry(path, create=True)).")
+                raise _fail(
+                    "registry_path",
+                    str(self.registry_path),
+                    "the folder does not exist; create the registry first (ModelRegistry(path, create=True)).",
+                )
             object.__setattr__(self, "registry_path", str(path))
 
     @property

@@ -18,13 +18,32 @@ _COLOURS = {"advance": "#0969da", "promote": "#1a7f37", "rollback": "#cf222e", "
 
 
 def _key_moments(result: LifecycleResult) -> list[dict[str, Any]]:
-    out = [{"time": e["time"], "action": "start", "label": "start", "to_version": e["version"], "from_version": None,
-            "reason": e["reason"], "share": 0.0} for e in result.events]
+    out = [
+        {
+            "time": e["time"],
+            "action": "start",
+            "label": "start",
+            "to_version": e["version"],
+            "from_version": None,
+            "reason": e["reason"],
+            "share": 0.0,
+        }
+        for e in result.events
+    ]
     for d in result.decisions:
         if d.action != "hold":
             label = "confirm" if d.action == "advance" and d.phase == "watch" else d.action
-            out.append({"time": d.time.isoformat(), "action": d.action, "label": label, "from_version": d.from_version,
-                        "to_version": d.to_version, "reason": d.reasons[0], "share": d.share})
+            out.append(
+                {
+                    "time": d.time.isoformat(),
+                    "action": d.action,
+                    "label": label,
+                    "from_version": d.from_version,
+                    "to_version": d.to_version,
+                    "reason": d.reasons[0],
+                    "share": d.share,
+                }
+            )
     return sorted(out, key=lambda r: r["time"])
 
 
@@ -40,8 +59,10 @@ class Verdict:
     def _repr_html_(self) -> str:
         colour = "#0969da"
         items = "".join(f"<li>{html.escape(x)}</li>" for x in self.lines[1:])
-        return (f'<div style="border-left:6px solid {colour};padding:8px 12px"><b>{html.escape(self.lines[0])}</b>'
-                f"<ul>{items}</ul></div>")
+        return (
+            f'<div style="border-left:6px solid {colour};padding:8px 12px"><b>{html.escape(self.lines[0])}</b>'
+            f"<ul>{items}</ul></div>"
+        )
 
 
 def verdict(runs: Mapping[str, LifecycleResult]) -> Verdict:
@@ -79,8 +100,11 @@ def _setting(value: Any) -> str:
     if isinstance(value, Mapping):
         return ", ".join(f"{k}: {_setting(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return "; ".join(_setting(v) for v in value) if any(isinstance(v, Mapping) for v in value) \
+        return (
+            "; ".join(_setting(v) for v in value)
+            if any(isinstance(v, Mapping) for v in value)
             else " / ".join(_setting(v) for v in value)
+        )
     return format_value(value)
 
 
@@ -96,11 +120,18 @@ def decision_table(result: LifecycleResult, *, include_holds: bool = False) -> R
     for d in result.decisions:
         if d.action == "hold" and not (include_holds and d.phase in ("shadow", "canary", "watch")):
             continue
-        rows.append({"date": d.time.date().isoformat(), "action": d.action, "from_version": d.from_version,
-                     "to_version": d.to_version, "phase": d.phase + (f" {d.stage}" if d.phase == "canary" else ""),
-                     "tested share": f"{d.share:.0%}",
-                     "gates": ", ".join(f"{g.name}: {g.status}" for g in d.gate_results),
-                     "reason": d.reasons[0]})
+        rows.append(
+            {
+                "date": d.time.date().isoformat(),
+                "action": d.action,
+                "from_version": d.from_version,
+                "to_version": d.to_version,
+                "phase": d.phase + (f" {d.stage}" if d.phase == "canary" else ""),
+                "tested share": f"{d.share:.0%}",
+                "gates": ", ".join(f"{g.name}: {g.status}" for g in d.gate_results),
+                "reason": d.reasons[0],
+            }
+        )
     return ResultTable(rows)
 
 
@@ -114,14 +145,27 @@ def timeline_plot(result: LifecycleResult, ax: Any = None, title: str = "") -> A
     versions = list(dict.fromkeys(t["version"] for t in result.traffic))
     share = {(t["day"], t["version"]): t["share"] for t in result.traffic}
     xs = [*days, days[-1] + 1]  # each day's shares hold until the next day
-    ax.stackplot(xs, [[share.get((d, v), 0.0) for d in [*days, days[-1]]] for v in versions], labels=versions,
-                 alpha=0.7, step="post")
+    ax.stackplot(
+        xs,
+        [[share.get((d, v), 0.0) for d in [*days, days[-1]]] for v in versions],
+        labels=versions,
+        alpha=0.7,
+        step="post",
+    )
     t0 = dt.datetime.fromisoformat(result.traffic[0]["time"])
     for m in _key_moments(result):
         x = (dt.datetime.fromisoformat(m["time"]) - t0).total_seconds() / 86400.0
         ax.axvline(x, color=_COLOURS[m["action"]], lw=1.5, ls="--")
-        ax.text(x, 1.02, f"{m['label']} {m['to_version'] if m['action'] != 'abort' else m['from_version']}",
-                rotation=30, fontsize=8, color=_COLOURS[m["action"]], ha="left", va="bottom")
+        ax.text(
+            x,
+            1.02,
+            f"{m['label']} {m['to_version'] if m['action'] != 'abort' else m['from_version']}",
+            rotation=30,
+            fontsize=8,
+            color=_COLOURS[m["action"]],
+            ha="left",
+            va="bottom",
+        )
     ax.set_xlim(days[0], days[-1] + 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("simulated day")
@@ -135,6 +179,10 @@ def timeline_plot(result: LifecycleResult, ax: Any = None, title: str = "") -> A
 def results_json(runs: Mapping[str, LifecycleResult], policy: Any, verdict_: Verdict) -> dict[str, Any]:
     """The notebook's JSON: ``decisions`` (every decision of every run, with its run), verdict, final aliases."""
     decisions = [{"run": name, **d} for name, r in runs.items() for d in r.decision_dicts()]
-    return {"decisions": decisions, "verdict": list(verdict_.lines), "policy": policy.to_dict(),
-            "aliases": {name: dict(r.aliases) for name, r in runs.items()},
-            "events": [{"run": name, **e} for name, r in runs.items() for e in r.events]}
+    return {
+        "decisions": decisions,
+        "verdict": list(verdict_.lines),
+        "policy": policy.to_dict(),
+        "aliases": {name: dict(r.aliases) for name, r in runs.items()},
+        "events": [{"run": name, **e} for name, r in runs.items() for e in r.events],
+    }

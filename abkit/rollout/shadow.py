@@ -52,13 +52,39 @@ SELECT COUNT_IF(d > 0), SUM(m), SUM(m * m), SUM(d), SUM(d * d), SUM(m * d), SUM(
 FROM u"""
 
 
-def _comparison(metric: str, statistic: str, est: float, lo: float, hi: float, p: float, se: float, n: float,
-                ref: float, alpha: float) -> Comparison:
+def _comparison(
+    metric: str,
+    statistic: str,
+    est: float,
+    lo: float,
+    hi: float,
+    p: float,
+    se: float,
+    n: float,
+    ref: float,
+    alpha: float,
+) -> Comparison:
     from abkit.stats.sequential import confidence_sequence
 
     seq = confidence_sequence(est, se, n, alpha=alpha)
-    return Comparison(metric, statistic, "challenger", est, lo, hi, p, float(seq.ci_low), float(seq.ci_high),
-                      float(seq.p_value), se, float("nan"), ref, n, n_control=n, n_treatment=n)
+    return Comparison(
+        metric,
+        statistic,
+        "challenger",
+        est,
+        lo,
+        hi,
+        p,
+        float(seq.ci_low),
+        float(seq.ci_high),
+        float(seq.p_value),
+        se,
+        float("nan"),
+        ref,
+        n,
+        n_control=n,
+        n_treatment=n,
+    )
 
 
 def _arm(sums: Any) -> Any:
@@ -80,13 +106,15 @@ def _p95(eng: Any, column: str, alpha: float) -> tuple[float, float, float]:
                       FROM shadow_pairs GROUP BY unit_id)
                       SELECT COUNT(*), SUM(m), SUM(m * m), SUM(d), SUM(d * d), SUM(m * d) FROM u""")[0]
     lo_p, hi_p, _ = quantile_rank_interval(0.95, _arm(row), alpha=alpha)
-    lo, hi = eng.sql(f"SELECT quantile_cont({column}, {float(lo_p)!r}), quantile_cont({column}, {float(hi_p)!r}) "
-                     "FROM shadow_pairs")[0]
+    lo, hi = eng.sql(
+        f"SELECT quantile_cont({column}, {float(lo_p)!r}), quantile_cont({column}, {float(hi_p)!r}) FROM shadow_pairs"
+    )[0]
     return float(q), float(lo), float(hi)
 
 
-def paired_evidence(log_root: str | Path, key: str, time: Any, policy: RolloutPolicy, *,
-                    alarms: tuple[str, ...] = ()) -> Evidence:
+def paired_evidence(
+    log_root: str | Path, key: str, time: Any, policy: RolloutPolicy, *, alarms: tuple[str, ...] = ()
+) -> Evidence:
     """Evidence of a shadow stage: paired comparisons of challenger and champion on the same requests."""
     import duckdb
 
@@ -101,8 +129,11 @@ def paired_evidence(log_root: str | Path, key: str, time: Any, policy: RolloutPo
     con = duckdb.connect()
     try:
         ref = open_engine(log_source(log_root, ref_key), con=con)
-        ref.materialize("shadow_reference", "SELECT p.request_id, p.unit_id, p.predicted_label, p.latency_ms, l.label "
-                                            "FROM abkit_pred_once p LEFT JOIN abkit_lab_once l USING (request_id)")
+        ref.materialize(
+            "shadow_reference",
+            "SELECT p.request_id, p.unit_id, p.predicted_label, p.latency_ms, l.label "
+            "FROM abkit_pred_once p LEFT JOIN abkit_lab_once l USING (request_id)",
+        )
         eng = open_engine(log_source(log_root, tested_key), con=con)  # its views replace the reference's
         eng.materialize("shadow_pairs", _PAIRS)
         row = [0.0 if x is None else float(x) for x in eng.sql(_USER_SUMS)[0]]
@@ -115,16 +146,52 @@ def paired_evidence(log_root: str | Path, key: str, time: Any, policy: RolloutPo
         if units >= 2:
             r = paired_difference(acc, alpha=a)
             ref_acc = ref_correct / float(acc.d_sum) if float(acc.d_sum) else float("nan")
-            comps.append(_comparison("accuracy", "mean", float(r.estimate), float(r.ci_low), float(r.ci_high),
-                                     mcnemar_exact(b, c, int(acc.d_sum)).p_value, float(r.se), units, ref_acc, a))
+            comps.append(
+                _comparison(
+                    "accuracy",
+                    "mean",
+                    float(r.estimate),
+                    float(r.ci_low),
+                    float(r.ci_high),
+                    mcnemar_exact(b, c, int(acc.d_sum)).p_value,
+                    float(r.se),
+                    units,
+                    ref_acc,
+                    a,
+                )
+            )
         if row[7] >= 2:
             r = paired_difference(lat, alpha=a)
-            comps.append(_comparison("latency_ms", "mean", float(r.estimate), float(r.ci_low), float(r.ci_high),
-                                     float(r.p_value), float(r.se), row[7], float("nan"), a))
+            comps.append(
+                _comparison(
+                    "latency_ms",
+                    "mean",
+                    float(r.estimate),
+                    float(r.ci_low),
+                    float(r.ci_high),
+                    float(r.p_value),
+                    float(r.se),
+                    row[7],
+                    float("nan"),
+                    a,
+                )
+            )
             qr, qt = _p95(eng, "lr", a), _p95(eng, "lt", a)
             d = quantile_difference(*qr, *qt, alpha=a)
-            comps.append(_comparison("latency_ms", "p95", float(d.estimate), float(d.ci_low), float(d.ci_high),
-                                     float(d.p_value), float(d.se), row[7], qr[0], a))
+            comps.append(
+                _comparison(
+                    "latency_ms",
+                    "p95",
+                    float(d.estimate),
+                    float(d.ci_low),
+                    float(d.ci_high),
+                    float(d.p_value),
+                    float(d.se),
+                    row[7],
+                    qr[0],
+                    a,
+                )
+            )
     finally:
         con.close()
     return Evidence(time, {"reference": units, "tested": units}, tuple(comps), None, alarms)

@@ -170,7 +170,9 @@ class CupedStats:
             object.__setattr__(self, f, _arr(getattr(self, f), f))
 
     @classmethod
-    def for_means(cls, n: object, y_sum: object, y_ss: object, x_sum: object, x_ss: object, xy_sum: object) -> CupedStats:
+    def for_means(
+        cls, n: object, y_sum: object, y_ss: object, x_sum: object, x_ss: object, xy_sum: object
+    ) -> CupedStats:
         """A plain mean with a plain-mean covariate (gbstats' regression adjustment)."""
         y = ArmStats.mean(n, y_sum, y_ss)
         x = ArmStats.mean(n, x_sum, x_ss)
@@ -180,20 +182,28 @@ class CupedStats:
         if not isinstance(other, CupedStats):
             return NotImplemented
         return CupedStats(
-            self.y + other.y, self.x + other.x, self.m_mx + other.m_mx, self.m_dx + other.m_dx,
-            self.d_mx + other.d_mx, self.d_dx + other.d_dx,
+            self.y + other.y,
+            self.x + other.x,
+            self.m_mx + other.m_mx,
+            self.m_dx + other.m_dx,
+            self.d_mx + other.d_mx,
+            self.d_dx + other.d_dx,
         )
 
     def cross_cov(self) -> np.ndarray:
         """Per-unit covariance of the ratio estimators of y and x (delta method), scaled like ``Moments.var``."""
         n = self.y.n
+
         def cov(s_ab: np.ndarray, s_a: np.ndarray, s_b: np.ndarray) -> np.ndarray:
             with np.errstate(divide="ignore", invalid="ignore"):
                 return (s_ab - s_a * s_b / n) / (n - 1.0)
+
         ry, rx = self.y.ratio, self.x.ratio
         c = (
-            cov(self.m_mx, self.y.m_sum, self.x.m_sum) - rx * cov(self.m_dx, self.y.m_sum, self.x.d_sum)
-            - ry * cov(self.d_mx, self.y.d_sum, self.x.m_sum) + ry * rx * cov(self.d_dx, self.y.d_sum, self.x.d_sum)
+            cov(self.m_mx, self.y.m_sum, self.x.m_sum)
+            - rx * cov(self.m_dx, self.y.m_sum, self.x.d_sum)
+            - ry * cov(self.d_mx, self.y.d_sum, self.x.m_sum)
+            + ry * rx * cov(self.d_dx, self.y.d_sum, self.x.d_sum)
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             return c / (self.y.d_mean * self.x.d_mean)

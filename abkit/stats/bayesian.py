@@ -41,8 +41,13 @@ class BayesResult(NamedTuple):
 
 
 def normal_posterior(
-    estimate: object, se: object, *, prior_mean: float | None = None, prior_var: float | None = None,
-    inverse: bool = False, alpha: float | None = None,
+    estimate: object,
+    se: object,
+    *,
+    prior_mean: float | None = None,
+    prior_var: float | None = None,
+    inverse: bool = False,
+    alpha: float | None = None,
 ) -> BayesResult:
     """Posterior N(μ, σ²) of an effect from its estimate, standard error and a Gaussian prior.
 
@@ -74,8 +79,14 @@ def normal_posterior(
 
 
 def bayes_test(
-    control: Moments, treatment: Moments, *, relative: bool = True, prior_mean: float | None = None,
-    prior_var: float | None = None, inverse: bool = False, alpha: float | None = None,
+    control: Moments,
+    treatment: Moments,
+    *,
+    relative: bool = True,
+    prior_mean: float | None = None,
+    prior_var: float | None = None,
+    inverse: bool = False,
+    alpha: float | None = None,
 ) -> BayesResult:
     """Chance to beat control and expected loss for means or delta-method ratios (gbstats convention:
     relative effect (μT − μC)/|μC| with its delta-method variance; prior on the same scale)."""
@@ -98,7 +109,12 @@ def beta_chance_to_beat(
 ) -> float:
     """P(p_T > p_C) under independent Beta(prior_a + x, prior_b + n − x) posteriors, by adaptive quadrature
     of ``∫ f_T(p) F_C(p) dp`` over the region that holds the posterior mass (no Monte-Carlo noise)."""
-    for name, v in (("x_control", x_control), ("n_control", n_control), ("x_treatment", x_treatment), ("n_treatment", n_treatment)):
+    for name, v in (
+        ("x_control", x_control),
+        ("n_control", n_control),
+        ("x_treatment", x_treatment),
+        ("n_treatment", n_treatment),
+    ):
         if v < 0:
             raise AbkitError(f"{name}={v!r} must be >= 0")
     if x_control > n_control or x_treatment > n_treatment:

@@ -57,9 +57,14 @@ def _withhold(result: TestResult, ok: np.ndarray) -> TestResult:
     def cut(x: np.ndarray) -> np.ndarray:
         return np.where(ok, x, nan)
 
-    return result._replace(se=cut(result.se), statistic=cut(result.statistic), ci_low=cut(result.ci_low),
-                           ci_high=cut(result.ci_high), p_value=cut(result.p_value),
-                           method=result.method + f"; NaN = {INSUFFICIENT}")
+    return result._replace(
+        se=cut(result.se),
+        statistic=cut(result.statistic),
+        ci_low=cut(result.ci_low),
+        ci_high=cut(result.ci_high),
+        p_value=cut(result.p_value),
+        method=result.method + f"; NaN = {INSUFFICIENT}",
+    )
 
 
 def welch_df(control: Moments, treatment: Moments) -> np.ndarray:
@@ -178,7 +183,9 @@ def cuped_ttest(
     (gbstats convention), with the delta-method variance of the adjusted difference over that mean."""
     c_adj, t_adj, theta = cuped_adjust(control, treatment)
     if not relative or resolve("relative_ci", relative_ci) == "log":
-        res = ttest(c_adj, t_adj, relative=relative, alternative=alternative, alpha=alpha, use_t=use_t, relative_ci=relative_ci)
+        res = ttest(
+            c_adj, t_adj, relative=relative, alternative=alternative, alpha=alpha, use_t=use_t, relative_ci=relative_ci
+        )
         return res._replace(method=res.method + ", CUPED")
     alt, a = check_alternative(alternative), check_alpha(alpha)
     yc = control.y.moments()
@@ -197,8 +204,18 @@ def cuped_ttest(
         stat = est / se
         low, high = interval(est, critical(a, df, alt) * se, alt)
         p = p_value(stat, df, alt)
-    res = TestResult(c_adj.mean, t_adj.mean, est, low, high, se, stat, p, df,
-                     f"{'Welch t' if use_t else 'z'}, relative (delta), CUPED")
+    res = TestResult(
+        c_adj.mean,
+        t_adj.mean,
+        est,
+        low,
+        high,
+        se,
+        stat,
+        p,
+        df,
+        f"{'Welch t' if use_t else 'z'}, relative (delta), CUPED",
+    )
     return _withhold(res, estimable(c_adj.var, c_adj.n, t_adj.var, t_adj.n))
 
 
@@ -264,12 +281,22 @@ EXACT_METHODS = ("fisher", "barnard", "boschloo")
 
 
 def proportions_exact(
-    x_control: int, n_control: int, x_treatment: int, n_treatment: int, *, method: str = "fisher",
+    x_control: int,
+    n_control: int,
+    x_treatment: int,
+    n_treatment: int,
+    *,
+    method: str = "fisher",
     alternative: str | None = None,
 ) -> float:
     """Exact p-value for a 2×2 table (small samples): Fisher, Barnard (pooled) or Boschloo."""
     alt = check_alternative(alternative)
-    for name, v in (("x_control", x_control), ("n_control", n_control), ("x_treatment", x_treatment), ("n_treatment", n_treatment)):
+    for name, v in (
+        ("x_control", x_control),
+        ("n_control", n_control),
+        ("x_treatment", x_treatment),
+        ("n_treatment", n_treatment),
+    ):
         if int(v) != v or v < 0:
             raise AbkitError(f"{name}={v!r} must be a non-negative integer count")
     if x_control > n_control or x_treatment > n_treatment:

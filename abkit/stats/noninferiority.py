@@ -89,9 +89,21 @@ def margin_test(
             est = t.mean - c.mean
             se = np.sqrt(c.var / c.n + t.var / t.n)
         df = welch_df(c, t) if use_t and not relative and inference == "fixed" else np.inf
-    r = effect_margin_test(est, se, n=c.n + t.n, df=df, margin=margin, hypothesis=hypothesis,
-                           higher_is_better=higher_is_better, alpha=alpha, inference=inference,
-                           sequential_tuning=sequential_tuning, fractions=fractions, spending=spending, rho=rho)
+    r = effect_margin_test(
+        est,
+        se,
+        n=c.n + t.n,
+        df=df,
+        margin=margin,
+        hypothesis=hypothesis,
+        higher_is_better=higher_is_better,
+        alpha=alpha,
+        inference=inference,
+        sequential_tuning=sequential_tuning,
+        fractions=fractions,
+        spending=spending,
+        rho=rho,
+    )
     scale = "relative (delta method)" if relative else "absolute"
     return r._replace(control=c.mean, treatment=t.mean, method=r.method.replace("(absolute)", f"({scale})"))
 
@@ -141,8 +153,10 @@ def effect_margin_test(
             if spending not in SPENDING_KINDS:
                 raise AbkitError(f"spending={spending!r} is unknown; use one of {SPENDING_KINDS}")
             if fractions is None:
-                raise AbkitError("group-sequential inference needs fractions: the information fractions of the "
-                                 "looks so far, e.g. [0.25, 0.5] (users now / users planned at each look)")
+                raise AbkitError(
+                    "group-sequential inference needs fractions: the information fractions of the "
+                    "looks so far, e.g. [0.25, 0.5] (users now / users planned at each look)"
+                )
             b = group_sequential_bounds(fractions, a, spending, rho=rho, sides=1)
             z_crit = b.z[-1]
             p = sps.norm.sf(stat)
@@ -155,8 +169,9 @@ def effect_margin_test(
     passed = np.asarray(np.isfinite(bound) & (bound > null) & (p < level))
     method = f"{hypothesis} with margin {float(np.max(delta)):g} (absolute), one-sided α = {a:g}; {how}"
     nan = np.full(np.shape(est), np.nan)
-    return MarginResult(nan, nan, est, low, high, sign * null + 0.0 * est, s, stat, p, level, passed, hypothesis,
-                        method)
+    return MarginResult(
+        nan, nan, est, low, high, sign * null + 0.0 * est, s, stat, p, level, passed, hypothesis, method
+    )
 
 
 def _one_sided_mixture(stat: np.ndarray, n: np.ndarray, alpha: float, tuning: float) -> tuple[np.ndarray, np.ndarray]:

@@ -37,9 +37,18 @@ def _arms(n_total: float, n_arms: int, weights: object | None) -> tuple[float, f
 
 
 def power(
-    effect: float, *, mean: float, var: float | None = None, n_total: float, n_arms: int = 2,
-    weights: object | None = None, relative: bool = True, alpha: float | None = None,
-    alternative: str | None = None, use_t: bool = False, sequential_tuning: float | None = None,
+    effect: float,
+    *,
+    mean: float,
+    var: float | None = None,
+    n_total: float,
+    n_arms: int = 2,
+    weights: object | None = None,
+    relative: bool = True,
+    alpha: float | None = None,
+    alternative: str | None = None,
+    use_t: bool = False,
+    sequential_tuning: float | None = None,
     binomial: bool = False,
 ) -> float:
     """Probability of a significant result for a true ``effect`` (relative lift when ``relative``).
@@ -90,8 +99,9 @@ def _by_alternative(upper: float, lower: float, alt: str) -> float:
     return upper + lower
 
 
-def _binomial_power(p_c: float, p_t: float, n_c: float, n_t: float, a: float, alt: str,
-                    sequential_tuning: float | None) -> float:
+def _binomial_power(
+    p_c: float, p_t: float, n_c: float, n_t: float, a: float, alt: str, sequential_tuning: float | None
+) -> float:
     """Power of the pooled two-proportion z-test: se under H0 from the pooled proportion, under H1 from each
     arm's own ``p(1 − p)``."""
     if not (0.0 < p_c < 1.0 and 0.0 <= p_t <= 1.0):

@@ -41,16 +41,24 @@ def quantile_rank_interval(
 
 
 def quantile_difference(
-    q_control: object, low_control: object, high_control: object,
-    q_treatment: object, low_treatment: object, high_treatment: object,
-    *, alpha: float | None = None, relative: bool = False,
+    q_control: object,
+    low_control: object,
+    high_control: object,
+    q_treatment: object,
+    low_treatment: object,
+    high_treatment: object,
+    *,
+    alpha: float | None = None,
+    relative: bool = False,
 ) -> TestResult:
     """Difference of two arms' quantiles; each arm's standard error is its interval width / (2z)
     (the interval from :func:`quantile_rank_interval` at the same ``alpha``), normal approximation."""
     a = check_alpha(alpha)
     z = float(sps.norm.isf(a / 2.0))
-    qc, lc, hc, qt, lt, ht = (np.asarray(v, dtype=np.float64) for v in
-                              (q_control, low_control, high_control, q_treatment, low_treatment, high_treatment))
+    qc, lc, hc, qt, lt, ht = (
+        np.asarray(v, dtype=np.float64)
+        for v in (q_control, low_control, high_control, q_treatment, low_treatment, high_treatment)
+    )
     se_c, se_t = (hc - lc) / (2 * z), (ht - lt) / (2 * z)
     with np.errstate(divide="ignore", invalid="ignore"):
         if relative:
@@ -62,5 +70,15 @@ def quantile_difference(
         stat = est / se
     inf = np.full(np.shape(est), np.inf)
     method = "quantile difference, clustered delta-method ranks (Deng et al. 2018)"
-    return TestResult(qc, qt, est, est - z * se, est + z * se, se, stat, p_value(stat, None, "two-sided"), inf,
-                      method + (", relative" if relative else ""))
+    return TestResult(
+        qc,
+        qt,
+        est,
+        est - z * se,
+        est + z * se,
+        se,
+        stat,
+        p_value(stat, None, "two-sided"),
+        inf,
+        method + (", relative" if relative else ""),
+    )

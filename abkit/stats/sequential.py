@@ -61,8 +61,9 @@ def confidence_sequence(
         p = np.minimum(1.0, np.sqrt(nr2) * np.exp(-rho * rho * (est * est * nn / (s * s)) / (2.0 * nr2)))
         ok = usable_se(s) & np.isfinite(nn) & (nn > 0) & np.isfinite(est)
     half, p = np.where(ok, half, np.nan), np.where(ok, p, np.nan)
-    return SequentialResult(est, est - half, est + half, half, p,
-                            f"confidence sequence (N={resolve('sequential_tuning', tuning):g})")
+    return SequentialResult(
+        est, est - half, est + half, half, p, f"confidence sequence (N={resolve('sequential_tuning', tuning):g})"
+    )
 
 
 def msprt_p_values(estimates: object, se: object, *, tau2: float) -> np.ndarray:
@@ -116,8 +117,13 @@ class GroupSequentialBounds(NamedTuple):
 
 
 def group_sequential_bounds(
-    fractions: object, alpha: float | None = None, kind: str = "obrien-fleming", grid: int = 1201, *,
-    rho: float = 2.0, sides: int = 2,
+    fractions: object,
+    alpha: float | None = None,
+    kind: str = "obrien-fleming",
+    grid: int = 1201,
+    *,
+    rho: float = 2.0,
+    sides: int = 2,
 ) -> GroupSequentialBounds:
     """Boundaries by Lan–DeMets spending (O'Brien–Fleming, Pocock or power-family type), computed by numerical
     integration of the score process (Armitage–McPherson–Rowe recursion) on a grid.

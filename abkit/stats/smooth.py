@@ -35,8 +35,9 @@ class VectorStats:
     def __post_init__(self) -> None:
         n, s, ss = (np.asarray(getattr(self, f), dtype=np.float64) for f in ("n", "s", "ss"))
         if s.ndim < 1 or ss.shape != s.shape + s.shape[-1:]:
-            raise AbkitError(f"VectorStats: ss has shape {ss.shape}, expected s.shape + (k,) = "
-                             f"{s.shape + s.shape[-1:]}")
+            raise AbkitError(
+                f"VectorStats: ss has shape {ss.shape}, expected s.shape + (k,) = {s.shape + s.shape[-1:]}"
+            )
         if np.any(n < 0):
             raise AbkitError("VectorStats: n must be >= 0")
         for f, v in (("n", n), ("s", s), ("ss", ss)):

@@ -48,8 +48,14 @@ def check_weights(weights: object, n_arms: int | None = None) -> np.ndarray:
 
 
 def srm_test(
-    counts: object, weights: object, *, alpha: float | None = None, method: str = "chi2", correction: bool = False,
-    max_share_deviation: float = 0.05, min_units: int = 1000,
+    counts: object,
+    weights: object,
+    *,
+    alpha: float | None = None,
+    method: str = "chi2",
+    correction: bool = False,
+    max_share_deviation: float = 0.05,
+    min_units: int = 1000,
 ) -> SRMResult:
     """Test unit counts per arm against configured weights.
 
@@ -67,8 +73,17 @@ def srm_test(
     total = float(obs.sum())
     exp = total * w
     if total == 0:
-        return SRMResult(float("nan"), float("nan"), obs.size - 1, tuple(obs), tuple(exp), 0.0,
-                         "insufficient", "no units in any arm: the sample ratio cannot be checked", method)
+        return SRMResult(
+            float("nan"),
+            float("nan"),
+            obs.size - 1,
+            tuple(obs),
+            tuple(exp),
+            0.0,
+            "insufficient",
+            "no units in any arm: the sample ratio cannot be checked",
+            method,
+        )
     if method == "chi2":
         stat = float(np.sum((obs - exp) ** 2 / exp))
         p = float(sps.chi2.sf(stat, obs.size - 1))
