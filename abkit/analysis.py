@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from abkit.decide import Comparison, NonInferiorityPolicy, Recommendation, decide_policy
-from abkit.display import DictsReprMixin
+from abkit.display import DictsReprMixin, ResultTable
 from abkit.errors import AbkitError
 from abkit.metrics.compute import QUANTILES, LogStats, collect
 from abkit.metrics.registry import METRICS
@@ -60,22 +60,6 @@ def _clean(x: Any) -> Any:
     if isinstance(x, (float, np.floating)):
         return float(x) if math.isfinite(x) else None
     return x
-
-
-class ResultTable(DictsReprMixin):
-    """A list of result rows (dicts) with pandas/HTML rendering."""
-
-    def __init__(self, rows: Sequence[dict[str, Any]]) -> None:
-        self._rows = [dict(r) for r in rows]
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._rows]
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def __repr__(self) -> str:
-        return f"ResultTable({len(self._rows)} rows)"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -180,3 +181,19 @@ def models_table(
             f"<td>{F.ms(cost.get('p95_ms'), reason='not measured')}</td></tr>"
         )
     return HTML(f"<table>{head}{''.join(rows)}</table>")
+
+
+class ResultTable(DictsReprMixin):
+    """A list of result rows (dicts) with pandas/HTML rendering."""
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self._rows = [dict(r) for r in rows]
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._rows]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self._rows)} rows)"

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from abkit.display import DictsReprMixin
+from abkit.display import ResultTable
 from abkit.errors import AbkitError
 from abkit.log.durable import ensure_dir, fsync_dir
 
@@ -115,20 +115,8 @@ class HistoryRecord:
     ref: int | None = None  # for commit/abandon: the intent's seq
 
 
-class HistoryTable(DictsReprMixin):
+class HistoryTable(ResultTable):
     """The history as a table: one row per registration and per operation, with its status."""
-
-    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        self._rows = [dict(r) for r in rows]
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._rows]
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def __repr__(self) -> str:
-        return f"HistoryTable({len(self._rows)} rows)"
 
 
 class ModelRegistry:

@@ -8,8 +8,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from abkit.analysis import ResultTable
-from abkit.display import format_value
+from abkit.display import ResultTable, format_value
 from abkit.rollout.lifecycle import LifecycleResult
 
 __all__ = ["Verdict", "decision_table", "results_json", "timeline_plot", "verdict"]
