@@ -186,3 +186,31 @@ def test_scenarios_reach_their_story(tmp_path, scenario, allowed):
     drift = json.loads((tmp_path / scenario / "30_drift.json").read_text())
     assert drift["alarms"] == [], drift["verdict"]  # no shift in these scenarios: the monitor stays quiet
     assert {"signal", "window", "statistic", "threshold", "alarm"} <= set(drift["checks"][0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("scenario", "decision"), [("fast_and_as_good", "ship"), ("fast_but_worse", "keep")])
+def test_the_non_inferiority_policy_ships_a_faster_model_only_when_it_is_as_good(tmp_path, scenario, decision):
+    """Issue 13: MiniLM against TF-IDF under "ship if non-inferior on accuracy and faster at p50"."""
+    proc = _abkit(
+        "run",
+        "--params",
+        f"params/scenarios/{scenario}.yaml",
+        "-p",
+        "calibration_sims=0",
+        "--run-name",
+        scenario,
+        "--output-dir",
+        str(tmp_path),
+        "--no-progress",
+        "--only",
+        "00_setup",
+        "--only",
+        "10_simulate",
+        "--only",
+        "20_analyze",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recommendation = json.loads((tmp_path / scenario / "20_analyze.json").read_text())["recommendation"]
+    assert recommendation["decision"] == decision, recommendation
+    assert any("non-inferiority of accuracy" in r for r in recommendation["reasons"])
