@@ -135,14 +135,25 @@ def evidence_gap(results: Mapping[str, Any], min_units: int) -> str | None:
     return None
 
 
+def _fewest(effect: Mapping[str, Any]) -> float:
+    """The fewer of the users carrying the metric in the two arms of an effect (inf when the results predate
+    these counts: the arm-level evidence check then stands alone)."""
+    counts = [_num(effect.get("n_control")), _num(effect.get("n_treatment"))]
+    if all(c is None for c in counts):
+        return float("inf")
+    return min((c if c is not None else 0.0) for c in counts)
+
+
 def score_rows(
     results: Mapping[str, Any],
     *,
     min_units: int = 100,
+    min_labelled_units: int = 30,
     inference: str = "sequential",
     statistics: Sequence[str] = ("mean", "p95"),
 ) -> list[ScoreRow]:
-    """One :class:`ScoreRow` per effect of the results dict whose statistic is in ``statistics``."""
+    """One :class:`ScoreRow` per effect of the results dict whose statistic is in ``statistics``; a chance to
+    win shows once every arm has ``min_units`` users and ``min_labelled_units`` users carrying the metric."""
     gap = evidence_gap(results, min_units)
     labelled = results.get("counts", {}).get("labelled", [])
     rows = []
@@ -165,6 +176,12 @@ def score_rows(
         elif gap is not None:
             ctw = None
             note = note or f"chance to win pending: {gap}"
+        elif info.needs_labels and _fewest(e) < min_labelled_units:
+            ctw = None
+            note = note or (
+                f"chance to win pending: fewer than {F.count(min_labelled_units)} labelled users in an arm "
+                f"({F.count(_fewest(e))})"
+            )
         rows.append(
             ScoreRow(
                 e["metric"],
@@ -457,17 +474,30 @@ class Scorecard:
     min_units: int = 100
     inference: str = "sequential"
     duration_days: int | None = None
+    min_labelled_units: int = 30
 
     @classmethod
     def from_result(
-        cls, result: Any, *, min_units: int = 100, inference: str = "sequential", experiment: Any = None
+        cls,
+        result: Any,
+        *,
+        min_units: int = 100,
+        min_labelled_units: int = 30,
+        inference: str = "sequential",
+        experiment: Any = None,
     ) -> Scorecard:
         """Build from an ``AnalysisResult`` (and the ``Experiment``, for the planned duration)."""
-        return cls(result.to_json(), min_units, inference, getattr(experiment, "duration_days", None))
+        duration = getattr(experiment, "duration_days", None)
+        return cls(result.to_json(), min_units, inference, duration, min_labelled_units)
 
     @property
     def rows(self) -> list[ScoreRow]:
-        return score_rows(self.results, min_units=self.min_units, inference=self.inference)
+        return score_rows(
+            self.results,
+            min_units=self.min_units,
+            min_labelled_units=self.min_labelled_units,
+            inference=self.inference,
+        )
 
     def to_html(self) -> str:
         rows = self.rows
@@ -510,6 +540,7 @@ def primary_row(results: Mapping[str, Any], parameters: Mapping[str, Any]) -> Sc
     rows = score_rows(
         results,
         min_units=int(parameters.get("min_units", 100)),
+        min_labelled_units=int(parameters.get("min_labelled_units", 30)),
         inference=str(parameters.get("inference", "sequential")),
         statistics=("mean",),
     )

@@ -164,6 +164,16 @@ def test_score_rows_colour_by_direction_and_use_the_decision_interval():
     assert fixed["accuracy", "mean"].status == "good"
 
 
+def test_chance_to_win_waits_for_enough_labelled_users():
+    res = _results()
+    res["effects"][0] |= {"n_control": 12.0, "n_treatment": 40.0}  # plenty of users, few of them labelled
+    acc = next(r for r in score_rows(res, min_labelled_units=30) if r.metric == "accuracy")
+    assert acc.chance_to_win is None and "fewer than 30 labelled users in an arm (12)" in acc.note
+    res["effects"][0] |= {"n_control": 31.0}
+    acc = next(r for r in score_rows(res, min_labelled_units=30) if r.metric == "accuracy")
+    assert acc.chance_to_win == pytest.approx(0.991)
+
+
 def test_chance_to_win_waits_for_the_minimum_evidence():
     rows = score_rows(_results(users=(40.0, 1520.0)), min_units=100)
     acc = next(r for r in rows if r.metric == "accuracy")
