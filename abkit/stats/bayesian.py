@@ -24,7 +24,7 @@ from abkit.errors import AbkitError
 from abkit.stats._common import estimable, usable_se
 from abkit.stats.aggregates import Moments
 from abkit.stats.config import check_alpha, resolve
-from abkit.stats.frequentist import relative_variance
+from abkit.stats.frequentist import effect_estimate
 
 
 class BayesResult(NamedTuple):
@@ -92,13 +92,7 @@ def bayes_test(
     relative effect (μT − μC)/|μC| with its delta-method variance; prior on the same scale)."""
     c = Moments(*(np.asarray(x, dtype=np.float64) for x in control))
     t = Moments(*(np.asarray(x, dtype=np.float64) for x in treatment))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if relative:
-            est = (t.mean - c.mean) / np.abs(c.mean)
-            se = np.sqrt(relative_variance(c, t))
-        else:
-            est = t.mean - c.mean
-            se = np.sqrt(c.var / c.n + t.var / t.n)
+    est, se = effect_estimate(c, t, relative)
     se = np.where(estimable(c.var, c.n, t.var, t.n), se, np.nan)
     r = normal_posterior(est, se, prior_mean=prior_mean, prior_var=prior_var, inverse=inverse, alpha=alpha)
     return r._replace(method=r.method + (", relative" if relative else ", absolute"))

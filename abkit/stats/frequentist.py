@@ -84,6 +84,16 @@ def relative_variance(control: Moments, treatment: Moments) -> np.ndarray:
         return treatment.var / (treatment.n * mc2) + control.var * treatment.mean**2 / (control.n * mc2 * mc2)
 
 
+def effect_estimate(control: Moments, treatment: Moments, relative: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(effect, standard error) of float-array moments: the absolute difference of means, or with ``relative``
+    the lift (μT − μC)/|μC| with its delta-method variance. NaN where undefined."""
+    c, t = control, treatment
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if relative:
+            return (t.mean - c.mean) / np.abs(c.mean), np.sqrt(relative_variance(c, t))
+        return t.mean - c.mean, np.sqrt(c.var / c.n + t.var / t.n)
+
+
 def _se_df(
     var_c: np.ndarray, n_c: np.ndarray, var_t: np.ndarray, n_t: np.ndarray, *, equal_var: bool, use_t: bool
 ) -> tuple[np.ndarray, np.ndarray]:

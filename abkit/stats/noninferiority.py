@@ -31,7 +31,7 @@ from abkit.errors import AbkitError
 from abkit.stats._common import critical, sf
 from abkit.stats.aggregates import Moments
 from abkit.stats.config import check_alpha, resolve
-from abkit.stats.frequentist import relative_variance, welch_df
+from abkit.stats.frequentist import effect_estimate, welch_df
 from abkit.stats.sequential import SPENDING_KINDS, group_sequential_bounds
 
 HYPOTHESES = ("non-inferiority", "superiority")
@@ -81,13 +81,8 @@ def margin_test(
     """
     c = Moments(*(np.asarray(x, dtype=np.float64) for x in control))
     t = Moments(*(np.asarray(x, dtype=np.float64) for x in treatment))
+    est, se = effect_estimate(c, t, relative)
     with np.errstate(divide="ignore", invalid="ignore"):
-        if relative:
-            est = (t.mean - c.mean) / np.abs(c.mean)
-            se = np.sqrt(relative_variance(c, t))
-        else:
-            est = t.mean - c.mean
-            se = np.sqrt(c.var / c.n + t.var / t.n)
         df = welch_df(c, t) if use_t and not relative and inference == "fixed" else np.inf
     r = effect_margin_test(
         est,
