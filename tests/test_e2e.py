@@ -161,13 +161,9 @@ def test_a_failing_notebook_exits_non_zero_with_one_message(tmp_path):
     assert "failed" in (tmp_path / "broken" / "index.html").read_text()
 
 
-@pytest.mark.parametrize(
-    ("scenario", "allowed"),
-    [("aa", {"keep", "continue", "stop"}), ("worse_challenger", {"keep", "stop"})],
-)
-def test_scenarios_reach_their_story(tmp_path, scenario, allowed):
-    """The TF-IDF-only scenarios, run as a user would: an A/A test never ships, a worse model is kept out."""
-    proc = _abkit(
+def _run_scenario(tmp_path: Path, scenario: str, *extra: str) -> subprocess.CompletedProcess:
+    """``abkit run`` of a scenario file (calibration off) into ``tmp_path/<scenario>``."""
+    return _abkit(
         "run",
         "--params",
         f"params/scenarios/{scenario}.yaml",
@@ -178,7 +174,17 @@ def test_scenarios_reach_their_story(tmp_path, scenario, allowed):
         "--output-dir",
         str(tmp_path),
         "--no-progress",
+        *extra,
     )
+
+
+@pytest.mark.parametrize(
+    ("scenario", "allowed"),
+    [("aa", {"keep", "continue", "stop"}), ("worse_challenger", {"keep", "stop"})],
+)
+def test_scenarios_reach_their_story(tmp_path, scenario, allowed):
+    """The TF-IDF-only scenarios, run as a user would: an A/A test never ships, a worse model is kept out."""
+    proc = _run_scenario(tmp_path, scenario)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / scenario / "20_analyze.json").read_text())
     assert results["srm"]["p_value"] > 0.001
@@ -192,24 +198,7 @@ def test_scenarios_reach_their_story(tmp_path, scenario, allowed):
 @pytest.mark.parametrize(("scenario", "decision"), [("fast_and_as_good", "ship"), ("fast_but_worse", "keep")])
 def test_the_non_inferiority_policy_ships_a_faster_model_only_when_it_is_as_good(tmp_path, scenario, decision):
     """Issue 13: MiniLM against TF-IDF under "ship if non-inferior on accuracy and faster at p50"."""
-    proc = _abkit(
-        "run",
-        "--params",
-        f"params/scenarios/{scenario}.yaml",
-        "-p",
-        "calibration_sims=0",
-        "--run-name",
-        scenario,
-        "--output-dir",
-        str(tmp_path),
-        "--no-progress",
-        "--only",
-        "00_setup",
-        "--only",
-        "10_simulate",
-        "--only",
-        "20_analyze",
-    )
+    proc = _run_scenario(tmp_path, scenario, "--only", "00_setup", "--only", "10_simulate", "--only", "20_analyze")
     assert proc.returncode == 0, proc.stderr[-3000:]
     recommendation = json.loads((tmp_path / scenario / "20_analyze.json").read_text())["recommendation"]
     assert recommendation["decision"] == decision, recommendation
