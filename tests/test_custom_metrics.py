@@ -3,6 +3,7 @@ reduced in the engine like the built-in ones."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,14 @@ EXP = Experiment.from_params(key="custom", start="2024-03-01", duration_days=4)
 
 
 @pytest.fixture(autouse=True)
-def private_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Declared metrics stay inside each test."""
-    monkeypatch.setattr(R, "METRICS", dict(R.METRICS))
-    monkeypatch.setattr(R, "VARIABLES", dict(R.VARIABLES))
-    import abkit.metrics.compute as C
-
-    monkeypatch.setattr(C, "VARIABLES", R.VARIABLES)
+def private_registry() -> Iterator[None]:
+    """Declared metrics stay inside each test: the registry's dicts are restored in place afterwards (modules such
+    as ``abkit.analysis`` hold references to them)."""
+    saved = [(d, dict(d)) for d in (R.METRICS, R.VARIABLES)]
+    yield
+    for d, before in saved:
+        d.clear()
+        d.update(before)
 
 
 @pytest.fixture(scope="module")
