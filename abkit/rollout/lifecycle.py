@@ -193,8 +193,12 @@ def run_lifecycle(
         for version in np.unique(served):
             mine = served == version
             traffic.append(
-                {"day": day, "time": (t0 + dt.timedelta(days=day)).isoformat(), "version": str(version),
-                 "share": float(np.mean(mine))}
+                {
+                    "day": day,
+                    "time": (t0 + dt.timedelta(days=day)).isoformat(),
+                    "version": str(version),
+                    "share": float(np.mean(mine)),
+                }
             )
             monitors[str(version)].add(day, window, correct[mine & req["labelled"]], confidence[mine])
         in_test = arm >= 0
@@ -344,7 +348,9 @@ def _write(
             "predicted_label": pa.array(predicted[idx].astype(str)),
             "confidence": pa.array(confidence[idx]),
             "latency_ms": pa.array(latency[idx]),
-            "model_name": pa.array(np.full(idx.size, "tfidf_logreg" if isinstance(cfg.champion, Recipe) else "simulated")),
+            "model_name": pa.array(
+                np.full(idx.size, "tfidf_logreg" if isinstance(cfg.champion, Recipe) else "simulated")
+            ),
             "model_version": pa.array(served[idx].astype(str)),
         }
     )

@@ -70,7 +70,9 @@ class VersionMonitor:
             n = max(int(n_effective or correct.size), 1)
             p0 = float(np.clip(p - 2.0 * np.sqrt(p * (1 - p) / n), 0.01, 0.99))
             self.cusum_ = BernoulliCUSUM(ert=self.ert, shift=self.shift, p0=p0, random_state=self.seed)
-        self.ks_ = KSDrift(alpha=self.alpha, effect_threshold=self.ks_effect).fit(confidence) if self.confidences else None
+        self.ks_ = (
+            KSDrift(alpha=self.alpha, effect_threshold=self.ks_effect).fit(confidence) if self.confidences else None
+        )
         return self
 
     @property
