@@ -1,8 +1,10 @@
 """Request texts for the lifecycle: labelled pools per traffic domain, split by text so that no model is
 ever served a text it was fitted on.
 
-Every domain's rows are split by **distinct text** into disjoint parts: ``train`` (the offline training set
-of the models trained before the run: the first champion, a broken build) and traffic *generations*
+Each pool holds distinct texts (the synthetic corpus is de-duplicated like UCI), drawn uniformly, so no
+handful of frequent template sentences dominates a sample. Every domain's texts are split into disjoint
+parts: ``train`` (the offline training set of the models trained before the run: the first champion, a
+broken build) and traffic *generations*
 0, 1, ...: requests are drawn from generation g after the g-th retrain on the log's labelled requests.
 A model retrained on requests of generation g is therefore only ever served texts of generation g + 1,
 which it never saw; models of the ``train`` part never see their training texts as traffic either.
@@ -42,10 +44,8 @@ def _rows(dataset: str, domains: Sequence[str], rows: int, rng: np.random.Genera
         unknown = sorted(set(domains) - set(DOMAINS))
         if unknown:
             raise RolloutError(f"lifecycle domains {list(domains)} name {unknown}; the synthetic corpus has {DOMAINS}")
-        return pd.concat(
-            [make_corpus(rows, rng=rng, domain_weights={d: 1.0})[["text", "label", "domain"]] for d in domains],
-            ignore_index=True,
-        )
+        frames = [make_corpus(rows, rng=rng, domain_weights={d: 1.0})[["text", "label", "domain"]] for d in domains]
+        return pd.concat(frames, ignore_index=True).drop_duplicates("text").reset_index(drop=True)
     if dataset == "uci":
         from abkit.data import UCI_DOMAINS, load_uci
 

@@ -58,6 +58,7 @@ class LifecycleConfig:
     reference_days: int = 4  # a version without validation predictions: its first days as monitoring reference
     monitor_ert: float = 1e6  # expected labelled predictions between false alarms of a version's accuracy CUSUM
     monitor_shift: float = 0.1  # accuracy drop the CUSUM is tuned to detect
+    monitor_tolerance: float = 0.03  # gap between reference and live accuracy the CUSUM accepts as in control
     drift_alpha: float = 1 / 730  # per-day false-alarm level of a version's confidence KS check
     dataset: str = "synthetic"  # real classifiers: "synthetic" (offline corpus) or "uci" (ABKIT_DATA_DIR)
     corpus_rows: int = 6000  # synthetic sentences generated per domain
@@ -152,6 +153,7 @@ def run_lifecycle(
             spec.version,
             ert=cfg.monitor_ert,
             shift=cfg.monitor_shift,
+            tolerance=cfg.monitor_tolerance,
             alpha=cfg.drift_alpha,
             confidences=source.confidences,
             reference_days=cfg.reference_days,

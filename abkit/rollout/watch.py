@@ -41,6 +41,7 @@ class VersionMonitor:
         *,
         ert: float = 1e6,
         shift: float = 0.1,
+        tolerance: float = 0.0,
         alpha: float = 1 / 730,
         ks_effect: float = 0.1,
         confidences: bool = True,
@@ -48,6 +49,7 @@ class VersionMonitor:
         seed: int = 0,
     ) -> None:
         self.version, self.ert, self.shift, self.alpha, self.ks_effect = version, ert, shift, alpha, ks_effect
+        self.tolerance = tolerance
         self.confidences, self.reference_days, self.seed = confidences, reference_days, seed
         self._collected: list[tuple[np.ndarray, np.ndarray]] = []
         self._days = 0
@@ -59,16 +61,17 @@ class VersionMonitor:
     def fit(self, correct: np.ndarray, confidence: np.ndarray, n_effective: int | None = None) -> VersionMonitor:
         """Set the reference: correctness flags of labelled predictions and the confidences of predictions.
 
-        The CUSUM's reference accuracy is the lower bound mean − 2·SE (SE from ``n_effective`` independent
-        items, default the number of flags; give the distinct texts when requests repeat them), so the
-        reference's own sampling error does not turn into false alarms."""
+        The CUSUM's in-control accuracy is the lower bound mean − 2·SE − ``tolerance`` (SE from ``n_effective``
+        independent items, default the number of flags; give the distinct texts when requests repeat them), so
+        neither the reference's own sampling error nor a small gap between validation data and live traffic
+        (``tolerance``) turns into false alarms; drops of ``shift`` below it are what the CUSUM is tuned to."""
         correct, confidence = np.asarray(correct, dtype=bool), np.asarray(confidence, dtype=float)
         self.n_reference_ = int(correct.size)
         self.cusum_ = None
         if correct.size >= 30 and 0 < correct.mean() < 1:
             p = float(correct.mean())
             n = max(int(n_effective or correct.size), 1)
-            p0 = float(np.clip(p - 2.0 * np.sqrt(p * (1 - p) / n), 0.01, 0.99))
+            p0 = float(np.clip(p - 2.0 * np.sqrt(p * (1 - p) / n) - self.tolerance, 0.01, 0.99))
             self.cusum_ = BernoulliCUSUM(ert=self.ert, shift=self.shift, p0=p0, random_state=self.seed)
         self.ks_ = (
             KSDrift(alpha=self.alpha, effect_threshold=self.ks_effect).fit(confidence) if self.confidences else None
