@@ -142,6 +142,26 @@ def test_traffic_corpus_parts_are_disjoint_by_text_and_bad_names_are_refused() -
         Recipe("v9", label_noise=0.6)
     with pytest.raises(RolloutError, match="data='web'"):
         Recipe("v9", data="web")
+    with pytest.raises(RolloutError, match="models='bert'"):
+        story(models="bert")
+    with pytest.raises(RolloutError, match="dataset='sms'"):
+        story(dataset="sms")
+
+
+def test_a_lifecycle_mixing_simulated_and_real_versions_is_refused(tmp_path: Path) -> None:
+    from abkit.rollout.lifecycle import ModelBehaviour
+
+    cfg = LifecycleConfig(
+        champion=Recipe("v1"),
+        candidates=(ModelBehaviour("v2", {"electronics": 0.9}),),
+        start_with_challenger=True,
+        days=2,
+        users_per_day=200,
+        n_users=800,
+        corpus_rows=800,
+    )
+    with pytest.raises(RolloutError, match="takes Recipe versions only"):
+        run_lifecycle(cfg, POLICY, tmp_path / "mixed", seed=0)
 
 
 def test_version_monitor_reference_is_a_lower_bound_and_thin_references_give_no_cusum() -> None:
