@@ -113,8 +113,9 @@ def test_a_truly_worse_challenger_never_passes_the_first_stage(tmp_path: Path, s
     assert r.aliases == {"champion": "v1"}
 
 
-def test_the_story_promotes_then_rolls_back_a_degraded_champion(tmp_path: Path) -> None:
-    main, _ = story(days=24, users_per_day=2000)
+@pytest.mark.parametrize("models", ["classifiers", "simulated"])
+def test_the_story_promotes_then_rolls_back_a_degraded_champion(tmp_path: Path, models: str) -> None:
+    main, _ = story(days=24, users_per_day=2000, models=models)
     r = run_lifecycle(main, POLICY, tmp_path / "story", seed=42)
     acts = r.actions()
     assert r.events and r.events[0]["version"] == "v2"  # the monitor's alarm asked for a retrain

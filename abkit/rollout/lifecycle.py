@@ -1,15 +1,21 @@
 """The closed loop on simulated days: serve, monitor, retrain, ramp a canary, promote, watch, roll back.
 
-Models are *simulated behaviours* (accuracy per traffic domain, a latency level, optional silent
-regressions), so a many-day story runs in seconds; every decision still goes through the real path:
-requests are assigned with the GrowthBook hash and nested ramp ranges (``abkit.assign.ramp_ranges``),
-written to the prediction log, analysed by ``abkit.analysis.analyze`` per phase (each phase is its own
-experiment key, checked for SRM against that phase's weights), turned into gates by the pure policy, and
-recorded in the registry.
+Models come from a *source* (``abkit.rollout.sources``): by default real TF-IDF + logistic-regression
+classifiers run on request texts of a labelled corpus (the offline synthetic corpus, or UCI sentences), a
+retrain fitting the next version on the labelled requests the prediction log holds from recent days; or
+simulated behaviours (accuracy per domain, latency), which run many seeded lifecycles in seconds. Every
+decision goes through the real path either way: requests are assigned with the GrowthBook hash and nested
+ramp ranges (``abkit.assign.ramp_ranges``), written to the prediction log (requests inside a test under the
+phase's key, the others under ``<key>-serving``), analysed by ``abkit.analysis.analyze`` per phase (each phase
+is its own experiment key, checked for SRM against that phase's weights), turned into gates by the pure
+policy, and recorded in the registry.
 
-The champion's own traffic is watched by a labelled-accuracy monitor (``abkit.drift.BernoulliCUSUM``, its
-false-alarm rate set by the expected run length); an alarm with no previous champion to go back
-to asks for a retrain: the next candidate in ``LifecycleConfig.candidates`` is registered and ramped.
+Every version's own traffic is watched by a ``VersionMonitor`` (``abkit.rollout.watch``: a labelled-accuracy
+CUSUM and a daily confidence KS test against the version's validation predictions, or its first
+``reference_days`` when it has none). The champion's alarms, with no previous champion to go back to, ask
+for a retrain: the next candidate in ``LifecycleConfig.candidates`` is trained, registered and ramped. The
+challenger's alarms during its canary stages, and the new champion's during the watch, feed the machine's
+drift gate (``gather(..., alarms=...)``).
 """
 
 from __future__ import annotations
@@ -23,40 +29,22 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from abkit.registry import ModelRegistry
-from abkit.rollout.evidence import gather
+from abkit.rollout.evidence import alarm_texts, gather
 from abkit.rollout.loop import Rollout
 from abkit.rollout.machine import Evidence, RolloutDecision, RolloutState
 from abkit.rollout.policy import RolloutError, RolloutPolicy
+from abkit.rollout.sources import ModelBehaviour, Recipe, make_source
+from abkit.rollout.watch import VersionMonitor
 
-__all__ = ["LifecycleConfig", "LifecycleResult", "ModelBehaviour", "run_lifecycle"]
-
-_LABELS = ("negative", "positive")
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelBehaviour:
-    """A simulated model version: accuracy per domain, median latency, optional silent regression."""
-
-    version: str
-    accuracy: Mapping[str, float]  # per traffic domain
-    latency_ms: float = 20.0
-    regression_day: float | None = None  # from this (absolute) day on, accuracy drops by ``regression_drop``
-    regression_drop: float = 0.0
-    trained_on: str = ""
-
-    def accuracy_at(self, domain: np.ndarray, day: float) -> np.ndarray:
-        acc = np.array([self.accuracy.get(d, min(self.accuracy.values())) for d in domain], dtype=np.float64)
-        if self.regression_day is not None and day >= self.regression_day:
-            acc = acc - self.regression_drop
-        return np.clip(acc, 0.0, 1.0)
+__all__ = ["LifecycleConfig", "LifecycleResult", "ModelBehaviour", "Recipe", "run_lifecycle", "story"]
 
 
 @dataclasses.dataclass(frozen=True)
 class LifecycleConfig:
-    """The simulated world: users, traffic, the domain shift, the models, the monitor."""
+    """The simulated world: users, traffic, the domain shift, the models, the monitors."""
 
-    champion: ModelBehaviour
-    candidates: tuple[ModelBehaviour, ...] = ()  # registered one after another when a retrain is asked for
+    champion: ModelBehaviour | Recipe  # a Recipe: real classifiers on corpus texts; a ModelBehaviour: simulated
+    candidates: tuple[ModelBehaviour | Recipe, ...] = ()  # trained one after another when a retrain is asked for
     start_with_challenger: bool = False  # begin a rollout of candidates[0] on day 0 (no monitoring story)
     days: int = 25
     n_users: int = 6000
@@ -67,9 +55,14 @@ class LifecycleConfig:
     domains: tuple[str, str] = ("electronics", "restaurants")
     shift_day: float | None = 6.0  # from this day the second domain takes ``shift_share`` of traffic
     shift_share: float = 0.7
-    reference_days: int = 4  # the champion's first days as its monitoring reference
-    monitor_ert: float = 1e6  # expected labelled predictions between false alarms of the accuracy monitor
-    monitor_shift: float = 0.1  # accuracy drop the monitor is tuned to detect
+    reference_days: int = 4  # a version without validation predictions: its first days as monitoring reference
+    monitor_ert: float = 1e6  # expected labelled predictions between false alarms of a version's accuracy CUSUM
+    monitor_shift: float = 0.1  # accuracy drop the CUSUM is tuned to detect
+    monitor_tolerance: float = 0.03  # gap between reference and live accuracy the CUSUM accepts as in control
+    drift_alpha: float = 1 / 730  # per-day false-alarm level of a version's confidence KS check
+    dataset: str = "synthetic"  # real classifiers: "synthetic" (offline corpus) or "uci" (ABKIT_DATA_DIR)
+    corpus_rows: int = 6000  # synthetic sentences generated per domain
+    data_dir: str | None = None  # UCI folder (default: ABKIT_DATA_DIR or ../shared/data)
     key: str = "lifecycle"
 
 
@@ -82,6 +75,7 @@ class LifecycleResult:
     traffic: tuple[dict[str, Any], ...]  # one row per (day, version): share of requests served
     aliases: Mapping[str, str]
     registry: ModelRegistry
+    monitors: Mapping[str, VersionMonitor] = dataclasses.field(default_factory=dict)
 
     def decision_dicts(self) -> list[dict[str, Any]]:
         """The ``decisions`` list of the notebook's JSON (holds are kept: every decision is a record)."""
@@ -145,11 +139,31 @@ def run_lifecycle(
         shutil.rmtree(root)
     rng = np.random.default_rng(seed)
     world = _World(cfg, rng)
+    source = make_source(cfg, rng)
     log = PredictionLog(root / "log")
     registry = ModelRegistry(root / "registry", create=True)
-    models = {cfg.champion.version: cfg.champion}
     t0 = dt.datetime.fromisoformat(cfg.start).replace(tzinfo=dt.UTC)
-    registry.register(cfg.champion.version, {"trained_on": cfg.champion.trained_on}, actor="setup", time=t0)
+    monitors: dict[str, VersionMonitor] = {}
+
+    def register(spec: ModelBehaviour | Recipe, day: int, actor: str, why: str) -> None:
+        when = t0 + dt.timedelta(days=day)
+        meta = source.add(spec, day, when, log)
+        registry.register(spec.version, meta, actor=actor, time=when, reasons=[why])
+        monitors[spec.version] = VersionMonitor(
+            spec.version,
+            ert=cfg.monitor_ert,
+            shift=cfg.monitor_shift,
+            tolerance=cfg.monitor_tolerance,
+            alpha=cfg.drift_alpha,
+            confidences=source.confidences,
+            reference_days=cfg.reference_days,
+            seed=seed,
+        )
+        ref = source.reference(spec.version)
+        if ref is not None:
+            monitors[spec.version].fit(*ref)
+
+    register(cfg.champion, 0, "setup", "initial model")
     registry.set_alias("champion", cfg.champion.version, actor="setup", time=t0, reasons=["initial model"])
     rollout = Rollout(policy, registry)
     candidates = list(cfg.candidates)
@@ -157,14 +171,13 @@ def run_lifecycle(
     events: list[dict[str, Any]] = []
     traffic: list[dict[str, Any]] = []
     phases: dict[tuple[Any, ...], _Phase] = {}
-    monitor = _Monitor(cfg)
     max_share = max(policy.canary_shares)
+    serving_key = f"{cfg.key}-serving"
 
     def begin(day: int, why: str) -> None:
         cand = candidates.pop(0)
-        models[cand.version] = cand
         when = t0 + dt.timedelta(days=day)
-        registry.register(cand.version, {"trained_on": cand.trained_on}, actor="retrain", time=when, reasons=[why])
+        register(cand, day, "retrain", why)
         rollout.begin(cand.version, when, (why,))
         events.append({"time": when.isoformat(), "event": "retrain and start", "version": cand.version, "reason": why})
 
@@ -173,30 +186,37 @@ def run_lifecycle(
     for day in range(cfg.days):
         state = rollout.state()
         req = world.requests(day)
+        source.draw(req, rng)
         arm, served, phase = _route(state, req["unit_id"], policy, cfg, max_share, phases, day)
-        correct, latency = _predict(models, served, req, day)
-        predicted = np.where(correct, req["label"], 1 - req["label"])
+        predicted, confidence, latency = _answer(source, served, req, day)
+        correct = predicted == req["truth"]
         ts = _ts(cfg, day, req["secs"])
+        window = (t0 + dt.timedelta(days=day)).date().isoformat()
         for version in np.unique(served):
-            share = float(np.mean(served == version))
+            mine = served == version
             traffic.append(
-                {"day": day, "time": (t0 + dt.timedelta(days=day)).isoformat(), "version": str(version), "share": share}
+                {
+                    "day": day,
+                    "time": (t0 + dt.timedelta(days=day)).isoformat(),
+                    "version": str(version),
+                    "share": float(np.mean(mine)),
+                }
             )
-        monitor.add(state.champion, day, served == state.champion, correct, req["labelled"])
+            monitors[str(version)].add(day, window, correct[mine & req["labelled"]], confidence[mine])
         in_test = arm >= 0
+        answers = (served, predicted, confidence, latency)
         if phase is not None and in_test.any():
-            key = phase.experiment.key
-            _write(
-                log, key, phase.experiment.variant_names, arm, in_test, req, predicted, latency, ts, served, day, key
-            )
+            _write(log, phase.experiment.key, phase.experiment.variant_names, in_test, req, answers, ts, day, cfg)
+        if state.phase != "shadow" and not in_test.all():  # in shadow, its champion key logs every request
+            _write(log, serving_key, list(source.models), ~in_test, req, answers, ts, day, cfg)
         now = t0 + dt.timedelta(days=day + 1)
         if state.phase == "shadow":
-            ev = _shadow_step(log, models, state, req, predicted, latency, ts, served, day, cfg, policy, phases, now)
+            ev = _shadow_step(log, source, monitors, state, req, answers, ts, day, window, cfg, policy, phases, now)
         elif phase is not None:
-            watched = monitor.alarms(state.champion, day) if state.phase == "watch" else ()
-            ev = gather(log.root, phase.experiment, now, policy, alarms=watched)
+            tested = state.challenger if state.phase == "canary" else state.champion
+            ev = gather(log.root, phase.experiment, now, policy, alarms=monitors[str(tested)].alarms)
         else:
-            ev = Evidence(now, champion_alarms=monitor.alarms(state.champion, day))
+            ev = Evidence(now, champion_alarms=alarm_texts(monitors[state.champion].alarms))
         decision = rollout.step(ev)
         decisions.append(decision)
         if (
@@ -206,10 +226,8 @@ def run_lifecycle(
             and candidates
             and day + 1 < cfg.days
         ):
-            begin(day + 1, "the champion's accuracy dropped: retrained on recent labelled data")
-        if decision.action == "promote":
-            monitor.reset(decision.state.champion, day + 1)
-    return LifecycleResult(tuple(decisions), tuple(events), tuple(traffic), registry.aliases(), registry)
+            begin(day + 1, "the champion's traffic drifted: retrained on recent labelled data")
+    return LifecycleResult(tuple(decisions), tuple(events), tuple(traffic), registry.aliases(), registry, monitors)
 
 
 class _Phase(NamedTuple):
@@ -257,30 +275,28 @@ def _route(
     return arm, served, phases[ident]
 
 
-def _predict(
-    models: Mapping[str, ModelBehaviour], served: np.ndarray, req: Mapping[str, np.ndarray], day: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Simulated correctness and latency of each request from the model that answers it. The same uniform
-    draw decides every model's correctness on a request, so two models' errors are positively correlated."""
-    correct = np.zeros(served.size, dtype=bool)
+def _answer(source: Any, served: np.ndarray, req: Mapping[str, np.ndarray], day: int) -> tuple[np.ndarray, ...]:
+    """Predicted label, confidence and latency of each request from the version that answers it."""
+    predicted = np.empty(served.size, dtype=object)
+    confidence = np.zeros(served.size)
     latency = np.zeros(served.size)
     for version in np.unique(served):
         m = served == version
-        correct[m] = req["u"][m] < models[version].accuracy_at(req["domain"][m], day)
-        latency[m] = models[version].latency_ms * np.exp(0.3 * req["lat"][m])
-    return correct, latency
+        predicted[m], confidence[m] = source.predict(str(version), req, m, day)
+        latency[m] = source.latency(str(version), req["lat"][m])
+    return predicted, confidence, latency
 
 
 def _shadow_step(
     log: Any,
-    models: Mapping[str, ModelBehaviour],
+    source: Any,
+    monitors: Mapping[str, VersionMonitor],
     state: RolloutState,
     req: Mapping[str, np.ndarray],
-    predicted: np.ndarray,
-    latency: np.ndarray,
+    answers: tuple[np.ndarray, ...],
     ts: Sequence[dt.datetime],
-    served: np.ndarray,
     day: int,
+    window: str,
     cfg: LifecycleConfig,
     policy: RolloutPolicy,
     phases: dict[tuple[Any, ...], _Phase],
@@ -293,109 +309,73 @@ def _shadow_step(
     if ident not in phases:
         phases[ident] = _Phase(f"{cfg.key}-{len(phases) + 1}-shadow", day)
     base = phases[ident].experiment  # the shadow phase's key (its two log keys derive from it)
-    mirrored = np.full(served.size, state.challenger, dtype=object)
-    correct_t, latency_t = _predict(models, mirrored, req, day)
-    predicted_t = np.where(correct_t, req["label"], 1 - req["label"])
+    challenger = str(state.challenger)
+    mirrored = np.full(req["unit_id"].size, challenger, dtype=object)
+    shadow = (mirrored, *_answer(source, mirrored, req, day))
+    correct = shadow[1] == req["truth"]
+    monitors[challenger].add(day, window, correct[req["labelled"]], shadow[2])
     ref_key, tested_key = shadow_keys(base)
-    everyone = np.ones(served.size, dtype=bool)
-    zero = np.zeros(served.size, dtype=int)
-    _write(log, ref_key, [state.champion], zero, everyone, req, predicted, latency, ts, served, day, base)
-    _write(
-        log, tested_key, [str(state.challenger)], zero, everyone, req, predicted_t, latency_t, ts, mirrored, day, base
-    )
-    return paired_evidence(log.root, base, now, policy)
+    everyone = np.ones(mirrored.size, dtype=bool)
+    _write(log, ref_key, [state.champion], everyone, req, answers, ts, day, cfg)
+    _write(log, tested_key, [challenger], everyone, req, shadow, ts, day, cfg)
+    return paired_evidence(log.root, base, now, policy, alarms=alarm_texts(monitors[challenger].alarms))
 
 
 def _write(
     log: Any,
     key: str,
     names: Sequence[str],
-    arm: np.ndarray,
     mask: np.ndarray,
     req: Mapping[str, np.ndarray],
-    predicted: np.ndarray,
-    latency: np.ndarray,
+    answers: tuple[np.ndarray, ...],
     ts: Sequence[dt.datetime],
-    served: np.ndarray,
     day: int,
-    rid: str,
+    cfg: LifecycleConfig,
 ) -> None:
-    """Predictions of the requests in ``mask`` under ``key`` (request ids ``<rid>-<day>-<i>``) and their labels."""
+    """The requests in ``mask`` under ``key`` (variant: the version that answered; request ids
+    ``<cfg.key>-<day>-<i>``, the same under every key a request is logged in) and their labels."""
+    import pyarrow as pa
+
+    served, predicted, confidence, latency = answers
     idx = np.flatnonzero(mask)
-    rows = [
+    rid = np.array([f"{cfg.key}-{day}-{i}" for i in idx.tolist()], dtype=object)
+    when = pa.array([ts[i] for i in idx.tolist()], pa.timestamp("us", tz="UTC"))
+    rows = pa.table(
         {
-            "variant": names[arm[i]],
-            "unit_id": str(req["unit_id"][i]),
-            "request_id": f"{rid}-{day}-{i}",
-            "text": req["domain"][i],
-            "predicted_label": _LABELS[predicted[i]],
-            "confidence": float(req["conf"][i]),
-            "latency_ms": float(latency[i]),
-            "model_name": "simulated",
-            "model_version": str(served[i]),
-            "ts": ts[i],
+            "variant": pa.array(served[idx].astype(str)),
+            "unit_id": pa.array(req["unit_id"][idx].astype(str)),
+            "request_id": pa.array(rid.astype(str)),
+            "ts": when,
+            "text": pa.array(req["text"][idx].astype(str)),
+            "predicted_label": pa.array(predicted[idx].astype(str)),
+            "confidence": pa.array(confidence[idx]),
+            "latency_ms": pa.array(latency[idx]),
+            "model_name": pa.array(
+                np.full(idx.size, "tfidf_logreg" if isinstance(cfg.champion, Recipe) else "simulated")
+            ),
+            "model_version": pa.array(served[idx].astype(str)),
         }
-        for i in idx.tolist()
-    ]
+    )
     with log.writer(key, list(names)) as w:
         w.append(rows)
-    labels = [
-        {
-            "experiment": key,
-            "request_id": f"{rid}-{day}-{i}",
-            "label": _LABELS[req["label"][i]],
-            "labelled_at": ts[i] + dt.timedelta(minutes=5),
-        }
-        for i in idx.tolist()
-        if req["labelled"][i]
-    ]
-    if labels:
-        log.append_labels(labels)
+    lab = req["labelled"][idx]
+    if lab.any():
+        log.append_labels(
+            pa.table(
+                {
+                    "experiment": pa.array(np.full(int(lab.sum()), key)),
+                    "request_id": pa.array(rid[lab].astype(str)),
+                    "label": pa.array(req["truth"][idx][lab].astype(str)),
+                    "labelled_at": pa.array(
+                        [ts[i] + dt.timedelta(minutes=5) for i in idx[lab].tolist()], pa.timestamp("us", tz="UTC")
+                    ),
+                }
+            )
+        )
 
 
-class _Monitor:
-    """The champion's labelled accuracy on its own traffic: ``abkit.drift.BernoulliCUSUM`` fitted on the
-    champion's first ``reference_days``, fed every later labelled prediction; an alarm stays open until
-    another version becomes champion."""
-
-    def __init__(self, cfg: LifecycleConfig) -> None:
-        self.cfg = cfg
-        self.since: dict[str, int] = {}
-        self.reference: dict[str, list[np.ndarray]] = {}
-        self.detector: dict[str, Any] = {}
-        self.open: dict[str, str] = {}
-
-    def reset(self, version: str, day: int) -> None:
-        self.since[version] = day
-        self.reference[version] = []
-        self.detector.pop(version, None)
-        self.open.pop(version, None)
-
-    def add(self, version: str, day: int, mask: np.ndarray, correct: np.ndarray, labelled: np.ndarray) -> None:
-        from abkit.drift.cusum import BernoulliCUSUM
-
-        flags = correct[mask & labelled]
-        start = self.since.setdefault(version, day)
-        if day < start + self.cfg.reference_days:
-            self.reference.setdefault(version, []).append(flags)
-            return
-        if version not in self.detector:
-            ref = np.concatenate(self.reference.get(version, [np.zeros(0, bool)]))
-            if ref.size < 30:
-                return
-            self.detector[version] = BernoulliCUSUM(
-                ert=self.cfg.monitor_ert, shift=self.cfg.monitor_shift, random_state=0
-            ).fit(ref)
-        det = self.detector[version]
-        for x in flags.tolist():
-            if det.update(x).drift_detected and version not in self.open:
-                self.open[version] = (
-                    f"accuracy of {version} dropped below its reference {det.p0_:.3f} (Bernoulli "
-                    f"CUSUM, ERT {self.cfg.monitor_ert:,.0f} labelled predictions, day {day})"
-                )
-
-    def alarms(self, version: str, day: int) -> tuple[str, ...]:
-        return (self.open[version],) if version in self.open else ()
+STORY_MODELS = ("classifiers", "simulated")
+STORY_DOMAINS = {"synthetic": ("electronics", "restaurants"), "uci": ("amazon", "yelp")}
 
 
 def story(
@@ -405,24 +385,54 @@ def story(
     shift_day: float = 6.0,
     regression_day: float = 17.0,
     bad_days: int = 8,
+    models: str = "classifiers",
+    dataset: str = "synthetic",
 ) -> tuple[LifecycleConfig, LifecycleConfig]:
     """The ``40_rollout`` story: (the main loop, the separate bad challenger).
 
-    Main: v1, trained on electronics reviews, serves; from ``shift_day`` restaurant reviews take 70 % of
-    traffic and v1's accuracy on them is low; the monitor alarms, v2 (retrained on recent labelled traffic)
-    is ramped and promoted; from ``regression_day`` v2 silently loses 20 points and is rolled back.
-    Bad: a broken build v3, 6 points worse everywhere, is aborted at its first canary stage.
+    Main: v1 serves; from ``shift_day`` the second domain (restaurant reviews; UCI: Yelp) takes 70 % of
+    traffic, where v1 is weaker; its monitor alarms, v2 is retrained on recent labelled traffic, ramped and
+    promoted; from ``regression_day`` v2 degrades and is rolled back to v1. Bad: v3 is aborted at its first
+    canary stage.
+
+    ``models="classifiers"`` (default): TF-IDF + logistic regression on corpus texts (``dataset``:
+    "synthetic" or "uci"). v1 is trained on the first domain's offline training set; v2 on the labelled
+    requests the log holds from the 3 days before the alarm (traffic after it draws texts v2 never saw);
+    from ``regression_day`` a faulty preprocessing release percent-encodes the requests v2 serves; v3 is a
+    broken training job: 100 texts of the offline set with a quarter of the labels flipped.
+    ``models="simulated"``: behaviours with the same plot (v2 silently loses 20 points, v3 is 6 points worse).
     """
-    v1 = ModelBehaviour("v1", {"electronics": 0.90, "restaurants": 0.72}, 20.0, trained_on="electronics reviews")
-    v2 = ModelBehaviour(
-        "v2",
-        {"electronics": 0.90, "restaurants": 0.88},
-        22.0,
-        regression_day=regression_day,
-        regression_drop=0.20,
-        trained_on="recent labelled traffic (both domains)",
-    )
-    v3 = ModelBehaviour("v3", {"electronics": 0.84, "restaurants": 0.66}, 20.0, trained_on="a broken build")
+    if models not in STORY_MODELS:
+        raise RolloutError(f"lifecycle models={models!r} is unknown; use one of {STORY_MODELS}")
+    if dataset not in STORY_DOMAINS:
+        raise RolloutError(f"lifecycle dataset={dataset!r} is unknown; use one of {tuple(STORY_DOMAINS)}")
+    v1: ModelBehaviour | Recipe
+    v2: ModelBehaviour | Recipe
+    v3: ModelBehaviour | Recipe
+    if models == "simulated":
+        v1 = ModelBehaviour("v1", {"electronics": 0.90, "restaurants": 0.72}, 20.0, trained_on="electronics reviews")
+        v2 = ModelBehaviour(
+            "v2",
+            {"electronics": 0.90, "restaurants": 0.88},
+            22.0,
+            regression_day=regression_day,
+            regression_drop=0.20,
+            trained_on="recent labelled traffic (both domains)",
+        )
+        v3 = ModelBehaviour("v3", {"electronics": 0.84, "restaurants": 0.66}, 20.0, trained_on="a broken build")
+    else:
+        v1 = Recipe("v1", data="training", latency_ms=20.0, trained_on="the first model")
+        v2 = Recipe(
+            "v2",
+            data="log",
+            recent_days=3,
+            latency_ms=22.0,
+            broken_from_day=regression_day,
+            trained_on="retrained after the drift alarm",
+        )
+        v3 = Recipe(
+            "v3", data="training", max_rows=100, label_noise=0.25, latency_ms=20.0, trained_on="a broken training job"
+        )
     main = LifecycleConfig(
         champion=v1,
         candidates=(v2,),
@@ -430,6 +440,8 @@ def story(
         users_per_day=users_per_day,
         n_users=4 * users_per_day,
         shift_day=shift_day,
+        domains=STORY_DOMAINS[dataset] if models == "classifiers" else STORY_DOMAINS["synthetic"],
+        dataset=dataset,
         key="lifecycle",
     )
     bad = dataclasses.replace(
