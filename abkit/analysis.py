@@ -239,8 +239,9 @@ def analyze(
     ships one that is non-inferior on it and better on a named secondary metric.
     ``positive_label`` adds precision, recall and F1 of that class; with more than two classes, recall per class
     and macro-F1 are added; the confusion counts per arm are always reported.
-    ``cuped``: when the log holds the experiment's pre-period (``abkit.cuped``), the primary metric's effect,
-    interval and p-value use each user's pre-period value as covariate; ``result.cuped`` shows both.
+    ``cuped``: when the log holds the experiment's pre-period (``abkit.cuped``), every figure of the primary
+    metric's comparison (difference, intervals, p-values, relative change, chance to win) uses each user's
+    pre-period value as covariate; ``result.cuped`` shows both. The per-day ``sequential`` table is not adjusted.
     """
     exp = _load_experiment(experiment)
     a = check_alpha(alpha)
@@ -443,7 +444,9 @@ def analyze(
 
     cuped_rows: list[dict[str, Any]] = []
     if cuped and METRICS[exp.primary_metric].reduce == "ratio":
-        cuped_rows = _apply_cuped(log_root, exp, variants, positive_label, comps, effects, a, tuning, engine, spark)
+        cuped_rows = _apply_cuped(
+            log_root, exp, variants, positive_label, comps, effects, a, tuning, engine, spark, (prior_mean, prior_var)
+        )
     higher = {m: spec.higher_is_better for m, spec in METRICS.items()}
     higher.update({name: spec.higher_is_better for name, spec, _ in _metric_moments(st)})
     end = dt.date.fromisoformat(exp.start) + dt.timedelta(days=exp.duration_days)
@@ -517,12 +520,18 @@ def _apply_cuped(
     tuning: float,
     engine: str,
     spark: Any,
+    prior: tuple[float | None, float | None],
 ) -> list[dict[str, Any]]:
-    """With a pre-period in the log: the primary metric's comparisons and effects become CUPED-adjusted (each
-    user's pre-period value as covariate); returns the with/without rows for the report (else [])."""
-    from abkit.cuped import collect_cuped, cuped_effects
+    """With a pre-period in the log: every figure of the primary metric's comparison becomes CUPED-adjusted (each
+    user's pre-period value as covariate): the difference, its fixed and always-valid intervals and p-values, the
+    relative change and its interval (the lift of the adjusted means, delta method: ``cuped_lift``), the Bayesian
+    chance to win and expected losses (the same normal posterior as without CUPED, from the adjusted lift and
+    its standard error) and the control variance that sizes "continue". The arms' own values (``control``,
+    ``treatment``, the metric rows) stay what was observed: the adjustment is a better estimate of the
+    *difference*, not of either arm. Returns the with/without rows for the report (else [])."""
+    from abkit.cuped import collect_cuped, cuped_compare, cuped_effects
     from abkit.metrics.classes import concrete
-    from abkit.stats.frequentist import cuped_adjust
+    from abkit.stats.bayesian import normal_posterior
 
     name = exp.primary_metric
     spec = concrete(METRICS[name], positive_label)
@@ -530,11 +539,13 @@ def _apply_cuped(
     if cs is None:
         return []
     table = cuped_effects(cs, name, variants, alpha=alpha)
-    c = type(cs)(cs.y[0], cs.x[0], cs.m_mx[0], cs.m_dx[0], cs.d_mx[0], cs.d_dx[0])
-    t = type(cs)(cs.y[1:], cs.x[1:], cs.m_mx[1:], cs.m_dx[1:], cs.d_mx[1:], cs.d_dx[1:])
-    adj_c, adj_t, _ = cuped_adjust(c, t)
-    res = ttest(adj_c, adj_t, alpha=alpha)
-    seq = confidence_sequence(res.estimate, res.se, adj_c.n + adj_t.n, tuning=tuning, alpha=alpha)
+    cmp = cuped_compare(cs, alpha=alpha)
+    res, rel = cmp.adjusted, cmp.relative
+    seq = confidence_sequence(res.estimate, res.se, cmp.control.n + cmp.treatment.n, tuning=tuning, alpha=alpha)
+    bay = normal_posterior(
+        rel.estimate, rel.se, prior_mean=prior[0], prior_var=prior[1], inverse=not spec.higher_is_better, alpha=alpha
+    )
+    control_var = np.broadcast_to(cmp.control.var, np.shape(res.estimate))  # θ, hence it, per challenger
     for j, v in enumerate(variants[1:]):
         new: dict[str, Any] = {
             "estimate": float(res.estimate[j]),
@@ -544,26 +555,27 @@ def _apply_cuped(
             "seq_ci_low": float(seq.ci_low[j]),
             "seq_ci_high": float(seq.ci_high[j]),
             "seq_p_value": float(seq.p_value[j]),
-            "se": float(res.se[j]),
         }
-        for i, cmp in enumerate(comps):
-            if cmp.metric == name and cmp.statistic == "mean" and cmp.variant == v:
-                comps[i] = cmp._replace(**new)
+        for i, c in enumerate(comps):
+            if c.metric == name and c.statistic == "mean" and c.variant == v:
+                comps[i] = c._replace(**new, se=float(res.se[j]), control_var=float(control_var[j]))
         for e in effects:
             if e["metric"] == name and e["statistic"] == "mean" and e["variant"] == v:
+                e.update(new)
                 e.update(
-                    {
-                        k: new[k]
-                        for k in (
-                            "estimate",
-                            "ci_low",
-                            "ci_high",
-                            "p_value",
-                            "seq_ci_low",
-                            "seq_ci_high",
-                            "seq_p_value",
-                        )
-                    }
+                    relative=rel.estimate[j],
+                    relative_ci_low=rel.ci_low[j],
+                    relative_ci_high=rel.ci_high[j],
                 )
-                e["method"] += "; CUPED: each user's pre-period value as covariate (see the cuped table)"
+                if e.get("chance_to_win") is not None:  # the primary metric is always ranked; kept as a guard
+                    e.update(
+                        chance_to_win=bay.chance_to_win[j],
+                        risk_control=bay.risk_control[j],
+                        risk_treatment=bay.risk_treatment[j],
+                    )
+                e["method"] += (
+                    "; CUPED (each user's pre-period value as covariate; see the cuped table): difference, "
+                    "intervals, p-values, relative change (lift of the adjusted means, delta method) and chance "
+                    "to win are adjusted"
+                )
     return table

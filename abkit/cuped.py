@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from abkit.errors import AbkitError
-from abkit.stats.aggregates import ArmStats, CupedStats
-from abkit.stats.frequentist import cuped_adjust, ttest
+from abkit.stats.aggregates import ArmStats, CupedStats, Moments
+from abkit.stats.frequentist import TestResult, cuped_adjust, cuped_ttest, ttest
 
 PRE_SUFFIX = ".pre"
 
@@ -87,15 +87,41 @@ def cuped_stats(test: Sequence[UserSums], pre: UserSums) -> CupedStats:
     return CupedStats(metric, covariate, c["mx"], c["me"], c["dx"], c["de"])
 
 
+class CupedComparison(NamedTuple):
+    """Each challenger against control on one metric, with and without the pre-period covariate (arrays over the
+    challengers)."""
+
+    adjusted: TestResult  # difference of the CUPED-adjusted means (Welch t)
+    relative: TestResult  # lift of the adjusted means over the adjusted control mean (``cuped_lift``)
+    plain: TestResult  # difference without the covariate
+    plain_relative: TestResult  # lift without the covariate (delta method)
+    control: Moments  # control's adjusted mean and per-unit variance
+    treatment: Moments  # the challengers' adjusted means and per-unit variances
+    theta: np.ndarray  # the adjustment coefficient, pooled over control and each challenger
+
+
+def cuped_compare(stats: CupedStats, *, alpha: float) -> CupedComparison:
+    """Control (arm 0) against every other arm of array-valued ``stats``, adjusted and plain."""
+    c, t = _arms(stats, 0), _arms(stats, slice(1, None))
+    adj_c, adj_t, theta = cuped_adjust(c, t)
+    return CupedComparison(
+        ttest(adj_c, adj_t, alpha=alpha),
+        cuped_ttest(c, t, alpha=alpha, relative=True, relative_ci="delta", lift_over="adjusted"),
+        ttest(c.y.moments(), t.y.moments(), alpha=alpha),
+        ttest(c.y.moments(), t.y.moments(), alpha=alpha, relative=True, relative_ci="delta"),
+        adj_c,
+        adj_t,
+        np.broadcast_to(np.asarray(theta, dtype=np.float64), np.shape(adj_t.mean)),
+    )
+
+
 def cuped_effects(stats: CupedStats, metric: str, variants: Sequence[str], *, alpha: float) -> list[dict[str, Any]]:
-    """Per challenger: the CUPED-adjusted difference and interval beside the plain ones, the width ratio
-    (adjusted / plain) and the variance reduction 1 − var_adjusted / var_plain of the difference."""
+    """Per challenger: the CUPED-adjusted difference and lift with their intervals beside the plain ones, the
+    width ratio (adjusted / plain) and the variance reduction 1 − var_adjusted / var_plain of the difference."""
     if len(variants) < 2:
         return []
-    c, t = _arms(stats, 0), _arms(stats, slice(1, None))
-    plain = ttest(c.y.moments(), t.y.moments(), alpha=alpha)
-    adj_c, adj_t, theta = cuped_adjust(c, t)
-    adjusted = ttest(adj_c, adj_t, alpha=alpha)
+    cmp = cuped_compare(stats, alpha=alpha)
+    adjusted, plain, rel, plain_rel = cmp.adjusted, cmp.plain, cmp.relative, cmp.plain_relative
     rows = []
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (adjusted.ci_high - adjusted.ci_low) / (plain.ci_high - plain.ci_low)
@@ -110,16 +136,23 @@ def cuped_effects(stats: CupedStats, metric: str, variants: Sequence[str], *, al
                 "ci_low": adjusted.ci_low[j],
                 "ci_high": adjusted.ci_high[j],
                 "p_value": adjusted.p_value[j],
+                "relative": rel.estimate[j],
+                "relative_ci_low": rel.ci_low[j],
+                "relative_ci_high": rel.ci_high[j],
                 "plain_estimate": plain.estimate[j],
                 "plain_ci_low": plain.ci_low[j],
                 "plain_ci_high": plain.ci_high[j],
                 "plain_p_value": plain.p_value[j],
+                "plain_relative": plain_rel.estimate[j],
+                "plain_relative_ci_low": plain_rel.ci_low[j],
+                "plain_relative_ci_high": plain_rel.ci_high[j],
                 "width_ratio": ratio[j],
                 "variance_reduction": reduction[j],
-                "theta": np.asarray(theta).reshape(-1)[j],
+                "theta": cmp.theta[j],
                 "covariate": bool(covered[0] and covered[j + 1]),
                 "method": "CUPED: the user's pre-period metric as covariate, θ pooled over arms, delta method "
-                "for ratio metrics (Deng et al. 2013); Welch t",
+                "for ratio metrics (Deng et al. 2013); Welch t; relative: the lift of the adjusted means, delta "
+                "method",
             }
         )
     return rows
@@ -187,8 +220,12 @@ def _user_sums(log_root: str | Path, key: str, metric: Any, engine: str, spark: 
     m_scale, d_scale = VARIABLES[metric.numerator].scale, VARIABLES[metric.denominator].scale
     variant = np.asarray(cols["variant"]).astype(str)
     unit = np.asarray(cols["unit"]).astype(str)
-    m = np.asarray(cols["m"], dtype=np.float64) / m_scale
-    dd = np.asarray(cols["d"], dtype=np.float64) / d_scale
+    # users in one order whatever the engine returned, so the float sums of ``cuped_stats`` are the same on
+    # DuckDB and Spark (the per-user sums themselves are exact integers)
+    order = np.lexsort((unit, variant))
+    variant, unit = variant[order], unit[order]
+    m = np.asarray(cols["m"], dtype=np.float64)[order] / m_scale
+    dd = np.asarray(cols["d"], dtype=np.float64)[order] / d_scale
     return {v: UserSums(unit[variant == v], m[variant == v], dd[variant == v]) for v in np.unique(variant)}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -44,3 +45,27 @@ def browser():
     chromium = Browser()
     yield chromium
     chromium.close()
+
+
+@pytest.fixture(scope="session")
+def _spark_sessions() -> object:
+    """The Spark sessions the ``spark`` fixture handed out, stopped when the test session ends."""
+    started: list = []
+    yield started
+    for session in started:
+        session.stop()  # harmless on a session that a test already stopped
+
+
+@pytest.fixture
+def spark(_spark_sessions: list) -> object:
+    """A local Spark session (``abkit.engine.spark_session``: local[2], UTC), started once and shared by the
+    tests that take it (a test that stops its own session gets a new one here); skipped without pyspark or Java.
+    Spark tests collect rows (``Engine.sql``/``arrays``), never ``toPandas()``."""
+    pytest.importorskip("pyspark", reason="pyspark is not installed")
+    if shutil.which("java") is None:
+        pytest.skip("Java is not installed; Spark needs a JVM")
+    from abkit.engine import spark_session
+
+    session = spark_session("abkit-tests")
+    _spark_sessions.append(session)
+    return session

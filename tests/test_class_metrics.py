@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -210,23 +209,14 @@ def test_imbalanced_sms_spam_gets_f1_and_recall_per_arm(tmp_path: Path) -> None:
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_duckdb_and_spark_agree_on_class_metrics(logs) -> None:
-    pytest.importorskip("pyspark", reason="pyspark is not installed")
-    if shutil.which("java") is None:
-        pytest.skip("Java is not installed; Spark needs a JVM")
-    from abkit.metrics import spark_session
-
-    spark = spark_session("abkit-class-tests")
-    try:
-        for root, _ in logs.values():
-            d = collect(root, "ctest", list(EXP.variant_names), positive_label="spam", daily=False)
-            s = collect(
-                root, "ctest", list(EXP.variant_names), positive_label="spam", daily=False, engine="spark", spark=spark
-            )
-            assert s.confusion == d.confusion and set(s.stats) == set(d.stats)
-            for name in d.stats:
-                for f in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum"):
-                    np.testing.assert_array_equal(getattr(s.stats[name], f), getattr(d.stats[name], f))
-            np.testing.assert_array_equal(s.moments["macro_f1"].var, d.moments["macro_f1"].var)
-    finally:
-        spark.stop()
+def test_duckdb_and_spark_agree_on_class_metrics(logs, spark) -> None:
+    for root, _ in logs.values():
+        d = collect(root, "ctest", list(EXP.variant_names), positive_label="spam", daily=False)
+        s = collect(
+            root, "ctest", list(EXP.variant_names), positive_label="spam", daily=False, engine="spark", spark=spark
+        )
+        assert s.confusion == d.confusion and set(s.stats) == set(d.stats)
+        for name in d.stats:
+            for f in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum"):
+                np.testing.assert_array_equal(getattr(s.stats[name], f), getattr(d.stats[name], f))
+        np.testing.assert_array_equal(s.moments["macro_f1"].var, d.moments["macro_f1"].var)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import datetime as dt
+from pathlib import Path
 
-from abkit.cuped import UserSums, cuped_effects, cuped_stats
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from abkit.analysis import analyze
+from abkit.cuped import UserSums, collect_cuped, cuped_compare, cuped_effects, cuped_stats, pre_period_key
+from abkit.experiment import Experiment
+from abkit.log import PredictionLog
+from abkit.metrics.registry import get_metric
 from abkit.stats.aggregates import CupedStats
-from abkit.stats.frequentist import cuped_ttest
+from abkit.stats.frequentist import cuped_lift, cuped_ttest
 
 
 def _users(rng: np.random.Generator, n: int, effect: float = 0.0) -> tuple[list[UserSums], UserSums]:
@@ -68,8 +77,6 @@ def test_cuped_aa_false_positive_rate_is_alpha() -> None:
 def test_analysis_uses_the_pre_period_through_the_log(tmp_path) -> None:
     """A subtle-effect test with a 28-day pre-period and persistent users, simulated, logged and analysed: the
     primary metric's interval is at least 20 % narrower with CUPED on the same data, and the decision uses it."""
-    from abkit.analysis import analyze
-    from abkit.experiment import Experiment
     from abkit.models import train_model
     from abkit.simulate import SimulationConfig, simulate
     from abkit.synthetic import make_corpus
@@ -104,3 +111,174 @@ def test_analysis_uses_the_pre_period_through_the_log(tmp_path) -> None:
     assert (eff["ci_high"] - eff["ci_low"]) == pytest.approx(row["width_ratio"] * (ref["ci_high"] - ref["ci_low"]))
     assert ref["ci_low"] == pytest.approx(row["plain_ci_low"]) and "CUPED" in eff["method"]
     assert plain.cuped.to_dicts() == [] and with_cuped.to_json()["cuped"][0]["width_ratio"] <= 0.8
+
+
+def test_adjusted_difference_matches_ols_with_the_covariate() -> None:
+    """A per-user mean metric (one value per user in each period): the CUPED difference is the treatment
+    coefficient of y ~ 1 + T + x (statsmodels OLS), up to θ being pooled over all users rather than within arms
+    (a difference far below the standard error), and its standard error is OLS's heteroskedasticity-robust
+    (HC2) one."""
+    sm = pytest.importorskip("statsmodels.api")
+    rng = np.random.default_rng(5)
+    n = 4000
+    x = rng.normal(10.0, 3.0, n)
+    arm = rng.random(n) < 0.5
+    y = 2.0 + 0.8 * x + 0.3 * arm + rng.normal(0.0, 1.5, n) * (1.0 + 0.5 * arm)  # unequal variances
+    units = np.arange(n)
+    stats = cuped_stats(
+        [UserSums(units[a], y[a], np.ones(a.sum())) for a in (~arm, arm)], UserSums(units, x, 1 + 0 * x)
+    )
+    ours = cuped_compare(stats, alpha=0.05).adjusted
+    fit = sm.OLS(y, sm.add_constant(np.column_stack([arm.astype(float), x]))).fit(cov_type="HC2")
+    assert float(ours.estimate[0]) == pytest.approx(fit.params[1], abs=0.01 * fit.bse[1])
+    assert float(ours.se[0]) == pytest.approx(fit.bse[1], rel=0.01)
+    assert float(cuped_compare(stats, alpha=0.05).plain.se[0]) > 1.5 * fit.bse[1]  # the covariate does the work
+
+
+def test_relative_lift_of_the_adjusted_means_covers() -> None:
+    """The lift of the CUPED-adjusted means with its delta-method interval (``cuped_lift``) covers the true
+    population lift at 95 % ± Monte-Carlo error, with a clear effect (where the pooled covariate mean, shared by
+    both adjusted means, matters), and its standard error is the spread of the estimates over the simulations."""
+    effect, sims, n = 0.1, 1000, 2000
+    beta = sps.beta(2.0, 0.8)  # the users' accuracy in ``_users``; accuracy ratio → E[skill] (labels ⟂ skill)
+    truth = beta.expect(lambda s: min(s + effect, 1.0)) / beta.mean() - 1.0
+    rng = np.random.default_rng(12)
+    covered, estimates, ses = 0, [], []
+    for _ in range(sims):
+        rel = cuped_compare(cuped_stats(*_users(rng, n, effect=effect)), alpha=0.05).relative
+        covered += bool(rel.ci_low[0] <= truth <= rel.ci_high[0])
+        estimates.append(float(rel.estimate[0]))
+        ses.append(float(rel.se[0]))
+    mc = np.sqrt(0.95 * 0.05 / sims)
+    assert covered / sims == pytest.approx(0.95, abs=3 * mc)
+    assert np.std(estimates) / np.mean(ses) == pytest.approx(1.0, abs=0.1)
+    assert np.mean(estimates) == pytest.approx(truth, abs=3 * np.std(estimates) / np.sqrt(sims))
+
+
+def test_lift_with_no_effect_has_the_variance_of_the_difference() -> None:
+    """At μ̃T = μ̃C the delta method of the lift reduces to var(adjusted difference) / μ̃C² (the pooled mean's
+    terms cancel), and a sign flip of the control mean keeps the standard error (the lift is over |μ̃C|)."""
+    test, pre = _users(np.random.default_rng(4), 3000)
+    s = cuped_stats(test, pre)
+    c = CupedStats(s.y[0], s.x[0], s.m_mx[0], s.m_dx[0], s.d_mx[0], s.d_dx[0])
+    same = CupedStats(s.y[0], s.x[0], s.m_mx[0], s.m_dx[0], s.d_mx[0], s.d_dx[0])
+    lift, se = cuped_lift(c, same)
+    diff = cuped_ttest(c, same)
+    assert float(lift) == 0.0
+    assert float(se) == pytest.approx(float(diff.se) / abs(float(diff.control)), rel=1e-12)
+
+
+def _write_with_pre(root: Path, exp: Experiment, *, n_users: int, effect: float, seed: int) -> None:
+    """Persistent users (own accuracy, own activity) served by the champion for 14 days before the test and by
+    their arm during it; 70 % of the requests labelled an hour later. The challenger adds ``effect`` to every
+    user's accuracy. Written straight to the log (no models), so the analysis runs on it in seconds."""
+    rng = np.random.default_rng(seed)
+    names = list(exp.variant_names)
+    ids = np.array([f"user-{i:05d}" for i in range(n_users)])
+    skill = rng.beta(2.0, 0.8, n_users)
+    activity = rng.lognormal(0.0, 0.8, n_users)
+    start = dt.datetime.fromisoformat(exp.start).replace(tzinfo=dt.UTC)
+    log = PredictionLog(root)
+    periods = (
+        (pre_period_key(exp.key), names[:1], np.zeros(n_users, dtype=np.int64), 14, start - dt.timedelta(days=14)),
+        (exp.key, names, np.asarray(exp.assign(ids)), exp.duration_days, start),
+    )
+    for key, variants, served, days, first in periods:
+        user = np.repeat(np.arange(n_users), rng.poisson(activity * days / 2))
+        user = user[served[user] >= 0]
+        ok = rng.random(user.size) < np.clip(skill[user] + effect * (served[user] == 1), 0.0, 1.0)
+        predicted = np.where(rng.random(user.size) < 0.3, "spam", "ham")
+        ts = first + pd.to_timedelta(np.sort(rng.random(user.size)) * days, unit="D")
+        request = np.array([f"{key}-{i}" for i in range(user.size)])
+        frame = pd.DataFrame(
+            {
+                "experiment": key,
+                "variant": np.array(names)[served[user]],
+                "unit_id": ids[user],
+                "request_id": request,
+                "ts": ts,
+                "text": "t",
+                "predicted_label": predicted,
+                "confidence": np.clip(0.5 + 0.45 * skill[user] + rng.normal(0.0, 0.05, user.size), 0.0, 1.0),
+                "latency_ms": 30.0 * rng.lognormal(0.0, 0.3, user.size),
+                "model_name": "m",
+                "model_version": "1",
+            }
+        )
+        with log.writer(key, variants, batch_size=max(user.size, 1)) as w:
+            w.append(frame)
+        lab = rng.random(user.size) < 0.7
+        truth = np.where(ok, predicted, np.where(predicted == "spam", "ham", "spam"))
+        log.append_labels(
+            pd.DataFrame(
+                {
+                    "experiment": key,
+                    "request_id": request[lab],
+                    "label": truth[lab],
+                    "labelled_at": ts[lab] + pd.Timedelta(hours=1),
+                }
+            )
+        )
+
+
+PRE_EXP = Experiment.from_params(
+    key="cuped-fast", variant_names="champion,challenger", start="2024-06-03", duration_days=14
+)
+
+
+@pytest.fixture(scope="module")
+def pre_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cuped-fast") / "log"
+    _write_with_pre(root, PRE_EXP, n_users=3000, effect=0.02, seed=7)
+    return root
+
+
+def test_every_figure_of_the_primary_metric_is_adjusted(pre_log: Path) -> None:
+    """With a pre-period the primary metric's difference, relative change (the lift of the adjusted means) with its
+    interval, the chance to win and the planning variance all come from the adjusted estimate; the arms' own
+    values stay as observed; the other metrics are untouched."""
+    adjusted = analyze(pre_log, PRE_EXP, daily=False)
+    plain = analyze(pre_log, PRE_EXP, daily=False, cuped=False)
+    (row,) = adjusted.cuped.to_dicts()
+    eff = {(e["metric"], e["statistic"]): e for e in adjusted.effects.to_dicts()}
+    ref = {(e["metric"], e["statistic"]): e for e in plain.effects.to_dicts()}
+    e, r = eff[("accuracy", "mean")], ref[("accuracy", "mean")]
+    assert row["width_ratio"] < 0.9  # the pre-period helps here
+    # independently: the engine's per-user sums, then the lift of the adjusted means and its delta-method se
+    cs = collect_cuped(pre_log, PRE_EXP.key, PRE_EXP.variant_names, get_metric("accuracy"))
+    assert cs is not None
+    lift, se = cuped_lift(
+        CupedStats(cs.y[0], cs.x[0], cs.m_mx[0], cs.m_dx[0], cs.d_mx[0], cs.d_dx[0]),
+        CupedStats(cs.y[1:], cs.x[1:], cs.m_mx[1:], cs.m_dx[1:], cs.d_mx[1:], cs.d_dx[1:]),
+    )
+    assert e["relative"] == pytest.approx(float(lift[0]), rel=1e-12) == row["relative"]
+    t = sps.t.ppf(0.975, cuped_compare(cs, alpha=0.05).relative.df[0])
+    assert (e["relative_ci_low"], e["relative_ci_high"]) == pytest.approx((lift[0] - t * se[0], lift[0] + t * se[0]))
+    assert e["chance_to_win"] == pytest.approx(sps.norm.cdf(lift[0] / se[0]), rel=1e-9)  # flat prior
+    assert e["risk_treatment"] != r["risk_treatment"] and e["chance_to_win"] != r["chance_to_win"]
+    # narrower than without CUPED, by about the same factor as the difference's interval
+    rel_ratio = (e["relative_ci_high"] - e["relative_ci_low"]) / (r["relative_ci_high"] - r["relative_ci_low"])
+    assert rel_ratio == pytest.approx(row["width_ratio"], rel=0.05)
+    assert r["relative"] == pytest.approx(row["plain_relative"], rel=1e-12) != e["relative"]
+    assert (e["control"], e["treatment"]) == (r["control"], r["treatment"])  # the arms as observed
+    assert e["estimate"] == row["estimate"] and "chance to win are adjusted" in e["method"]
+    (cmp,) = [c for c in adjusted.comparisons if c.metric == "accuracy" and c.statistic == "mean"]
+    (old,) = [c for c in plain.comparisons if c.metric == "accuracy" and c.statistic == "mean"]
+    assert cmp.control_var < 0.9 * old.control_var and cmp.se == pytest.approx(
+        (e["ci_high"] - e["ci_low"]) / 2 / sps.t.ppf(0.975, cuped_compare(cs, alpha=0.05).adjusted.df[0])
+    )
+    for key in eff:
+        if key != ("accuracy", "mean"):
+            assert eff[key] == ref[key], key
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_cuped_analysis_is_identical_on_duckdb_and_spark(pre_log: Path, spark: object) -> None:
+    """The analysis with a pre-period on Spark gives the same CUPED table, effects and decision as on DuckDB (the
+    per-user sums are exact integers in both, and the users are summed in one order)."""
+    by_duckdb = analyze(pre_log, PRE_EXP, daily=False)
+    by_spark = analyze(pre_log, PRE_EXP, daily=False, engine="spark", spark=spark)
+    assert by_duckdb.cuped.to_dicts() and by_spark.cuped.to_dicts() == by_duckdb.cuped.to_dicts()
+    assert by_spark.effects.to_dicts() == by_duckdb.effects.to_dicts()
+    assert by_spark.recommendation == by_duckdb.recommendation

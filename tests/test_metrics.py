@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -286,22 +285,6 @@ def test_bad_input(random_log: Path, tmp_path: Path) -> None:
     assert s.unknown_variants == ("challenger",)
     other = collect(random_log, "other-experiment", ["control", "challenger"])
     assert other.units.tolist() == [0, 0] and other.days == ()
-
-
-def _java() -> bool:
-    return shutil.which("java") is not None
-
-
-@pytest.fixture(scope="module")
-def spark():  # noqa: ANN201 - SparkSession
-    pytest.importorskip("pyspark", reason="pyspark is not installed")
-    if not _java():
-        pytest.skip("Java is not installed; Spark needs a JVM")
-    from abkit.metrics import spark_session
-
-    session = spark_session("abkit-tests")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

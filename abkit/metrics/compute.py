@@ -47,6 +47,7 @@ import numpy as np
 from abkit.engine import ENGINES, Dialect, DuckDBEngine, Engine, SparkEngine, spark_session
 from abkit.log.layout import LogSource, has_predictions, log_source
 from abkit.metrics.classes import HIDDEN, derive_f1, expand, macro_moments
+from abkit.metrics.custom import check_on_engine
 from abkit.metrics.registry import VARIABLES, Metric, MetricError, check_metric
 from abkit.metrics.registry import names as metric_names
 from abkit.sql import sql_string
@@ -385,13 +386,13 @@ def collect(
             done = _in_parallel(job, src, experiment, names)
             found = variants_in_log.result()
     else:
-        eng = _prepared(
+        opened = (
             DuckDBEngine(src, con)
             if engine == "duckdb"
-            else SparkEngine(src, spark if spark is not None else spark_session()),
-            src,
-            experiment,
+            else SparkEngine(src, spark if spark is not None else spark_session())
         )
+        check_on_engine(opened, specs)  # declared metrics in this engine's SQL, before a row is read
+        eng = _prepared(opened, src, experiment)
         try:
             if positive_label or class_metrics:
                 confusion = _confusion(src, experiment, eng)

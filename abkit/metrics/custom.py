@@ -8,6 +8,12 @@ evaluated on labelled requests only (elsewhere it counts 0), so the denominator 
 ``label IS NOT NULL``; one expression may not mix ``label`` with ``confidence`` or ``latency_ms``. Latency is
 read in whole microseconds (the engine's fixed point), per-request values are summed to 1e-6.
 
+The expressions run in the engine that holds the log, DuckDB or Spark, with identical results: write them in
+the SQL both accept (comparisons, arithmetic, ``CASE WHEN``, ``IS NULL``, ``COALESCE``...). They are checked
+with DuckDB when declared and, on Spark, compiled once more before the analysis reads a row
+(``check_on_engine``). Division by zero is ``inf`` in DuckDB and an error in Spark: guard a divisor with
+``NULLIF(x, 0)`` (a NULL request value adds nothing to the sums).
+
 >>> declare_metric("low_confidence", "confidence < 0.6", "1")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -23,7 +29,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from abkit.metrics import registry as _registry
 from abkit.metrics.registry import (
@@ -33,6 +39,9 @@ from abkit.metrics.registry import (
     register,
     register_variable,
 )
+
+if TYPE_CHECKING:
+    from abkit.engine import Engine
 
 COLUMNS = {"predicted_label": "VARCHAR", "label": "VARCHAR", "confidence": "DOUBLE", "latency_ms": "DOUBLE"}
 DIRECTIONS = ("higher", "lower")
@@ -76,11 +85,43 @@ def _check_sql(name: str, role: str, expr: Any) -> str:
 
 
 def _variable(name: str, expr: str, side: str) -> Variable:
-    sql = re.sub(r"\blatency_ms\b", "(latency_us / 1000.0)", expr)  # the engine keeps latency in whole µs
+    """The per-user sum of ``expr`` in fixed point. Written so that DuckDB and Spark compute the same doubles:
+    latency as a double divided by 1000 (an integer over a decimal is a decimal in Spark), and the value cast to
+    a double before a CASE mixes it with 0 (Spark does not mix booleans and numbers in a CASE)."""
+    sql = re.sub(r"\blatency_ms\b", "(CAST(latency_us AS DOUBLE) / 1000.0)", expr)  # the engine keeps whole µs
+    value = f"CAST(({sql}) AS DOUBLE)"
     if side == "labels":
-        sql = f"CASE WHEN label IS NOT NULL THEN ({sql}) ELSE 0 END"
-    fixed = f"CAST(({sql}) AS DOUBLE) * {_SCALE:.0f}"
-    return Variable(name, "SUM({whole})", side, _SCALE, fixed)  # type: ignore[arg-type]
+        value = f"CASE WHEN label IS NOT NULL THEN {value} ELSE 0 END"
+    fixed = f"{value} * {_SCALE:.0f}"
+    return Variable(name, "SUM({whole})", side, _SCALE, fixed, declared=expr)  # type: ignore[arg-type]
+
+
+# one request row with the engines' column types and no rows: what a declared variable is compiled against
+_NO_REQUESTS = (
+    "SELECT CAST(NULL AS STRING) AS unit, CAST(NULL AS BIGINT) AS latency_us, CAST(NULL AS DOUBLE) AS confidence, "
+    "CAST(NULL AS STRING) AS predicted_label, CAST(NULL AS STRING) AS label WHERE false"
+)
+
+
+def check_on_engine(eng: Engine, metrics: Sequence[Metric]) -> None:
+    """Compile the declared variables of ``metrics`` on ``eng`` over no rows, before any pass runs: an
+    expression that DuckDB accepted at declaration but this engine's SQL does not (a DuckDB-only function or
+    operator on Spark) is a ``MetricError`` naming the metric, the expression and the fix, not an engine trace."""
+    for m in metrics:
+        for role, name in (("numerator", m.numerator), ("denominator", m.denominator)):
+            var = _registry.VARIABLES.get(name)
+            if var is None or not var.declared or var.fixed is None:
+                continue
+            agg = var.per_user.format(whole=eng.dialect.whole.format(x=var.fixed))
+            try:
+                eng.sql(f"SELECT {agg} AS v FROM ({_NO_REQUESTS}) r GROUP BY unit")
+            except Exception as exc:  # each engine has its own error classes (duckdb.Error, PySparkException)
+                first = next((ln for ln in str(exc).strip().splitlines() if ln.strip()), type(exc).__name__)
+                raise MetricError(
+                    f"metric {m.name!r}: {role} {var.declared!r} is not valid SQL on {eng.dialect.name} over the "
+                    f"request columns {list(COLUMNS)}: {first[:300]}; write it in SQL that DuckDB and Spark both "
+                    "accept (comparisons, arithmetic, CASE WHEN, IS NULL, COALESCE...)"
+                ) from exc
 
 
 def declare_metric(

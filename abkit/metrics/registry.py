@@ -68,6 +68,7 @@ class Variable:
     side: Literal["predictions", "labels"]  # labels: computable from the labels (with their prediction copy)
     scale: float = 1.0
     fixed: str | None = None  # SQL of value × scale before rounding (a fixed-point variable), else None
+    declared: str = ""  # the per-request SQL expression a user declared (``abkit.metrics.custom``), else ""
 
 
 @dataclass(frozen=True)

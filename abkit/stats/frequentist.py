@@ -179,6 +179,30 @@ def cuped_adjust(control: CupedStats, treatment: CupedStats) -> tuple[Moments, M
     return out[0], out[1], theta
 
 
+def cuped_lift(control: CupedStats, treatment: CupedStats) -> tuple[np.ndarray, np.ndarray]:
+    """(lift, standard error) of the CUPED-adjusted means of ``cuped_adjust``: (μ̃T − μ̃C)/|μ̃C| with
+    μ̃ = ȳ − θ(x̄ − x̄_pooled), by the delta method over the four per-arm estimators (ȳC, x̄C, ȳT, x̄T).
+
+    The pooled covariate mean x̄_pooled = wC·x̄C + wT·x̄T (w: each arm's share of Σ covariate denominator) sits
+    in *both* adjusted means, so μ̃C depends on the treatment's x̄ and μ̃T on the control's: the gradient of
+    R = μ̃T/μ̃C takes that into account, which an independent-arms formula on (μ̃C, var̃C), (μ̃T, var̃T) would not.
+    θ and the weights are held fixed (their sampling error is of a smaller order, as for the difference). With
+    no effect (μ̃T = μ̃C) the variance is that of the adjusted difference over μ̃C².
+    """
+    c_adj, t_adj, theta = cuped_adjust(control, treatment)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dc, dt = control.x.d_sum, treatment.x.d_sum
+        w_c = np.where(dc + dt > 0, dc / (dc + dt), 0.5)
+        mu_c, mu_t = c_adj.mean, t_adj.mean
+        shared = theta * (w_c * mu_c + (1.0 - w_c) * mu_t) / mu_c**2  # d R / d x̄C = −d R / d x̄T
+        grads = ((-mu_t / mu_c**2, shared, control), (1.0 / mu_c, -shared, treatment))
+        var = np.zeros(np.broadcast(mu_c, mu_t).shape)
+        for g_y, g_x, arm in grads:
+            y, x = arm.y.moments(), arm.x.moments()
+            var = var + (g_y * g_y * y.var + 2.0 * g_y * g_x * arm.cross_cov() + g_x * g_x * x.var) / y.n
+        return (mu_t - mu_c) / np.abs(mu_c), np.sqrt(var)
+
+
 def cuped_ttest(
     control: CupedStats,
     treatment: CupedStats,
@@ -188,9 +212,15 @@ def cuped_ttest(
     alpha: float | None = None,
     use_t: bool = True,
     relative_ci: str | None = None,
+    lift_over: str = "raw",
 ) -> TestResult:
-    """Welch t (or z) on CUPED-adjusted means; the relative lift is taken over the *unadjusted* control mean
-    (gbstats convention), with the delta-method variance of the adjusted difference over that mean."""
+    """Welch t (or z) on CUPED-adjusted means. The relative lift (``relative_ci="delta"``) is taken over the
+    *unadjusted* control mean with ``lift_over="raw"`` (gbstats convention), with the delta-method variance of
+    the adjusted difference over that mean; ``lift_over="adjusted"`` takes it over the adjusted control mean,
+    the lift of the adjusted means (``cuped_lift``), which is what the analysis reports beside the adjusted
+    difference."""
+    if lift_over not in ("raw", "adjusted"):
+        raise AbkitError(f"lift_over={lift_over!r} is unknown; use 'raw' or 'adjusted'")
     c_adj, t_adj, theta = cuped_adjust(control, treatment)
     if not relative or resolve("relative_ci", relative_ci) == "log":
         res = ttest(
@@ -200,20 +230,23 @@ def cuped_ttest(
     alt, a = check_alternative(alternative), check_alpha(alpha)
     yc = control.y.moments()
     with np.errstate(divide="ignore", invalid="ignore"):
-        diff = t_adj.mean - c_adj.mean
-        mu = yc.mean
-        est = diff / np.abs(mu)
-        # delta method of diff/μC; gbstats evaluates the control gradient at the raw treatment mean
-        g_y = -treatment.y.ratio / mu**2
-        g_x = theta / mu
-        cov_cx = control.cross_cov()
-        var_c = (g_y**2 * yc.var + 2 * g_y * g_x * cov_cx + g_x**2 * control.x.moments().var) / yc.n
-        var_t = t_adj.var / (t_adj.n * mu**2)
-        se = np.sqrt(var_c + var_t)
+        if lift_over == "adjusted":
+            est, se = cuped_lift(control, treatment)
+        else:
+            mu = yc.mean
+            est = (t_adj.mean - c_adj.mean) / np.abs(mu)
+            # delta method of diff/μC; gbstats evaluates the control gradient at the raw treatment mean
+            g_y = -treatment.y.ratio / mu**2
+            g_x = theta / mu
+            cov_cx = control.cross_cov()
+            var_c = (g_y**2 * yc.var + 2 * g_y * g_x * cov_cx + g_x**2 * control.x.moments().var) / yc.n
+            var_t = t_adj.var / (t_adj.n * mu**2)
+            se = np.sqrt(var_c + var_t)
         df = welch_df(c_adj, t_adj) if use_t else np.full_like(se, np.inf)
         stat = est / se
         low, high = interval(est, critical(a, df, alt) * se, alt)
         p = p_value(stat, df, alt)
+    over = "over the adjusted control mean" if lift_over == "adjusted" else "over the raw control mean"
     res = TestResult(
         c_adj.mean,
         t_adj.mean,
@@ -224,7 +257,7 @@ def cuped_ttest(
         stat,
         p,
         df,
-        f"{'Welch t' if use_t else 'z'}, relative (delta), CUPED",
+        f"{'Welch t' if use_t else 'z'}, relative (delta, {over}), CUPED",
     )
     return _withhold(res, estimable(c_adj.var, c_adj.n, t_adj.var, t_adj.n))
 
