@@ -183,20 +183,23 @@ def test_version_monitor_reference_is_a_lower_bound_and_thin_references_give_no_
     assert own.fitted and own.ks_ is None and own.n_reference_ == 400
 
 
-def test_the_uci_story_trains_on_real_sentences(tmp_path: Path) -> None:
-    from abkit.data import UCI_DOMAINS, data_dir
+def test_the_uci_story_runs_on_real_sentences(tmp_path: Path) -> None:
+    from abkit.data import UCI_DOMAINS, data_dir, load_uci
 
     root = data_dir() / "sentiment_labelled_sentences"
     if not (root / UCI_DOMAINS["amazon"]).is_file():
         pytest.skip(f"real UCI data not found at {root}; set ABKIT_DATA_DIR to run the UCI lifecycle")
-    from abkit.data import load_uci
-
-    _, bad = story(dataset="uci")
-    r = run_lifecycle(bad, POLICY, tmp_path / "bad", seed=43)
+    main, bad = story(dataset="uci")
+    r = run_lifecycle(main, POLICY, tmp_path / "main", seed=42)
     meta = {v: dict(m.metadata) for v, m in r.registry.versions().items()}
-    assert meta["v1"]["domains"] == {"amazon": meta["v1"]["rows"]} and meta["v3"]["rows"] == 100
-    served = set(_joined(tmp_path / "bad").text)
-    amazon = set(load_uci("amazon").text)
-    assert served and served <= amazon  # no shift in this run: Amazon sentences only
+    assert meta["v1"]["domains"] == {"amazon": meta["v1"]["rows"]}
+    assert set(meta["v2"]["domains"]) == {"amazon", "imdb"} and meta["v2"]["data"] == "log"
+    served = set(_joined(tmp_path / "main").text)
+    assert served <= set(load_uci("amazon").text) | set(load_uci("imdb").text)
+    acts = [a for a in r.actions() if a != "hold"]
+    assert acts == ["advance", "advance", "promote", "rollback"]  # the fault hits during the watch
+    assert r.aliases["champion"] == "v1"
+    r = run_lifecycle(bad, POLICY, tmp_path / "bad", seed=43)
+    assert {v: dict(m.metadata)["rows"] for v, m in r.registry.versions().items()}["v3"] == 100
     abort = r.decisions[r.actions().index("abort")]
-    assert abort.stage == 0 and abort.from_version == "v3"
+    assert abort.stage == 0 and abort.from_version == "v3" and "promote" not in r.actions()

@@ -12,10 +12,10 @@ policy, and recorded in the registry.
 
 Every version's own traffic is watched by a ``VersionMonitor`` (``abkit.rollout.watch``: a labelled-accuracy
 CUSUM and a daily confidence KS test against the version's validation predictions, or its first
-``reference_days`` when it has none). The champion's alarms, with no previous champion to go back to, ask
-for a retrain: the next candidate in ``LifecycleConfig.candidates`` is trained, registered and ramped. The
-challenger's alarms during its canary stages, and the new champion's during the watch, feed the machine's
-drift gate (``gather(..., alarms=...)``).
+``reference_days`` when it has none or they hold fewer than ``min_reference_texts`` distinct texts). The
+champion's alarms, with no previous champion to go back to, ask for a retrain: the next candidate in
+``LifecycleConfig.candidates`` is trained, registered and ramped. The challenger's alarms during its canary
+stages, and the new champion's during the watch, feed the machine's drift gate (``gather(..., alarms=...)``).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class LifecycleConfig:
     shift_day: float | None = 6.0  # from this day the second domain takes ``shift_share`` of traffic
     shift_share: float = 0.7
     reference_days: int = 4  # a version without validation predictions: its first days as monitoring reference
+    min_reference_texts: int = 200  # fewer distinct validation texts: the version's own first days instead
     monitor_ert: float = 1e6  # expected labelled predictions between false alarms of a version's accuracy CUSUM
     monitor_shift: float = 0.1  # accuracy drop the CUSUM is tuned to detect
     monitor_tolerance: float = 0.03  # gap between reference and live accuracy the CUSUM accepts as in control
@@ -160,7 +161,7 @@ def run_lifecycle(
             seed=seed,
         )
         ref = source.reference(spec.version)
-        if ref is not None:
+        if ref is not None and ref[2] >= cfg.min_reference_texts:
             monitors[spec.version].fit(*ref)
 
     register(cfg.champion, 0, "setup", "initial model")
@@ -375,7 +376,7 @@ def _write(
 
 
 STORY_MODELS = ("classifiers", "simulated")
-STORY_DOMAINS = {"synthetic": ("electronics", "restaurants"), "uci": ("amazon", "yelp")}
+STORY_DOMAINS = {"synthetic": ("electronics", "restaurants"), "uci": ("amazon", "imdb")}
 
 
 def story(
@@ -390,7 +391,7 @@ def story(
 ) -> tuple[LifecycleConfig, LifecycleConfig]:
     """The ``40_rollout`` story: (the main loop, the separate bad challenger).
 
-    Main: v1 serves; from ``shift_day`` the second domain (restaurant reviews; UCI: Yelp) takes 70 % of
+    Main: v1 serves; from ``shift_day`` the second domain (restaurant reviews; UCI: IMDb) takes 70 % of
     traffic, where v1 is weaker; its monitor alarms, v2 is retrained on recent labelled traffic, ramped and
     promoted; from ``regression_day`` v2 degrades and is rolled back to v1. Bad: v3 is aborted at its first
     canary stage.
