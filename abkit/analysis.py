@@ -445,7 +445,16 @@ def analyze(
     cuped_rows: list[dict[str, Any]] = []
     if cuped and METRICS[exp.primary_metric].reduce == "ratio":
         cuped_rows = _apply_cuped(
-            log_root, exp, variants, positive_label, comps, effects, a, tuning, engine, spark, (prior_mean, prior_var)
+            log_root,
+            exp,
+            positive_label,
+            (comps, effects, seq_rows),
+            st.days,
+            engine=engine,
+            spark=spark,
+            alpha=a,
+            tuning=tuning,
+            prior=(prior_mean, prior_var),
         )
     higher = {m: spec.higher_is_better for m, spec in METRICS.items()}
     higher.update({name: spec.higher_is_better for name, spec, _ in _metric_moments(st)})
@@ -512,32 +521,43 @@ def analyze(
 def _apply_cuped(
     log_root: str | Path,
     exp: Any,
-    variants: list[str],
     positive_label: str | None,
-    comps: list[Comparison],
-    effects: list[dict[str, Any]],
-    alpha: float,
-    tuning: float,
+    rows: tuple[list[Comparison], list[dict[str, Any]], list[dict[str, Any]]],
+    days: Sequence[str],
+    *,
     engine: str,
     spark: Any,
+    alpha: float,
+    tuning: float,
     prior: tuple[float | None, float | None],
 ) -> list[dict[str, Any]]:
     """With a pre-period in the log: every figure of the primary metric's comparison becomes CUPED-adjusted (each
     user's pre-period value as covariate): the difference, its fixed and always-valid intervals and p-values, the
     relative change and its interval (the lift of the adjusted means, delta method: ``cuped_lift``), the Bayesian
     chance to win and expected losses (the same normal posterior as without CUPED, from the adjusted lift and
-    its standard error) and the control variance that sizes "continue". The arms' own values (``control``,
+    its standard error), the control variance that sizes "continue" and, with ``days``, the day-by-day sequential
+    rows (CUPED at every cut-off day; the last day is the whole test). The arms' own values (``control``,
     ``treatment``, the metric rows) stay what was observed: the adjustment is a better estimate of the
-    *difference*, not of either arm. Returns the with/without rows for the report (else [])."""
-    from abkit.cuped import collect_cuped, cuped_compare, cuped_effects
+    *difference*, not of either arm. ``rows``: the comparisons, effects and sequential rows, updated in place.
+    Returns the with/without rows for the report (else [])."""
+    from abkit.cuped import collect_cuped, collect_cuped_daily, cuped_compare, cuped_effects
     from abkit.metrics.classes import concrete
     from abkit.stats.bayesian import normal_posterior
 
+    comps, effects, seq_rows = rows
+    variants = list(exp.variant_names)
     name = exp.primary_metric
     spec = concrete(METRICS[name], positive_label)
-    cs = collect_cuped(log_root, exp.key, variants, spec, engine=engine, spark=spark)
+    if days:  # one read of the log for both: the totals are the last cut-off day
+        numbers = [(dt.date.fromisoformat(d) - dt.date(1970, 1, 1)).days for d in days]
+        daily = collect_cuped_daily(log_root, exp.key, variants, spec, numbers, engine=engine, spark=spark)
+        cs = None if daily is None else daily[-1]
+    else:
+        daily, cs = None, collect_cuped(log_root, exp.key, variants, spec, engine=engine, spark=spark)
     if cs is None:
         return []
+    if daily is not None:
+        _adjust_sequential(seq_rows, name, days, variants, cuped_compare(daily, alpha=alpha), tuning, alpha)
     table = cuped_effects(cs, name, variants, alpha=alpha)
     cmp = cuped_compare(cs, alpha=alpha)
     res, rel = cmp.adjusted, cmp.relative
@@ -579,3 +599,24 @@ def _apply_cuped(
                     "to win are adjusted"
                 )
     return table
+
+
+def _adjust_sequential(
+    seq_rows: list[dict[str, Any]],
+    name: str,
+    days: Sequence[str],
+    variants: list[str],
+    cmp: Any,
+    tuning: float,
+    alpha: float,
+) -> None:
+    """The sequential rows of metric ``name`` from the CUPED comparison at every cut-off day (``cmp``: a
+    ``CupedComparison`` of shape (days, challengers)): difference, always-valid interval and p-value."""
+    res = cmp.adjusted
+    seq = confidence_sequence(res.estimate, res.se, cmp.control.n + cmp.treatment.n, tuning=tuning, alpha=alpha)
+    at = {(day, v): (d, j) for d, day in enumerate(days) for j, v in enumerate(variants[1:])}
+    for r in seq_rows:
+        if r["metric"] == name and (r["day"], r["variant"]) in at:
+            d, j = at[(r["day"], r["variant"])]
+            r.update(estimate=res.estimate[d, j], ci_low=seq.ci_low[d, j], ci_high=seq.ci_high[d, j])
+            r["p_value"] = seq.p_value[d, j]

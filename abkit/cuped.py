@@ -15,13 +15,16 @@ from __future__ import annotations
 import glob as globmod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from abkit.errors import AbkitError
 from abkit.stats.aggregates import ArmStats, CupedStats, Moments
-from abkit.stats.frequentist import TestResult, cuped_adjust, cuped_ttest, ttest
+from abkit.stats.frequentist import cuped_adjust, cuped_ttest, ttest
+
+if TYPE_CHECKING:  # imported for the annotations only: pytest would take a module-level Test* class for tests
+    from abkit.stats.frequentist import TestResult
 
 PRE_SUFFIX = ".pre"
 
@@ -45,46 +48,120 @@ class UserSums(NamedTuple):
     d: np.ndarray  # Σ denominator
 
 
-def cuped_stats(test: Sequence[UserSums], pre: UserSums) -> CupedStats:
-    """Per-arm ``CupedStats`` (arrays over the arms of ``test``) with each user's pre-period sums as covariate,
-    over the users that carry the metric in the test (as in the analysis: labelled users for accuracy)."""
+class UserDaySums(NamedTuple):
+    """Per-(user, day) sums of one metric's numerator and denominator (one entry per user and day with requests)."""
+
+    unit: np.ndarray  # user key
+    day: np.ndarray  # day number (days since 1970-01-01 UTC, as ``abkit.engine.Dialect.day``)
+    m: np.ndarray  # Σ numerator over the user's requests that day
+    d: np.ndarray  # Σ denominator
+
+
+_SUMS = ("n", "m", "mm", "d", "dd", "md", "x", "xx", "e", "ee", "xe", "mx", "me", "dx", "de")
+
+
+def _covariate(pre: UserSums, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each of ``units``' pre-period sums (numerator x, denominator e); 0 for a user without pre-period traffic."""
     order = np.argsort(pre.unit, kind="stable")
     keys = pre.unit[order]
-    pm, pd_ = np.asarray(pre.m, dtype=np.float64)[order], np.asarray(pre.d, dtype=np.float64)[order]
-    cols: dict[str, list[float]] = {
-        k: [] for k in ("n", "m", "mm", "d", "dd", "md", "x", "xx", "e", "ee", "xe", "mx", "me", "dx", "de")
-    }
-    for arm in test:
-        m, d = np.asarray(arm.m, dtype=np.float64), np.asarray(arm.d, dtype=np.float64)
-        pos = np.searchsorted(keys, arm.unit)
-        pos = np.minimum(pos, max(len(keys) - 1, 0))
-        hit = (len(keys) > 0) & (keys[pos] == arm.unit) if len(keys) else np.zeros(len(m), dtype=bool)
-        x = np.where(hit, pm[pos] if len(keys) else 0.0, 0.0)  # covariate numerator (pre-period)
-        e = np.where(hit, pd_[pos] if len(keys) else 0.0, 0.0)  # covariate denominator
-        carry = (m != 0) | (d != 0)  # the users carrying the metric, the analysis's units (labelled users)
-        m, d, x, e = m[carry], d[carry], x[carry], e[carry]
-        for k, v in (
-            ("n", np.ones_like(m)),
-            ("m", m),
-            ("mm", m * m),
-            ("d", d),
-            ("dd", d * d),
-            ("md", m * d),
-            ("x", x),
-            ("xx", x * x),
-            ("e", e),
-            ("ee", e * e),
-            ("xe", x * e),
-            ("mx", m * x),
-            ("me", m * e),
-            ("dx", d * x),
-            ("de", d * e),
-        ):
-            cols[k].append(float(v.sum()))
-    c = {k: np.asarray(v) for k, v in cols.items()}
+    if not len(keys):
+        return np.zeros(len(units)), np.zeros(len(units))
+    pos = np.minimum(np.searchsorted(keys, units), len(keys) - 1)
+    hit = keys[pos] == units
+    x = np.where(hit, np.asarray(pre.m, dtype=np.float64)[order][pos], 0.0)
+    e = np.where(hit, np.asarray(pre.d, dtype=np.float64)[order][pos], 0.0)
+    return x, e
+
+
+def _cuped_of(c: dict[str, np.ndarray]) -> CupedStats:
     metric = ArmStats(c["n"], c["m"], c["mm"], c["d"], c["dd"], c["md"])
     covariate = ArmStats(c["n"], c["x"], c["xx"], c["e"], c["ee"], c["xe"])
     return CupedStats(metric, covariate, c["mx"], c["me"], c["dx"], c["de"])
+
+
+def cuped_stats(test: Sequence[UserSums], pre: UserSums) -> CupedStats:
+    """Per-arm ``CupedStats`` (arrays over the arms of ``test``) with each user's pre-period sums as covariate,
+    over the users that carry the metric in the test (as in the analysis: labelled users for accuracy)."""
+    cols: dict[str, list[float]] = {k: [] for k in _SUMS}
+    for arm in test:
+        m, d = np.asarray(arm.m, dtype=np.float64), np.asarray(arm.d, dtype=np.float64)
+        x, e = _covariate(pre, arm.unit)  # covariate numerator and denominator (pre-period)
+        carry = (m != 0) | (d != 0)  # the users carrying the metric, the analysis's units (labelled users)
+        m, d, x, e = m[carry], d[carry], x[carry], e[carry]
+        terms = {
+            "n": np.ones_like(m),
+            "m": m,
+            "mm": m * m,
+            "d": d,
+            "dd": d * d,
+            "md": m * d,
+            "x": x,
+            "xx": x * x,
+            "e": e,
+            "ee": e * e,
+            "xe": x * e,
+            "mx": m * x,
+            "me": m * e,
+            "dx": d * x,
+            "de": d * e,
+        }
+        for k, v in terms.items():
+            cols[k].append(float(v.sum()))
+    return _cuped_of({k: np.asarray(v) for k, v in cols.items()})
+
+
+def _running(v: np.ndarray, opens: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Each user's sum up to and including each of its days (rows grouped by user, days ascending); exact on a
+    user's first day and for integers."""
+    total = np.cumsum(v)
+    return np.where(opens, v, total - (total - v)[opens][group])
+
+
+def cuped_daily_stats(test: Sequence[UserDaySums], pre: UserSums, days: Sequence[int]) -> CupedStats:
+    """``CupedStats`` at every cut-off day (arrays of shape (days, arms)): at day ``days[i]`` those of the
+    requests up to that day, over the users carrying the metric by then; the last day is ``cuped_stats`` of the
+    whole test. Each (user, day) adds the increment of its user's cumulative sums, squares and products; a user's
+    covariate enters on the first day the user carries the metric (as users are counted in the daily view)."""
+    day_numbers = np.asarray(days, dtype=np.int64)
+    grid = {k: np.zeros((len(day_numbers), len(test))) for k in _SUMS}
+    for a, arm in enumerate(test):
+        order = np.lexsort((np.asarray(arm.day), arm.unit))
+        unit, day = arm.unit[order], np.asarray(arm.day, dtype=np.int64)[order]
+        m, d = np.asarray(arm.m, dtype=np.float64)[order], np.asarray(arm.d, dtype=np.float64)[order]
+        if not len(unit):
+            continue
+        opens = np.r_[True, unit[1:] != unit[:-1]]  # each user's first day
+        group = np.cumsum(opens) - 1
+        cm, cd = _running(m, opens, group), _running(d, opens, group)
+        pm, pd_ = np.where(opens, 0.0, cm - m), np.where(opens, 0.0, cd - d)  # up to the day before
+        carries = ((m != 0) | (d != 0)).astype(np.int64)  # counted exactly, not from float running sums
+        first = (carries == 1) & (_running(carries, opens, group) == 1)
+        x, e = _covariate(pre, unit)
+        fx, fe = np.where(first, x, 0.0), np.where(first, e, 0.0)
+        increments = {
+            "n": first.astype(np.float64),
+            "m": m,
+            "mm": cm * cm - pm * pm,
+            "d": d,
+            "dd": cd * cd - pd_ * pd_,
+            "md": cm * cd - pm * pd_,
+            "x": fx,
+            "xx": fx * x,
+            "e": fe,
+            "ee": fe * e,
+            "xe": fx * e,
+            "mx": m * x,
+            "me": m * e,
+            "dx": d * x,
+            "de": d * e,
+        }
+        at = np.searchsorted(day_numbers, day)
+        if np.any(at >= len(day_numbers)) or np.any(day_numbers[np.minimum(at, len(day_numbers) - 1)] != day):
+            extra = sorted(set(day.tolist()) - set(day_numbers.tolist()))
+            raise AbkitError(f"cuped_daily_stats: the test holds days {extra} that are not in days={list(days)}")
+        for k, v in increments.items():
+            np.add.at(grid[k][:, a], at, v)
+    return _cuped_of({k: np.cumsum(v, axis=0) for k, v in grid.items()})
 
 
 class CupedComparison(NamedTuple):
@@ -101,8 +178,9 @@ class CupedComparison(NamedTuple):
 
 
 def cuped_compare(stats: CupedStats, *, alpha: float) -> CupedComparison:
-    """Control (arm 0) against every other arm of array-valued ``stats``, adjusted and plain."""
-    c, t = _arms(stats, 0), _arms(stats, slice(1, None))
+    """Control (arm 0 of the last axis) against every other arm of array-valued ``stats`` (arms, or days × arms),
+    adjusted and plain."""
+    c, t = stats[..., :1], stats[..., 1:]
     adj_c, adj_t, theta = cuped_adjust(c, t)
     return CupedComparison(
         ttest(adj_c, adj_t, alpha=alpha),
@@ -179,21 +257,45 @@ def collect_cuped(
     per-user sums inside the engine (users matched by ``unit_id``); only those sums leave it."""
     if not has_pre_period(log_root, experiment):
         return None
-    pre = _user_sums(log_root, pre_period_key(experiment), metric, engine, spark)
+    pre = _pooled(_user_sums(log_root, pre_period_key(experiment), metric, engine, spark).values())
     test = _user_sums(log_root, experiment, metric, engine, spark)
-    empty = UserSums(np.array([], dtype=object), np.zeros(0), np.zeros(0))
-    return cuped_stats([test.get(v, empty) for v in variants], _pooled(pre.values()))
+    empty = UserSums(np.array([], dtype=str), np.zeros(0), np.zeros(0))
+    return cuped_stats([test.get(v, empty) for v in variants], pre)
+
+
+def collect_cuped_daily(
+    log_root: str | Path,
+    experiment: str,
+    variants: Sequence[str],
+    metric: Any,
+    days: Sequence[int],
+    *,
+    engine: str = "duckdb",
+    spark: Any = None,
+) -> CupedStats | None:
+    """``CupedStats`` of ``metric`` at every cut-off day of ``days`` (day numbers, every day of the log), arrays
+    of shape (days, arms), or None without a pre-period: the sequential view of ``collect_cuped``, from per-(user,
+    day) sums reduced in the engine."""
+    if not has_pre_period(log_root, experiment):
+        return None
+    pre = _pooled(_user_sums(log_root, pre_period_key(experiment), metric, engine, spark).values())
+    test = _user_sums(log_root, experiment, metric, engine, spark, by_day=True)
+    empty = UserDaySums(np.array([], dtype=str), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
+    return cuped_daily_stats([test.get(v, empty) for v in variants], pre, days)
 
 
 def _pooled(parts: Any) -> UserSums:
     parts = list(parts)
     if not parts:
-        return UserSums(np.array([], dtype=object), np.zeros(0), np.zeros(0))
+        return UserSums(np.array([], dtype=str), np.zeros(0), np.zeros(0))
     return UserSums(*(np.concatenate([getattr(p, f) for p in parts]) for f in UserSums._fields))
 
 
-def _user_sums(log_root: str | Path, key: str, metric: Any, engine: str, spark: Any) -> dict[str, UserSums]:
-    """Per arm, every user's sums of ``metric``'s numerator and denominator in experiment ``key``."""
+def _user_sums(
+    log_root: str | Path, key: str, metric: Any, engine: str, spark: Any, *, by_day: bool = False
+) -> dict[str, Any]:
+    """Per arm, every user's sums of ``metric``'s numerator and denominator in experiment ``key`` (``UserSums``),
+    or with ``by_day`` every user's sums per day (``UserDaySums``)."""
     from abkit.engine import open_engine
     from abkit.log.layout import log_source
     from abkit.metrics.registry import VARIABLES
@@ -202,35 +304,35 @@ def _user_sums(log_root: str | Path, key: str, metric: Any, engine: str, spark: 
     try:
         d = eng.dialect
         rows = (
-            f"SELECT p.variant, p.unit_id AS unit, {d.whole.format(x='p.latency_ms * 1000')} AS latency_us, "
+            f"SELECT variant, unit, {d.day} AS day, {d.whole.format(x='latency_ms * 1000')} AS latency_us, "
+            "confidence, predicted_label, label FROM (SELECT p.variant, p.unit_id AS unit, p.ts, p.latency_ms, "
             "p.confidence, p.predicted_label, l.label FROM abkit_pred_once p "
-            "LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id"
+            "LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id) j"
         )
 
         def agg(name: str) -> str:
             var = VARIABLES[name]
             return var.per_user.format(whole=d.whole.format(x=var.fixed) if var.fixed else "")
 
+        day = ", day" if by_day else ""
         cols = eng.arrays(
-            f"SELECT variant, unit, {agg(metric.numerator)} AS m, {agg(metric.denominator)} AS d "
-            f"FROM ({rows}) r GROUP BY variant, unit"
+            f"SELECT variant, unit{day}, {agg(metric.numerator)} AS m, {agg(metric.denominator)} AS d "
+            f"FROM ({rows}) r GROUP BY variant, unit{day}"
         )
     finally:
         eng.close()
     m_scale, d_scale = VARIABLES[metric.numerator].scale, VARIABLES[metric.denominator].scale
     variant = np.asarray(cols["variant"]).astype(str)
     unit = np.asarray(cols["unit"]).astype(str)
-    # users in one order whatever the engine returned, so the float sums of ``cuped_stats`` are the same on
-    # DuckDB and Spark (the per-user sums themselves are exact integers)
-    order = np.lexsort((unit, variant))
-    variant, unit = variant[order], unit[order]
+    days = np.asarray(cols["day"], dtype=np.int64) if by_day else np.zeros(len(unit), dtype=np.int64)
+    # users (and days) in one order whatever the engine returned, so the float sums of ``cuped_stats`` are the
+    # same on DuckDB and Spark (the per-user sums themselves are exact integers)
+    order = np.lexsort((days, unit, variant))
+    variant, unit, days = variant[order], unit[order], days[order]
     m = np.asarray(cols["m"], dtype=np.float64)[order] / m_scale
     dd = np.asarray(cols["d"], dtype=np.float64)[order] / d_scale
-    return {v: UserSums(unit[variant == v], m[variant == v], dd[variant == v]) for v in np.unique(variant)}
-
-
-def _arms(stats: CupedStats, index: Any) -> CupedStats:
-    """The arms ``index`` of array-valued ``CupedStats``."""
-    return CupedStats(
-        stats.y[index], stats.x[index], stats.m_mx[index], stats.m_dx[index], stats.d_mx[index], stats.d_dx[index]
-    )
+    out: dict[str, Any] = {}
+    for v in np.unique(variant):
+        arm = variant == v
+        out[v] = UserDaySums(unit[arm], days[arm], m[arm], dd[arm]) if by_day else UserSums(unit[arm], m[arm], dd[arm])
+    return out

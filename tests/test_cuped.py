@@ -11,7 +11,17 @@ import pytest
 from scipy import stats as sps
 
 from abkit.analysis import analyze
-from abkit.cuped import UserSums, collect_cuped, cuped_compare, cuped_effects, cuped_stats, pre_period_key
+from abkit.cuped import (
+    UserDaySums,
+    UserSums,
+    collect_cuped,
+    collect_cuped_daily,
+    cuped_compare,
+    cuped_daily_stats,
+    cuped_effects,
+    cuped_stats,
+    pre_period_key,
+)
 from abkit.experiment import Experiment
 from abkit.log import PredictionLog
 from abkit.metrics.registry import get_metric
@@ -272,13 +282,79 @@ def test_every_figure_of_the_primary_metric_is_adjusted(pre_log: Path) -> None:
             assert eff[key] == ref[key], key
 
 
+def test_daily_cuped_stats_are_those_of_the_log_cut_at_each_day() -> None:
+    """At every cut-off day the accumulated statistics equal ``cuped_stats`` of the per-user sums of the requests up
+    to that day (computed directly), users entering on the first day they carry the metric, some with no
+    pre-period and some whose first days carry nothing (no labelled request yet)."""
+    rng = np.random.default_rng(9)
+    days = [19800 + i for i in range(6)]
+    arms = []
+    for _ in range(2):
+        unit = np.repeat(np.array([f"u{i}" for i in range(60)]), 4)
+        day = rng.choice(days, unit.size)
+        d = rng.integers(0, 3, unit.size).astype(float)  # 0: nothing labelled that day
+        arms.append(UserDaySums(unit, day, rng.binomial(d.astype(int), 0.7).astype(float), d))
+    pre = UserSums(np.array([f"u{i}" for i in range(0, 60, 2)]), rng.integers(0, 9, 30) * 1.0, np.full(30, 9.0))
+    daily = cuped_daily_stats(arms, pre, days)
+    for i, cut in enumerate(days):
+        test = []
+        for arm in arms:
+            keep = arm.day <= cut
+            frame = pd.DataFrame({"u": arm.unit[keep], "m": arm.m[keep], "d": arm.d[keep]}).groupby("u").sum()
+            test.append(UserSums(frame.index.to_numpy(), frame["m"].to_numpy(), frame["d"].to_numpy()))
+        direct = cuped_stats(test, pre)
+        for part in ("y", "x"):
+            for f in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum"):
+                got, want = getattr(getattr(daily, part), f)[i], getattr(getattr(direct, part), f)
+                np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{part}.{f} day {i}")
+        for f in ("m_mx", "m_dx", "d_mx", "d_dx"):
+            np.testing.assert_allclose(getattr(daily, f)[i], getattr(direct, f), rtol=1e-12, err_msg=f)
+    assert daily.y.n[0].sum() < daily.y.n[-1].sum()  # users keep arriving
+
+
+def test_the_day_by_day_view_is_adjusted_too(pre_log: Path) -> None:
+    """With the daily view the primary metric's sequential rows are CUPED at every cut-off day: the last day is the
+    effects row's always-valid interval, the users are those of the plain daily view, and the other metrics'
+    rows are unchanged."""
+    adjusted = analyze(pre_log, PRE_EXP)
+    plain = analyze(pre_log, PRE_EXP, cuped=False)
+    seq = adjusted.sequential.to_dicts()
+    ref = plain.sequential.to_dicts()
+    assert len(seq) == len(ref) > 10 and [(r["day"], r["metric"]) for r in seq] == [
+        (r["day"], r["metric"]) for r in ref
+    ]
+    (e,) = [x for x in adjusted.effects.to_dicts() if x["metric"] == "accuracy" and x["statistic"] == "mean"]
+    last = [r for r in seq if r["metric"] == "accuracy"][-1]
+    assert (last["estimate"], last["ci_low"], last["ci_high"]) == pytest.approx(
+        (e["estimate"], e["seq_ci_low"], e["seq_ci_high"]), rel=1e-9
+    )
+    (once,) = analyze(pre_log, PRE_EXP, daily=False).cuped.to_dicts()  # per-user sums, not the last cut-off day
+    (row,) = adjusted.cuped.to_dicts()
+    for key, value in once.items():
+        assert row[key] == (pytest.approx(value, rel=1e-9) if isinstance(value, float) else value), key
+    narrower = 0
+    for a, r in zip(seq, ref):
+        if a["metric"] != "accuracy":
+            assert a == r
+        elif r["ci_low"] is not None:
+            assert (a["control"], a["treatment"], a["users"]) == (r["control"], r["treatment"], r["users"])
+            narrower += (a["ci_high"] - a["ci_low"]) < (r["ci_high"] - r["ci_low"])
+    assert narrower >= 10  # the pre-period narrows the interval day after day
+    days = [(dt.date.fromisoformat(d) - dt.date(1970, 1, 1)).days for d in adjusted.stats.days]
+    daily = collect_cuped_daily(pre_log, PRE_EXP.key, PRE_EXP.variant_names, get_metric("accuracy"), days)
+    assert daily is not None
+    np.testing.assert_array_equal(daily.y.n, adjusted.stats.daily["accuracy"].n)  # the same users each day
+    np.testing.assert_allclose(daily.y.m_ss, adjusted.stats.daily["accuracy"].m_ss, rtol=1e-12)
+
+
 @pytest.mark.spark
 @pytest.mark.slow
 def test_cuped_analysis_is_identical_on_duckdb_and_spark(pre_log: Path, spark: object) -> None:
     """The analysis with a pre-period on Spark gives the same CUPED table, effects and decision as on DuckDB (the
     per-user sums are exact integers in both, and the users are summed in one order)."""
-    by_duckdb = analyze(pre_log, PRE_EXP, daily=False)
-    by_spark = analyze(pre_log, PRE_EXP, daily=False, engine="spark", spark=spark)
+    by_duckdb = analyze(pre_log, PRE_EXP)
+    by_spark = analyze(pre_log, PRE_EXP, engine="spark", spark=spark)
     assert by_duckdb.cuped.to_dicts() and by_spark.cuped.to_dicts() == by_duckdb.cuped.to_dicts()
     assert by_spark.effects.to_dicts() == by_duckdb.effects.to_dicts()
+    assert by_spark.sequential.to_dicts() == by_duckdb.sequential.to_dicts()  # the day-by-day CUPED view too
     assert by_spark.recommendation == by_duckdb.recommendation

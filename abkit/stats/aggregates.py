@@ -190,6 +190,11 @@ class CupedStats:
             self.d_dx + other.d_dx,
         )
 
+    def __getitem__(self, index: object) -> CupedStats:
+        """Select arms (or days) from array-valued fields."""
+        cross = (getattr(self, f)[index] for f in ("m_mx", "m_dx", "d_mx", "d_dx"))
+        return CupedStats(self.y[index], self.x[index], *cross)
+
     def cross_cov(self) -> np.ndarray:
         """Per-unit covariance of the ratio estimators of y and x (delta method), scaled like ``Moments.var``."""
         n = self.y.n
