@@ -29,11 +29,12 @@ POLICY = RolloutPolicy(
 
 
 def _joined(root: Path) -> pd.DataFrame:
-    """Every logged request once, with its label (None if unlabelled) and whether it was answered right."""
+    """Every logged prediction (a request once per log key), with its label (None if unlabelled) and whether it
+    was answered right."""
     log = PredictionLog(root / "log")
     preds = log.read_predictions().to_pandas()
     labels = log.read_labels().to_pandas()[["experiment", "request_id", "label"]]
-    rows = preds.merge(labels, on=["experiment", "request_id"], how="left").drop_duplicates("request_id")
+    rows = preds.merge(labels, on=["experiment", "request_id"], how="left")
     return rows.assign(correct=rows["predicted_label"] == rows["label"])
 
 
@@ -203,3 +204,24 @@ def test_the_uci_story_runs_on_real_sentences(tmp_path: Path) -> None:
     assert {v: dict(m.metadata)["rows"] for v, m in r.registry.versions().items()}["v3"] == 100
     abort = r.decisions[r.actions().index("abort")]
     assert abort.stage == 0 and abort.from_version == "v3" and "promote" not in r.actions()
+
+
+def test_a_badly_trained_challenger_is_caught_in_the_shadow_stage_before_any_user_sees_it(tmp_path: Path) -> None:
+    policy = RolloutPolicy(
+        shadow=True,
+        stages=(0.1, 0.25, 0.5, 1.0),
+        min_units=300,
+        primary_margin=0.02,
+        stage_deadline_days=6,
+        guardrails=({"metric": "latency_ms", "statistic": "p95", "margin": 10},),
+    )
+    _, bad = story(bad_days=3)
+    r = run_lifecycle(bad, policy, tmp_path / "run", seed=5)
+    first = r.decisions[0]
+    assert (first.phase, first.action) == ("shadow", "abort")
+    assert {g.name: g.status for g in first.gate_results}["primary accuracy (paired)"] == "fail"
+    assert all(t["version"] == "v1" for t in r.traffic)  # shadow serves nothing
+    rows = _joined(tmp_path / "run")
+    mirrored = rows[rows.experiment.str.endswith("shadow-challenger")]
+    assert len(mirrored) > 1000 and set(mirrored.model_version) == {"v3"}
+    assert mirrored.correct[mirrored.label.notna()].mean() < 0.7  # v3's own answers on the mirrored texts
