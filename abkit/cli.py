@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     comp.add_argument("root", metavar="LOG", help="the PredictionLog root (with predictions/ and labels/)")
     comp.add_argument("--experiment", default=None, help="only this experiment (default: all)")
+    comp.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        default="duckdb",
+        help="where it runs: DuckDB in this process (default), or Spark (a local session; on a cluster call "
+        "abkit.log.compact.compact with your SparkSession) for logs one machine cannot hold",
+    )
     comp.add_argument("--memory-limit", default=None, metavar="SIZE", help="DuckDB memory cap, e.g. 2GB")
     comp.add_argument("--json", action="store_true", help="print one JSON object per experiment")
     return parser
@@ -160,7 +167,7 @@ def _download(args: argparse.Namespace) -> int:
 def _log(args: argparse.Namespace) -> int:
     from abkit.log.compact import compact
 
-    for report in compact(args.root, args.experiment, memory_limit=args.memory_limit):
+    for report in compact(args.root, args.experiment, engine=args.engine, memory_limit=args.memory_limit):
         if args.json:
             print(json.dumps(report.__dict__, sort_keys=True))
         else:

@@ -42,14 +42,16 @@ Views are lazy: a query reads only the columns and row groups it needs.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
 from abkit.errors import AbkitError
-from abkit.log.layout import LogSource
+from abkit.log.layout import LogSource, type_groups
 from abkit.log.validate import VALID_LABEL_SQL, VALID_PREDICTION_SQL
 from abkit.sql import sql_string
 
@@ -81,15 +83,31 @@ class Dialect(NamedTuple):
     user_key: str  # window partition key of a user ``unit`` (a 64-bit hash first makes the partitioning cheap)
     day: str  # day number (days since 1970-01-01 UTC) of the timestamp ``ts``; cheaper than a DATE cast
     whole: str  # ``{x}`` rounded half to even to a BIGINT
+    hash: str  # a 64-bit hash of ``{x}`` (grouping and partitioning only: it differs between the engines)
+    day_of: str  # ``day`` of the timestamp ``{x}``
+    utc: str  # the timestamp ``{x}`` as Parquet stores it adjusted to UTC (microseconds, ``isAdjustedToUTC``)
 
 
-DUCKDB = Dialect("duckdb", "HUGEINT", "hash(unit), unit", "epoch_us(ts) // 86400000000", "CAST({x} AS BIGINT)")
+_DUCKDB_DAY, _SPARK_DAY = "epoch_us({x}) // 86400000000", "unix_micros({x}) div 86400000000"
+DUCKDB = Dialect(
+    "duckdb",
+    "HUGEINT",
+    "hash(unit), unit",
+    _DUCKDB_DAY.format(x="ts"),
+    "CAST({x} AS BIGINT)",
+    "hash({x})",
+    _DUCKDB_DAY,
+    "CAST({x} AS TIMESTAMPTZ)",
+)
 SPARK = Dialect(
     "spark",
     "DECIMAL(38, 0)",
     "xxhash64(unit), unit",
-    "unix_micros(ts) div 86400000000",
+    _SPARK_DAY.format(x="ts"),
     "CAST(bround({x}, 0) AS BIGINT)",
+    "xxhash64({x})",
+    _SPARK_DAY,
+    "CAST({x} AS TIMESTAMP)",  # Spark's TIMESTAMP is an instant; written as micros with spark_parquet_conf
 )
 
 _PRED_COLS = (
@@ -243,17 +261,23 @@ class Engine(ABC):
         )[0]
         return done[0] + int(preds), done[1] + int(labels)
 
+    def files_view(self, name: str, columns: str, files: Sequence[str], where: str = "") -> None:
+        """Register ``name`` as ``columns`` (comma-separated names of the documented schema or the stored keys)
+        of the Parquet ``files``, cast to the documented types unless the source is unique (then as compaction
+        stored them); no files: an empty view of those columns."""
+        if files:
+            self._files_view(name, columns, list(files), where)
+        else:
+            self.view(name, _empty(columns))
+
     @abstractmethod
     def _files_view(self, name: str, columns: str, files: list[str], where: str) -> None:
-        """Register ``name`` as the typed ``columns`` of ``files`` (none: an empty view)."""
+        """Register ``name`` as the ``columns`` of ``files`` (at least one)."""
 
     def _register(self) -> None:
         """Register the raw views and the exactly-once views of the source."""
         for name, (columns, files, where) in _layers(self.source).items():
-            if files:
-                self._files_view(name, columns, files, where)
-            else:
-                self.view(name, _empty(columns))
+            self.files_view(name, columns, files, where)
         if not self.source.unique:  # appended rows are vouched for by no one: the usable ones only
             self.view("abkit_pred_d", f"SELECT * FROM abkit_pred_dall WHERE {VALID_PREDICTION_SQL}")
             self.view("abkit_lab_d", f"SELECT * FROM abkit_lab_dall WHERE {VALID_LABEL_SQL}")
@@ -329,9 +353,15 @@ class SparkEngine(Engine):
         self._register()
 
     def _files_view(self, name: str, columns: str, files: list[str], where: str) -> None:
-        frame = self.spark.read.option("mergeSchema", "true").parquet(*files)
-        cols = columns if self.source.unique else _typed(columns)
-        frame.selectExpr(*cols.split(", ")).createOrReplaceTempView(f"{name}_files")
+        if self.source.unique:  # compaction's files: one schema
+            frame = self.spark.read.option("mergeSchema", "true").parquet(*files).selectExpr(*columns.split(", "))
+        else:  # files of other tools may store a column with another type, which Spark cannot merge: read apart
+            typed = _typed(columns).split(", ")
+            frames = [
+                self.spark.read.parquet(*group).selectExpr(*typed) for group in type_groups(files, columns.split(", "))
+            ]
+            frame = functools.reduce(lambda a, b: a.unionAll(b), frames)
+        frame.createOrReplaceTempView(f"{name}_files")
         self.view(name, f"SELECT * FROM {name}_files{where}")
 
     def sql(self, query: str) -> list[tuple[Any, ...]]:
@@ -375,8 +405,14 @@ def open_engine(
 
 
 def spark_session(app_name: str = "abkit", master: str = "local[2]") -> Any:
-    """A local Spark session in UTC (needs ``pyspark`` and Java)."""
+    """A local Spark session in UTC (needs ``pyspark`` and Java). Its Python workers run this interpreter
+    (unless ``PYSPARK_PYTHON`` names another), so that Python UDFs (compaction's keys) find abkit and pyarrow."""
+    import os
+    import sys
+
     from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
     return (
         SparkSession.builder.master(master)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from abkit.log import LogFileError, PredictionLog
+from abkit.log import LogError, LogFileError, PredictionLog
 from abkit.log.layout import log_source
 from abkit.metrics import LogStats, collect
 
@@ -268,3 +268,184 @@ def test_the_command_compacts_and_reports(tmp_path: Path, capsys: pytest.Capture
     assert log_source(tmp_path, "exp-1").unique
     assert main(["log", "compact", str(tmp_path / "nothing")]) == 2  # not a log: a clear error, exit 2
     assert "holds no log" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------
+# compaction on Spark: the same rows, keys, files and manifest as on DuckDB (one shared session: slow to start)
+
+
+def _mixed(root: Path, spark: object) -> None:
+    """A log as production leaves it: two writers' appends with retried ids, labels appended before and after
+    their predictions (some twice), foreign files written by pyarrow (other column order and types, naive
+    microsecond timestamps, an unusable row) and by Spark (INT96 timestamps)."""
+    log = PredictionLog(root)
+    preds = _table(3_000, seed=11)
+    labels = _labels(preds, seed=12)
+    early = labels.filter(pa.array(np.isin(labels["request_id"].to_numpy(False), preds["request_id"][2_400:])))
+    log.append_labels(early.slice(0, early.num_rows // 2))  # labels of requests logged later
+    with log.writer("exp-1", VARIANTS, batch_size=500) as w:
+        w.append(preds.slice(0, 1_200))
+    with log.writer("exp-1", VARIANTS, batch_size=500) as w:
+        w.append(preds.slice(900, 600))  # a retried batch on another worker
+    log.append_labels(labels.slice(0, labels.num_rows // 3))
+    log.append_labels(labels.slice(labels.num_rows // 4, labels.num_rows // 4))  # some labelled twice
+    foreign = _foreign(preds.slice(1_500, 600))  # its nanoseconds Spark cannot read: naive microseconds here
+    foreign = foreign.set_column(
+        foreign.column_names.index("ts"), "ts", preds["ts"][1_500:2_100].cast(pa.timestamp("us"))
+    )
+    bad = foreign.slice(0, 1).set_column(foreign.column_names.index("request_id"), "request_id", pa.array(["bad-0"]))
+    bad = bad.set_column(bad.column_names.index("confidence"), "confidence", pa.array([float("nan")], pa.float32()))
+    (root / "predictions" / "from-prod").mkdir(parents=True)
+    pq.write_table(pa.concat_tables([foreign, bad]), root / "predictions" / "from-prod" / "part-00000.parquet")
+    spark.createDataFrame(preds.slice(2_000, 400)).write.parquet(  # type: ignore[attr-defined]
+        str(root / "predictions" / "from-spark")
+    )
+
+
+def _compacted_rows(root: Path, kind: str) -> pa.Table:
+    manifest = json.loads((root / "predictions" / "experiment=exp-1" / "_manifest.json").read_text())
+    table = pa.concat_tables(pq.read_table(root / f) for f in manifest["compacted"][kind])
+    return table.sort_by([("request_id", "ascending")])
+
+
+def _same_compaction(duck: Path, on_spark: Path, spark: object) -> None:
+    """Two copies of a log, one compacted on DuckDB, one on Spark: the same manifest counts, files per date and
+    arm (each of one arm, in the stored schema), rows and keys, and statistics on both engines."""
+    from abkit.log.layout import STORED_LABEL_SCHEMA, STORED_PREDICTION_SCHEMA, single_values
+
+    m_duck, m_spark = (
+        json.loads((r / "predictions" / "experiment=exp-1" / "_manifest.json").read_text()) for r in (duck, on_spark)
+    )
+    for field in ("dropped", "invalid", "days", "collided", "generation"):
+        assert m_spark[field] == m_duck[field], field
+    for kind in ("predictions", "labels"):  # the same files absorbed (appended ones have each copy's own names)
+        assert len(m_spark["consumed"][kind]) == len(m_duck["consumed"][kind])
+        assert {e[0] for e in m_spark["consumed"][kind] if "experiment=" not in e[0]} == {
+            e[0] for e in m_duck["consumed"][kind] if "experiment=" not in e[0]
+        }
+    for kind, schema in (("predictions", STORED_PREDICTION_SCHEMA), ("labels", STORED_LABEL_SCHEMA)):
+        cells = []
+        for root, manifest in ((duck, m_duck), (on_spark, m_spark)):
+            files = [root / f for f in manifest["compacted"][kind]]
+            arms = [set(pq.read_table(f, columns=["variant"])["variant"].to_pylist()) for f in files]
+            for f, arm in zip(files, arms):
+                assert pq.read_schema(f).equals(schema, check_metadata=False), f
+                assert len(arm) == 1, f  # one arm per file (labels of no logged request: none)
+                if kind == "predictions":
+                    assert single_values([str(f)], "variant") == arm  # as readers see it: row-group statistics
+            cells.append(sorted((f.parent.name, str(arm)) for f, arm in zip(files, arms)))
+        assert cells[1] == cells[0]
+        assert _compacted_rows(on_spark, kind).equals(_compacted_rows(duck, kind)), kind
+    expected = collect(duck, "exp-1", VARIANTS)
+    _same(collect(on_spark, "exp-1", VARIANTS), expected)
+    _same(collect(on_spark, "exp-1", VARIANTS, engine="spark", spark=spark), expected)
+    _same(collect(duck, "exp-1", VARIANTS, engine="spark", spark=spark), expected)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_compaction_on_spark_matches_duckdb_first_incrementally_and_idempotently(tmp_path: Path, spark: object) -> None:
+    duck, on_spark = tmp_path / "duckdb", tmp_path / "spark"
+    _mixed(duck, spark)
+    shutil.copytree(duck, on_spark)
+    before = collect(duck, "exp-1", VARIANTS)
+    # ids 0-1199 and 900-1499 by writers, 1500-2099 (and bad-0, unusable) by pyarrow, 2000-2399 by Spark
+    assert before.duplicates == 400 and before.predictions.sum() == 2_400 and before.invalid_predictions == 1
+    (r_duck,) = PredictionLog(duck).compact()
+    (r_spark,) = PredictionLog(on_spark).compact(engine="spark", spark=spark)
+    assert r_spark == r_duck and r_spark.predictions == 2_400 and r_spark.dropped_predictions == 400
+    _same_compaction(duck, on_spark, spark)
+    _same(collect(on_spark, "exp-1", VARIANTS), before)
+    assert spark.conf.get("spark.sql.parquet.outputTimestampType") != "TIMESTAMP_MICROS"  # type: ignore[attr-defined]
+
+    preds, labels = _table(3_000, seed=11), _labels(_table(3_000, seed=11), seed=12)
+    for root in (duck, on_spark):  # more appends: new requests, retries of compacted ones, the early labels' requests
+        log = PredictionLog(root)
+        with log.writer("exp-1", VARIANTS) as w:
+            w.append(pa.concat_tables([preds.slice(2_400), preds.slice(100, 50), _table(200, seed=13, prefix="late")]))
+        log.append_labels(labels.slice(labels.num_rows // 3))
+    (r_duck,) = PredictionLog(duck).compact()
+    (r_spark,) = PredictionLog(on_spark).compact(engine="spark", spark=spark)
+    assert r_spark == r_duck and r_spark.predictions == 800 and r_spark.dropped_predictions == 50
+    _same_compaction(duck, on_spark, spark)
+    assert log_source(on_spark, "exp-1").copied  # the early labels got their prediction's copy
+    again = PredictionLog(on_spark).compact(engine="spark", spark=spark)[0]
+    assert (again.predictions, again.labels, again.consumed) == (0, 0, 0)  # idempotent (it retires what it absorbed)
+    assert PredictionLog(duck).compact()[0] == again
+    _same_compaction(duck, on_spark, spark)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_compaction_on_spark_interrupted_before_its_commit_leaves_readers_exact_and_a_rerun_completes(
+    tmp_path: Path, spark: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from abkit.cli import main
+    from abkit.log import layout
+
+    log, _ = _logged(tmp_path, n=2_000)
+    log.compact()  # on DuckDB: the engines take turns on one log
+    with log.writer("exp-1", VARIANTS) as w:  # new requests and retries of compacted ones
+        w.append(pa.concat_tables([_table(300, seed=21, prefix="late"), _table(2_000, seed=1).slice(0, 40)]))
+    expected = collect(tmp_path, "exp-1", VARIANTS)
+    assert (expected.predictions.sum(), expected.duplicates) == (2_300, 540)
+
+    def killed(*args: object) -> None:
+        raise RuntimeError("killed before the commit")
+
+    monkeypatch.setattr(layout, "write_manifest", killed)
+    with pytest.raises(RuntimeError, match="killed before the commit"):
+        log.compact(engine="spark", spark=spark)
+    monkeypatch.undo()
+    manifest = json.loads((tmp_path / "predictions" / "experiment=exp-1" / "_manifest.json").read_text())
+    listed = {*manifest["compacted"]["predictions"], *manifest["compacted"]["labels"]}
+    orphans = [p for p in tmp_path.rglob("*.compacted.parquet") if str(p.relative_to(tmp_path)) not in listed]
+    assert orphans  # the interrupted run had moved its files into the log
+    assert spark.conf.get("spark.sql.parquet.outputTimestampType") != "TIMESTAMP_MICROS"  # type: ignore[attr-defined]
+    _same(collect(tmp_path, "exp-1", VARIANTS), expected)  # readers exact: orphans are not read
+    _same(collect(tmp_path, "exp-1", VARIANTS, engine="spark", spark=spark), expected)
+    assert main(["log", "compact", str(tmp_path), "--engine", "spark", "--json"]) == 0  # the re-run, from the CLI
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (report["predictions"], report["dropped_predictions"]) == (300, 40)
+    assert report["removed"] >= len(orphans) and not any(p.exists() for p in orphans)
+    assert log_source(tmp_path, "exp-1").unique
+    _same(collect(tmp_path, "exp-1", VARIANTS), expected)
+
+
+def test_compaction_names_a_bad_engine_and_options_of_the_other_engine(tmp_path: Path) -> None:
+    from abkit.engine import EngineError
+    from abkit.log.compact import compact
+
+    log, _ = _logged(tmp_path, n=100)
+    with pytest.raises(EngineError, match=r"compact: engine='polars' is unknown; use one of \('duckdb', 'spark'\)"):
+        log.compact(engine="polars")
+    with pytest.raises(LogError, match="memory_limit='2GB' caps DuckDB only"):
+        compact(tmp_path, engine="spark", memory_limit="2GB")
+    assert not log_source(tmp_path, "exp-1").compacted["predictions"]  # nothing happened
+
+
+def test_the_command_passes_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import abkit.log.compact
+    from abkit.cli import main
+
+    seen: list[tuple[tuple[object, ...], dict[str, object]]] = []
+    monkeypatch.setattr(abkit.log.compact, "compact", lambda *a, **k: seen.append((a, k)) or [])
+    assert main(["log", "compact", str(tmp_path), "--engine", "spark"]) == 0
+    assert main(["log", "compact", str(tmp_path), "--memory-limit", "1GB"]) == 0
+    assert seen == [
+        ((str(tmp_path), None), {"engine": "spark", "memory_limit": None}),
+        ((str(tmp_path), None), {"engine": "duckdb", "memory_limit": "1GB"}),
+    ]
+
+
+@pytest.mark.spark
+def test_compaction_on_spark_names_a_file_with_nanosecond_timestamps(tmp_path: Path, spark: object) -> None:
+    log, _ = _logged(tmp_path, n=100)
+    (tmp_path / "predictions" / "from-prod").mkdir()
+    path = tmp_path / "predictions" / "from-prod" / "ns.parquet"
+    pq.write_table(_foreign(_table(10, seed=3, prefix="ns")), path)  # pyarrow keeps pandas' nanoseconds
+    with pytest.raises(LogFileError, match=rf"{path}: column 'ts' holds nanosecond timestamps.*engine='duckdb'"):
+        log.compact(engine="spark", spark=spark)
+    assert not log_source(tmp_path, "exp-1").compacted["predictions"]  # nothing happened
+    (report,) = log.compact()  # DuckDB reads them
+    assert report.predictions == 110

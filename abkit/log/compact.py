@@ -14,11 +14,16 @@ One run, per experiment, under the experiment's compaction lock (``flock`` on
 3. the new rows are the readers' rule applied once (``abkit.engine``: delta rows whose request id no
    compacted row holds, the first copy by ``ts``; labels by ``labelled_at``): the readers' answer is the same
    before and after;
-4. write them to new ``.compacted.parquet`` files, one per date partition and arm (DuckDB's partitioned
-   ``COPY``, in parallel, with the 64-bit keys), with the labels that still lack their prediction's copy
-   rewritten; then check the new keys against every id (``collided``);
+4. write them to new ``.compacted.parquet`` files, one per date partition and arm, with the 64-bit keys, and
+   the labels that still lack their prediction's copy rewritten; then check the new keys against every id
+   (``collided``);
 5. replace the manifest (atomic rename): the commit point. Files appended meanwhile are not in the snapshot
    and stay appended.
+
+Steps 3 and 4 run in an engine (``abkit.engine``), in SQL written once for both: DuckDB in this process
+(its partitioned ``COPY``, in parallel; beyond ``memory_limit`` it spills to disk), or Spark
+(``abkit.log.compact_spark``) for logs one machine cannot hold. Both give the same rows, keys, files per
+date and arm, and manifest.
 
 A run killed at any point leaves readers exact: before the commit the new files are orphans that no reader
 reads, after it the consumed files are skipped. A second run finishes the job; a run with nothing new to
@@ -32,23 +37,29 @@ import datetime as dt
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from abkit.engine import ENGINES, DuckDBEngine, Engine, EngineError
 from abkit.log import layout as L
 from abkit.log.durable import ensure_dir, fsync_dir, fsync_file
 from abkit.log.keys import fnv1a64
 from abkit.log.schema import LogError, check_key
 from abkit.sql import sql_string
 
-__all__ = ["CompactReport", "compact"]
+__all__ = ["CompactReport", "Parts", "compact"]
 
-_DAY = f"epoch_us(ts) // {L.US_PER_DAY}"
+# What an engine's writer returns: per file written under the folder it was given, (path, day, rows); its
+# rows are those of one ``abkit_day`` (days since 1970-01-01) and one ``abkit_arm`` of the query.
+Parts = list[tuple[str, int, int]]
+Write = Callable[[str, Path], Parts]  # (query with abkit_day and abkit_arm columns, scratch folder) -> Parts
+_TMP = ".abkit-compact-tmp"  # under the log root: DuckDB's spill files, each run's files before they move
 
 
 @dataclass(frozen=True)
@@ -66,14 +77,29 @@ class CompactReport:
 
 
 def compact(
-    root: str | Path, experiment: str | None = None, *, temp_max_age_s: float = 3600.0, memory_limit: str | None = None
+    root: str | Path,
+    experiment: str | None = None,
+    *,
+    engine: str = "duckdb",
+    spark: Any = None,
+    temp_max_age_s: float = 3600.0,
+    memory_limit: str | None = None,
 ) -> list[CompactReport]:
     """Compact ``experiment`` (default: every experiment of the log) at ``root``; see the module docs.
 
+    ``engine``: ``"duckdb"`` (in this process) or ``"spark"`` (on ``spark``, a ``SparkSession``, or a new local
+    one; its driver and executors must see ``root`` at the same path, and its Python workers need abkit).
     ``temp_max_age_s``: hidden temp files older than this are taken to be left by killed writers (on this host,
     those of processes that no longer exist are removed at once). ``memory_limit`` caps DuckDB's memory
     (e.g. ``"2GB"``); beyond it DuckDB spills to ``<root>/.abkit-compact-tmp``.
     """
+    if engine not in ENGINES:
+        raise EngineError(f"compact: engine={engine!r} is unknown; use one of {ENGINES}")
+    if engine == "spark" and memory_limit is not None:
+        raise LogError(
+            f"compact: memory_limit={memory_limit!r} caps DuckDB only; with engine='spark' size the session "
+            "instead (spark.driver.memory, spark.executor.memory) and leave memory_limit unset"
+        )
     root = Path(root)
     if not (root / "predictions").is_dir() and not (root / "labels").is_dir():
         raise LogError(f"{root} holds no log (no predictions/ or labels/ folder); give the PredictionLog root")
@@ -82,7 +108,15 @@ def compact(
         path.unlink(missing_ok=True)
         removed += 1
     keys = L.experiments(root) if experiment is None else [check_key(experiment)]
-    reports = [_compact_one(root, key, memory_limit) for key in keys]
+    run: Callable[[L.LogSource], contextlib.AbstractContextManager[tuple[Engine, Write]]]
+    if engine == "spark":
+        from abkit.engine import spark_session
+        from abkit.log.compact_spark import on_spark
+
+        run = partial(on_spark, spark if spark is not None else spark_session())
+    else:
+        run = partial(_on_duckdb, tmp=root / _TMP, memory_limit=memory_limit)
+    reports = [_compact_one(root, key, run) for key in keys]
     if reports and removed:
         first = reports[0]
         reports[0] = CompactReport(**{**first.__dict__, "removed": first.removed + removed})
@@ -126,11 +160,11 @@ def _retire(root: Path, experiment: str, manifest: L.Manifest) -> int:
     return removed
 
 
-def _compact_one(root: Path, experiment: str, memory_limit: str | None) -> CompactReport:
-    import duckdb
-
-    from abkit.engine import DuckDBEngine
-
+def _compact_one(
+    root: Path,
+    experiment: str,
+    run: Callable[[L.LogSource], contextlib.AbstractContextManager[tuple[Engine, Write]]],
+) -> CompactReport:
     with _locked(root, experiment):
         manifest = L.read_manifest(root, experiment)
         removed = _retire(root, experiment, manifest)
@@ -152,45 +186,67 @@ def _compact_one(root: Path, experiment: str, memory_limit: str | None) -> Compa
             {k: tuple(str(p) for p in deltas[k]) for k in L.KINDS},
             unique=False,
         )
-        tmp = root / ".abkit-compact-tmp"
-        scratch = tmp / experiment  # this run's files before they move into the log; left-overs of killed runs go
+        scratch = root / _TMP / experiment  # this run's files before they move into the log
+        shutil.rmtree(scratch, ignore_errors=True)  # left-overs of a killed run
+        with run(src) as (eng, write):
+            report = _rewrite(root, experiment, manifest, eng, write, snapshot, stale, removed, scratch)
         shutil.rmtree(scratch, ignore_errors=True)
-        config: dict[str, Any] = {"temp_directory": str(tmp)}
-        if memory_limit:
-            config["memory_limit"] = memory_limit
-        con = duckdb.connect(config=config)
-        try:
-            # duckdb's stub wants its PythonUDFType enum; the string works in every duckdb (the enum moved modules)
-            con.create_function(  # type: ignore[call-overload]
-                "abkit_fnv", lambda ids: pa.array(fnv1a64(ids)), ["VARCHAR"], "BIGINT", type="arrow"
-            )
-            eng = DuckDBEngine(src, con=con)
-            return _rewrite(root, experiment, manifest, eng, snapshot, stale, removed, scratch)
-        finally:
-            con.close()
+        return report
+
+
+@contextlib.contextmanager
+def _on_duckdb(src: L.LogSource, *, tmp: Path, memory_limit: str | None) -> Iterator[tuple[Engine, Write]]:
+    """A DuckDB engine over ``src`` with the keys' function ``abkit_fnv``, and its writer (``_copy``); it spills
+    to ``tmp``."""
+    import duckdb
+
+    config: dict[str, Any] = {"temp_directory": str(tmp)}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    con = duckdb.connect(config=config)
+    try:
+        # duckdb's stub wants its PythonUDFType enum; the string works in every duckdb (the enum moved modules)
+        con.create_function(  # type: ignore[call-overload]
+            "abkit_fnv", lambda ids: pa.array(fnv1a64(ids)), ["VARCHAR"], "BIGINT", type="arrow"
+        )
+        yield DuckDBEngine(src, con=con), lambda query, out: _copy(con, query, out)
+    finally:
+        con.close()
+
+
+def _copy(con: Any, query: str, out: Path) -> Parts:
+    """DuckDB's writer: one partitioned ``COPY`` into ``out``, in parallel."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = con.execute(
+        f"COPY ({query}) TO {sql_string(str(out))} (FORMAT parquet, COMPRESSION snappy, "
+        "PARTITION_BY (abkit_day, abkit_arm), RETURN_STATS true)"
+    ).fetchall()
+    return [(filename, int(keys["abkit_day"]), int(count)) for filename, count, *_, keys, _extra in rows]
 
 
 _PRED_ORDER = "ts, variant, unit_id, predicted_label, confidence, latency_ms"  # the copy of a request that counts
 _LAB_ORDER = "labelled_at, label"
+_COPIED = "request_id, request_key, variant, unit_key, predicted_label, ts"  # what a label copies (and its day)
 
 
 def _rewrite(
     root: Path,
     experiment: str,
     manifest: L.Manifest,
-    eng: Any,
+    eng: Engine,
+    write: Write,
     snapshot: dict[str, list[Any]],
     stale: list[str],
     removed: int,
     scratch: Path,
 ) -> CompactReport:
-    con = eng.con
+    d = eng.dialect
     old_p, old_l = manifest.files(root, "predictions"), manifest.files(root, "labels")
-    (raw_p, bad_p), (raw_l, bad_l) = _delta_counts(con)
+    (raw_p, bad_p), (raw_l, bad_l) = _delta_counts(eng)
     pred_cols = ", ".join(L.PREDICTION_SCHEMA.names)
-    new_p = _new_rows(con, "abkit_pred_d", pred_cols, _PRED_ORDER, "abkit_pred_c" if old_p else None)
+    new_p = _new_rows(eng, "abkit_pred_d", pred_cols, _PRED_ORDER, "abkit_pred_c" if old_p else None)
     stored_p = ", ".join(
-        "ts::TIMESTAMPTZ AS ts"
+        f"{d.utc.format(x='ts')} AS ts"
         if c == "ts"
         else "abkit_fnv(unit_id) AS unit_key"
         if c == "unit_key"
@@ -199,38 +255,36 @@ def _rewrite(
         else c
         for c in L.STORED_PREDICTION_SCHEMA.names
     )
-    written_p, n_p, days = _copy(
-        con,
-        f"SELECT {stored_p}, {_DAY} AS abkit_day, {_arm('variant')} AS abkit_arm FROM ({new_p}) n",
+    written_p, n_p, days = _place(
+        write(
+            f"SELECT {stored_p}, {d.day} AS abkit_day, {_arm(d, 'variant')} AS abkit_arm FROM ({new_p}) n",
+            scratch / "predictions",
+        ),
         root,
         "predictions",
         experiment,
-        scratch,
     )
 
     lab_cols = ", ".join(L.LABEL_SCHEMA.names)
-    new_l = _new_rows(con, "abkit_lab_d", lab_cols, _LAB_ORDER, "abkit_lab_c" if old_l else None)
+    new_l = _new_rows(eng, "abkit_lab_d", lab_cols, _LAB_ORDER, "abkit_lab_c" if old_l else None)
     if stale:
-        new_l += f" UNION ALL SELECT {lab_cols} FROM {_parquet([str(root / f) for f in stale])}"
-    preds = [str(p) for p in written_p] + old_p
-    copy = (
-        f"SELECT request_id, request_key, variant, unit_key, predicted_label, {_DAY} AS prediction_day "
-        f"FROM {_parquet(preds)}"
-        if preds
-        else "SELECT NULL::VARCHAR AS request_id, NULL::BIGINT AS request_key, NULL::VARCHAR AS variant, "
-        "NULL::BIGINT AS unit_key, NULL::VARCHAR AS predicted_label, NULL::BIGINT AS prediction_day WHERE false"
-    )
+        eng.files_view("abkit_stale_l", lab_cols, [str(root / f) for f in stale])
+        new_l += f" UNION ALL SELECT {lab_cols} FROM abkit_stale_l"
+    eng.files_view("abkit_copied_p", _COPIED, [str(p) for p in written_p] + old_p)
     labels = (
-        "SELECT l.experiment, l.request_id, l.label, l.labelled_at::TIMESTAMPTZ AS labelled_at, "
+        f"SELECT l.experiment, l.request_id, l.label, {d.utc.format(x='l.labelled_at')} AS labelled_at, "
         "COALESCE(p.request_key, abkit_fnv(l.request_id)) AS request_key, p.variant, p.unit_key, p.predicted_label, "
-        f"p.prediction_day, epoch_us(l.labelled_at) // {L.US_PER_DAY} AS abkit_day, {_arm('p.variant')} AS abkit_arm "
-        f"FROM ({new_l}) l LEFT JOIN ({copy}) p USING (request_id)"
+        f"p.prediction_day, {d.day_of.format(x='l.labelled_at')} AS abkit_day, {_arm(d, 'p.variant')} AS abkit_arm "
+        f"FROM ({new_l}) l LEFT JOIN (SELECT request_id, request_key, variant, unit_key, predicted_label, "
+        f"{d.day} AS prediction_day FROM abkit_copied_p) p ON p.request_id = l.request_id"
     )
-    written_l, n_l, _ = _copy(con, labels, root, "labels", experiment, scratch)
+    written_l, n_l, _ = _place(write(labels, scratch / "labels"), root, "labels", experiment)
+    for view in ("abkit_repeated_abkit_pred_d", "abkit_repeated_abkit_lab_d"):
+        eng.drop(view)
     stale_rows = sum(pq.ParquetFile(root / f).metadata.num_rows for f in stale)
     kept_old_l = [f for f in old_l if f not in {str(root / s) for s in stale}]
     collided = manifest.collided or _collides(
-        con, [str(p) for p in written_p], old_p, [str(p) for p in written_l], kept_old_l
+        eng, [str(p) for p in written_p], old_p, [str(p) for p in written_l], kept_old_l
     )
 
     manifest.compacted["predictions"] = manifest.compacted["predictions"] + [
@@ -261,108 +315,97 @@ def _rewrite(
     )
 
 
-def _arm(column: str) -> str:
+def _arm(dialect: Any, column: str) -> str:
     """The partition of an arm's rows: a number, whatever characters the arm's name holds."""
-    return f"hash({column})"
+    return dialect.hash.format(x=column)
 
 
-def _parquet(files: list[str]) -> str:
-    return f"read_parquet([{', '.join(sql_string(f) for f in files)}], hive_partitioning = false)"
-
-
-def _delta_counts(con: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+def _delta_counts(eng: Engine) -> tuple[tuple[int, int], tuple[int, int]]:
     """(usable, unusable) appended rows of predictions and of labels: one scan each."""
     from abkit.log.validate import VALID_LABEL_SQL, VALID_PREDICTION_SQL
 
-    p = con.execute(
-        f"SELECT COUNT(*) FILTER ({VALID_PREDICTION_SQL}), COUNT(*) FILTER (NOT ({VALID_PREDICTION_SQL})) "
-        "FROM abkit_pred_dall"
-    ).fetchone()
-    lab = con.execute(
-        f"SELECT COUNT(*) FILTER ({VALID_LABEL_SQL}), COUNT(*) FILTER (NOT ({VALID_LABEL_SQL})) FROM abkit_lab_dall"
-    ).fetchone()
-    return (int(p[0]), int(p[1])), (int(lab[0]), int(lab[1]))
+    out = []
+    for view, valid in (("abkit_pred_dall", VALID_PREDICTION_SQL), ("abkit_lab_dall", VALID_LABEL_SQL)):
+        ok, bad = eng.sql(f"SELECT COUNT(*) FILTER (WHERE {valid}), COUNT(*) FILTER (WHERE NOT ({valid})) FROM {view}")[
+            0
+        ]
+        out.append((int(ok), int(bad)))
+    return out[0], out[1]
 
 
-def _new_rows(con: Any, view: str, columns: str, order: str, compacted: str | None) -> str:
+def _new_rows(eng: Engine, view: str, columns: str, order: str, compacted: str | None) -> str:
     """The query of the rows of ``view`` (usable appended rows) that compaction adds: those whose request id no
     ``compacted`` row holds, the first copy by ``order`` (the readers' rule, ``abkit.engine``). Ids stored once
-    -- all but retries -- skip the window: DuckDB's 64-bit hash of the ids, grouped once, names the repeated
+    -- all but retries -- skip the window: the engine's 64-bit hash of the ids, grouped once, names the repeated
     ones (a hash shared by two different ids only sends both through the window, which stays exact)."""
     repeated = f"abkit_repeated_{view}"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {repeated} AS SELECT hash(request_id) AS h FROM {view} GROUP BY h "
-        "HAVING COUNT(*) > 1"
+    eng.materialize(
+        repeated,
+        f"SELECT h FROM (SELECT {eng.dialect.hash.format(x='request_id')} AS h FROM {view}) v GROUP BY h "
+        "HAVING COUNT(*) > 1",
     )
+    on = f"r.h = {eng.dialect.hash.format(x='d.request_id')}"
     fresh = (
-        "" if compacted is None else f" AND NOT EXISTS (SELECT 1 FROM {compacted} c WHERE c.request_id = d.request_id)"
+        ""
+        if compacted is None
+        else f" WHERE NOT EXISTS (SELECT 1 FROM {compacted} c WHERE c.request_id = d.request_id)"
     )
     return (
-        f"SELECT {columns} FROM {view} d WHERE hash(d.request_id) NOT IN (SELECT h FROM {repeated}){fresh} "
+        f"SELECT {columns} FROM {view} d ANTI JOIN {repeated} r ON {on}{fresh} "
         f"UNION ALL SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY request_id "
-        f"ORDER BY {order}) AS abkit_rn FROM {view} d WHERE hash(d.request_id) IN (SELECT h FROM {repeated}){fresh}) f "
-        "WHERE abkit_rn = 1"
+        f"ORDER BY {order}) AS abkit_rn FROM {view} d SEMI JOIN {repeated} r ON {on}{fresh}) f WHERE abkit_rn = 1"
     )
 
 
-def _copy(
-    con: Any, query: str, root: Path, kind: L.Kind, experiment: str, scratch: Path
-) -> tuple[list[Path], int, set[int]]:
-    """Write the rows of ``query`` as compacted files, one per date partition (``abkit_day``) and arm
-    (``abkit_arm``), in parallel (DuckDB's partitioned ``COPY`` into ``scratch``), then fsync each and move it
-    into the log under a new ``part-<uuid>.compacted.parquet`` name. Returns the files, their rows and days."""
-    out = scratch / kind
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rows = con.execute(
-        f"COPY ({query}) TO {sql_string(str(out))} (FORMAT parquet, COMPRESSION snappy, "
-        "PARTITION_BY (abkit_day, abkit_arm), RETURN_STATS true)"
-    ).fetchall()
+def _place(parts: Parts, root: Path, kind: L.Kind, experiment: str) -> tuple[list[Path], int, set[int]]:
+    """Move the files an engine wrote into the log: fsync each, rename it into its ``date=`` partition under a new
+    ``part-<uuid>.compacted.parquet`` name, fsync the folders. Returns the files, their rows and days."""
     written, days, n = [], set(), 0
-    for filename, count, *_, keys, _extra in rows:
-        day = int(keys["abkit_day"])
+    for filename, day, count in parts:
         final = L.date_dir(root, kind, experiment, day) / L.part_name(compacted=True)
         ensure_dir(final.parent)
         fsync_file(Path(filename))
         os.rename(filename, final)
         written.append(final)
         days.add(day)
-        n += int(count)
+        n += count
     for directory in {p.parent for p in written}:
         fsync_dir(directory)
     return written, n, days
 
 
-def _collides(con: Any, new_p: list[str], old_p: list[str], new_l: list[str], old_l: list[str]) -> bool:
+def _collides(eng: Engine, new_p: list[str], old_p: list[str], new_l: list[str], old_l: list[str]) -> bool:
     """Whether an id shares its 64-bit key with another id: among the new requests (each id once), between new
     and compacted requests (never the same ids), among users (one id per key), and for the labels without a
     prediction (the others carry their prediction's key). Exact; only the users' check reads strings."""
     checks = []
     if new_p:
-        p = _parquet(new_p)
-        checks.append(f"SELECT COUNT(*) - COUNT(DISTINCT request_key) FROM {p}")
+        eng.files_view("abkit_new_p", "request_key, unit_key, unit_id", new_p)
+        checks.append("SELECT COUNT(*) - COUNT(DISTINCT request_key) FROM abkit_new_p")
         checks.append(
-            f"SELECT COUNT(*) FROM (SELECT unit_key FROM {p} GROUP BY unit_key HAVING MIN(unit_id) <> MAX(unit_id))"
+            "SELECT COUNT(*) FROM (SELECT unit_key FROM abkit_new_p GROUP BY unit_key "
+            "HAVING MIN(unit_id) <> MAX(unit_id)) k"
         )
         if old_p:
-            o = _parquet(old_p)
-            checks.append(f"SELECT COUNT(*) FROM {p} n SEMI JOIN {o} o ON n.request_key = o.request_key")
+            eng.files_view("abkit_old_p", "request_key, unit_key, unit_id", old_p)
+            checks.append("SELECT COUNT(*) FROM abkit_new_p n SEMI JOIN abkit_old_p o ON n.request_key = o.request_key")
             checks.append(
-                f"SELECT COUNT(*) FROM (SELECT unit_key, MIN(unit_id) AS a FROM {p} GROUP BY unit_key) n "
-                f"JOIN (SELECT unit_key, MIN(unit_id) AS a FROM {o} GROUP BY unit_key) o USING (unit_key) "
-                "WHERE n.a <> o.a"
+                "SELECT COUNT(*) FROM (SELECT unit_key, MIN(unit_id) AS a FROM abkit_new_p GROUP BY unit_key) n "
+                "JOIN (SELECT unit_key, MIN(unit_id) AS a FROM abkit_old_p GROUP BY unit_key) o "
+                "ON n.unit_key = o.unit_key WHERE n.a <> o.a"
             )
     if new_l:
-        lab = _parquet(new_l)
-        checks.append(f"SELECT COUNT(*) - COUNT(DISTINCT request_key) FROM {lab}")
+        eng.files_view("abkit_new_l", "request_key, unit_key", new_l)
+        checks.append("SELECT COUNT(*) - COUNT(DISTINCT request_key) FROM abkit_new_l")
         if old_l:
-            checks.append(
-                f"SELECT COUNT(*) FROM {lab} n SEMI JOIN {_parquet(old_l)} o ON n.request_key = o.request_key"
-            )
+            eng.files_view("abkit_old_l", "request_key", old_l)
+            checks.append("SELECT COUNT(*) FROM abkit_new_l n SEMI JOIN abkit_old_l o ON n.request_key = o.request_key")
         if new_p or old_p:
+            eng.files_view("abkit_all_p", "request_key", new_p + old_p)
             checks.append(
-                f"SELECT COUNT(*) FROM (SELECT request_key FROM {lab} WHERE unit_key IS NULL) n "
-                f"SEMI JOIN {_parquet(new_p + old_p)} p ON n.request_key = p.request_key"
+                "SELECT COUNT(*) FROM (SELECT request_key FROM abkit_new_l WHERE unit_key IS NULL) n "
+                "SEMI JOIN abkit_all_p p ON n.request_key = p.request_key"
             )
     if not checks:
         return False
-    return int(con.execute("SELECT " + " + ".join(f"({c})" for c in checks)).fetchone()[0]) > 0
+    return int(eng.sql("SELECT " + " + ".join(f"({c})" for c in checks))[0][0]) > 0

@@ -53,11 +53,14 @@ class PredictionLog:
         """
         return append_labels(self, records)
 
-    def compact(self, experiment: str | None = None, **options: Any) -> list[Any]:
-        """Compact ``experiment`` (default: every experiment): see ``abkit.log.compact.compact``."""
+    def compact(
+        self, experiment: str | None = None, *, engine: str = "duckdb", spark: Any = None, **options: Any
+    ) -> list[Any]:
+        """Compact ``experiment`` (default: every experiment) on ``engine`` (``"duckdb"``, or ``"spark"`` on
+        ``spark``, a ``SparkSession``, for logs one machine cannot hold): see ``abkit.log.compact.compact``."""
         from abkit.log.compact import compact
 
-        return compact(self.root, experiment, **options)
+        return compact(self.root, experiment, engine=engine, spark=spark, **options)
 
     # -- reading
     def predictions_glob(self, experiment: str | None = None) -> str:
