@@ -88,11 +88,12 @@ class VersionMonitor:
             self._collected.append((np.asarray(correct, dtype=bool), np.asarray(confidence, dtype=float)))
             self._days += 1
             if self._days >= self.reference_days:
-                self.fit(*(np.concatenate(x) for x in zip(*self._collected, strict=True)))
+                flags, conf = (np.concatenate(x) for x in zip(*self._collected, strict=True))
+                self.fit(flags, conf)
                 self._collected = []
             return self
         if self.cusum_ is not None and not self._open("accuracy_cusum"):
-            self._cusum(window, np.asarray(correct, dtype=bool))
+            self._cusum(self.cusum_, window, np.asarray(correct, dtype=bool))
         if self.ks_ is not None and not self._open("confidence_ks"):
             outcome = dataclasses.replace(self.ks_.test(confidence), signal="confidence_ks")
             result = outcome.decide(self.alpha)
@@ -103,8 +104,8 @@ class VersionMonitor:
     def _open(self, signal: str) -> bool:
         return any(a.signal == signal for a in self.alarms)
 
-    def _cusum(self, window: str, correct: np.ndarray) -> None:
-        det, peak, fired = self.cusum_, 0.0, False
+    def _cusum(self, det: BernoulliCUSUM, window: str, correct: np.ndarray) -> None:
+        peak, fired = 0.0, False
         for x in correct.tolist():
             fired = det.update(x).drift_detected or fired
             peak = max(peak, det.statistic_)
