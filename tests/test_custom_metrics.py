@@ -160,6 +160,21 @@ def test_a_declared_metric_that_the_engine_cannot_compile_is_a_metric_error(log:
         con.close()
 
 
+DIVIDES_BY_ZERO = r"the metrics could not be computed on {}: .*declared metrics \['ratio_of_nothing'\].*NULLIF\(x, 0\)"
+
+
+def test_a_declared_metric_that_fails_on_the_rows_is_a_metric_error(log: Path) -> None:
+    """Valid SQL that fails on the data (a division by zero) is a MetricError naming the declared metric and the
+    fix, with the engine's error as its cause; guarded with NULLIF it is computed (the request adds nothing)."""
+    declare_metric("ratio_of_nothing", "1 / (confidence - confidence)", direction="lower")
+    with pytest.raises(MetricError, match=DIVIDES_BY_ZERO.format("duckdb")) as info:
+        collect(log, "custom", list(EXP.variant_names), metrics=["ratio_of_nothing"], daily=False)
+    assert info.value.__cause__ is not None
+    declare_metric("guarded", "1 / NULLIF(confidence - confidence, 0)", direction="lower")
+    st = collect(log, "custom", list(EXP.variant_names), metrics=["guarded"], daily=False).stats["guarded"]
+    assert st.m_sum.tolist() == [0.0, 0.0] and st.d_sum.min() > 0
+
+
 @pytest.mark.spark
 @pytest.mark.slow
 def test_declared_metrics_are_identical_on_duckdb_and_spark(log: Path, spark: object, tmp_path: Path) -> None:
@@ -201,6 +216,9 @@ def test_declared_metrics_are_identical_on_duckdb_and_spark(log: Path, spark: ob
     # valid in DuckDB, not in Spark (a DuckDB-only function): DuckDB reduces it, Spark refuses it clearly
     declare_metric("long_label", "strlen(predicted_label) > 3", direction="higher")
     assert collect(log, "custom", list(EXP.variant_names), metrics=["long_label"]).stats["long_label"].n.sum() > 0
+    declare_metric("ratio_of_nothing", "1 / (confidence - confidence)", direction="lower")  # fails on the rows
+    with pytest.raises(MetricError, match=DIVIDES_BY_ZERO.format("spark")):
+        collect(log, "custom", list(EXP.variant_names), metrics=["ratio_of_nothing"], engine="spark", spark=spark)
     with pytest.raises(
         MetricError,
         match=r"metric 'long_label': numerator 'strlen\(predicted_label\) > 3' is not "

@@ -91,16 +91,27 @@ def test_files_hold_one_row_group_per_arm_ordered_by_user(tmp_path: Path) -> Non
         w.append(_records(40))
     log.append_labels([dict(experiment="exp-1", request_id=f"r{i}", label="pos", labelled_at=T0) for i in range(40)])
     (appended,) = glob.glob(log.predictions_glob("exp-1"))
-    log.compact()  # compacted files are clustered too; labels then carry their prediction's arm and user
-    (compacted,) = glob.glob(str(tmp_path / "labels" / "experiment=exp-1" / "*" / "*.compacted.parquet"))
-    for kind, f in (("predictions", appended), ("labels", compacted)):
-        meta = pq.ParquetFile(f).metadata
-        col = meta.schema.names.index("variant")
-        stats = [meta.row_group(g).column(col).statistics for g in range(meta.num_row_groups)]
-        assert sorted((s.min, s.max) for s in stats) == [("challenger", "challenger"), ("control", "control")], kind
-        for g in range(meta.num_row_groups):  # users in order within an arm
-            keys = pq.ParquetFile(f).read_row_group(g, columns=["unit_key"])["unit_key"].to_numpy()
-            assert (np.diff(keys) >= 0).all() and len(keys) == 20
+    meta = pq.ParquetFile(appended).metadata
+    col = meta.schema.names.index("variant")
+    stats = [meta.row_group(g).column(col).statistics for g in range(meta.num_row_groups)]
+    assert sorted((s.min, s.max) for s in stats) == [("challenger", "challenger"), ("control", "control")]
+    for g in range(meta.num_row_groups):  # users in order within an arm
+        keys = pq.ParquetFile(appended).read_row_group(g, columns=["unit_key"])["unit_key"].to_numpy()
+        assert (np.diff(keys) >= 0).all() and len(keys) == 20
+    log.compact()  # compacted files hold one arm each; labels then carry their prediction's arm and user
+    for kind in ("predictions", "labels"):
+        files = glob.glob(str(tmp_path / kind / "experiment=exp-1" / "*" / "*.compacted.parquet"))
+        arms = []
+        for f in files:
+            meta = pq.ParquetFile(f).metadata
+            col = meta.schema.names.index("variant")
+            stats = {
+                (s.min, s.max) for s in (meta.row_group(g).column(col).statistics for g in range(meta.num_row_groups))
+            }
+            assert len(stats) == 1 and next(iter(stats))[0] == next(iter(stats))[1], (kind, stats)
+            arms.append(next(iter(stats))[0])
+            assert meta.num_rows == 20
+        assert sorted(arms) == ["challenger", "control"], kind
     # readers still return rows in time order
     assert log.read_predictions("exp-1")["request_id"].to_pylist() == [f"r{i}" for i in range(40)]
 
@@ -476,7 +487,9 @@ def test_concurrent_label_appends_count_each_label_once(tmp_path: Path) -> None:
     assert log.read_labels("exp-1").num_rows == 5_000
     (report,) = log.compact()
     assert report.labels == 5_000 and report.dropped_labels == 10_000
-    assert len(glob.glob(log.labels_glob("exp-1"))) == 4  # the absorbed files stay until the next run
+    files = glob.glob(log.labels_glob("exp-1"))
+    assert sum(not f.endswith(".compacted.parquet") for f in files) == 3  # the absorbed files stay until the next run
+    assert sum(f.endswith(".compacted.parquet") for f in files) == 2  # one compacted file per arm
     assert log.compact()[0].removed == 4  # 3 label files and the predictions (a reader may still read them)
     files = glob.glob(log.labels_glob("exp-1"))
     assert files and all(f.endswith(".compacted.parquet") for f in files)

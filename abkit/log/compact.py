@@ -1,5 +1,5 @@
 """Compaction: rewrite what writers appended, and foreign Parquet files in the documented schema, into the
-fast layout (each request id once, 64-bit keys checked one-to-one, clustered by arm and user, labels with
+fast layout (each request id once, 64-bit keys checked one-to-one, clustered by arm, labels with
 their prediction's copy), committed by the experiment's manifest (``abkit.log.layout``).
 
 One run, per experiment, under the experiment's compaction lock (``flock`` on
@@ -14,8 +14,9 @@ One run, per experiment, under the experiment's compaction lock (``flock`` on
 3. the new rows are the readers' rule applied once (``abkit.engine``: delta rows whose request id no
    compacted row holds, the first copy by ``ts``; labels by ``labelled_at``): the readers' answer is the same
    before and after;
-4. write them to new ``.compacted.parquet`` files (one per date partition, one row group per arm or less,
-   users in order), with the labels that still lack their prediction's copy rewritten;
+4. write them to new ``.compacted.parquet`` files, one per date partition and arm (DuckDB's partitioned
+   ``COPY``, in parallel, with the 64-bit keys), with the labels that still lack their prediction's copy
+   rewritten; then check the new keys against every id (``collided``);
 5. replace the manifest (atomic rename): the commit point. Files appended meanwhile are not in the snapshot
    and stay appended.
 
@@ -29,16 +30,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from abkit.log import layout as L
-from abkit.log.durable import ensure_dir
+from abkit.log.durable import ensure_dir, fsync_dir, fsync_file
 from abkit.log.keys import fnv1a64
 from abkit.log.schema import LogError, check_key
 from abkit.sql import sql_string
@@ -150,6 +153,8 @@ def _compact_one(root: Path, experiment: str, memory_limit: str | None) -> Compa
             unique=False,
         )
         tmp = root / ".abkit-compact-tmp"
+        scratch = tmp / experiment  # this run's files before they move into the log; left-overs of killed runs go
+        shutil.rmtree(scratch, ignore_errors=True)
         config: dict[str, Any] = {"temp_directory": str(tmp)}
         if memory_limit:
             config["memory_limit"] = memory_limit
@@ -160,9 +165,13 @@ def _compact_one(root: Path, experiment: str, memory_limit: str | None) -> Compa
                 "abkit_fnv", lambda ids: pa.array(fnv1a64(ids)), ["VARCHAR"], "BIGINT", type="arrow"
             )
             eng = DuckDBEngine(src, con=con)
-            return _rewrite(root, experiment, manifest, eng, snapshot, stale, removed)
+            return _rewrite(root, experiment, manifest, eng, snapshot, stale, removed, scratch)
         finally:
             con.close()
+
+
+_PRED_ORDER = "ts, variant, unit_id, predicted_label, confidence, latency_ms"  # the copy of a request that counts
+_LAB_ORDER = "labelled_at, label"
 
 
 def _rewrite(
@@ -173,44 +182,66 @@ def _rewrite(
     snapshot: dict[str, list[Any]],
     stale: list[str],
     removed: int,
+    scratch: Path,
 ) -> CompactReport:
     con = eng.con
-    con.execute("CREATE TEMP TABLE pn AS SELECT * FROM abkit_pred_new")
-    con.execute(f"""CREATE TEMP TABLE np AS SELECT pn.*, u.unit_key, abkit_fnv(pn.request_id) AS request_key, {_DAY} AS day
-        FROM pn JOIN (SELECT unit_id, abkit_fnv(unit_id) AS unit_key FROM (SELECT DISTINCT unit_id FROM pn) d) u
-        USING (unit_id)""")  # a user's key once, not once per request
-    con.execute("DROP TABLE pn")
-    old_p = _files(
-        manifest.files(root, "predictions"),
-        f"request_id, request_key, unit_id, unit_key, variant, predicted_label, {_DAY} AS day",
-        "ts",
+    old_p, old_l = manifest.files(root, "predictions"), manifest.files(root, "labels")
+    (raw_p, bad_p), (raw_l, bad_l) = _delta_counts(con)
+    pred_cols = ", ".join(L.PREDICTION_SCHEMA.names)
+    new_p = _new_rows(con, "abkit_pred_d", pred_cols, _PRED_ORDER, "abkit_pred_c" if old_p else None)
+    stored_p = ", ".join(
+        "ts::TIMESTAMPTZ AS ts"
+        if c == "ts"
+        else "abkit_fnv(unit_id) AS unit_key"
+        if c == "unit_key"
+        else "abkit_fnv(request_id) AS request_key"
+        if c == "request_key"
+        else c
+        for c in L.STORED_PREDICTION_SCHEMA.names
     )
-    stale_rows = _files([str(root / f) for f in stale], "experiment, request_id, label, labelled_at", "labelled_at")
-    con.execute(f"""CREATE TEMP TABLE nl AS
-        SELECT l.experiment, l.request_id, l.label, l.labelled_at, abkit_fnv(l.request_id) AS request_key,
-               p.variant, p.unit_key, p.predicted_label, p.day AS prediction_day
-        FROM (SELECT experiment, request_id, label, labelled_at FROM abkit_lab_new UNION ALL {stale_rows}) l
-        LEFT JOIN (SELECT request_id, variant, unit_key, predicted_label, day FROM np
-                   UNION ALL SELECT request_id, variant, unit_key, predicted_label, day FROM ({old_p}) o) p
-        USING (request_id)""")
-    old_l = _files(manifest.files(root, "labels"), "request_id, request_key", "labelled_at")
-    collided = manifest.collided or _collides(con, old_p, old_l)
-    n_p, n_l = _count(con, "np"), _count(con, "nl")
-    raw_p, raw_l = _count(con, "abkit_pred_d"), _count(con, "abkit_lab_d")  # the usable appended rows
-    bad_p, bad_l = eng.invalid_rows()  # the unusable ones, left out
-    written_p = _write(con, root, "predictions", experiment, "np", "day", L.STORED_PREDICTION_SCHEMA)
-    written_l = _write(
-        con, root, "labels", experiment, "nl", f"epoch_us(labelled_at) // {L.US_PER_DAY}", L.STORED_LABEL_SCHEMA
+    written_p, n_p, days = _copy(
+        con,
+        f"SELECT {stored_p}, {_DAY} AS abkit_day, {_arm('variant')} AS abkit_arm FROM ({new_p}) n",
+        root,
+        "predictions",
+        experiment,
+        scratch,
     )
-    days = {d for (d,) in con.execute("SELECT DISTINCT day FROM np").fetchall()}
-    rel = [str(p.relative_to(root)) for p in written_p]
-    manifest.compacted["predictions"] = manifest.compacted["predictions"] + rel
+
+    lab_cols = ", ".join(L.LABEL_SCHEMA.names)
+    new_l = _new_rows(con, "abkit_lab_d", lab_cols, _LAB_ORDER, "abkit_lab_c" if old_l else None)
+    if stale:
+        new_l += f" UNION ALL SELECT {lab_cols} FROM {_parquet([str(root / f) for f in stale])}"
+    preds = [str(p) for p in written_p] + old_p
+    copy = (
+        f"SELECT request_id, request_key, variant, unit_key, predicted_label, {_DAY} AS prediction_day "
+        f"FROM {_parquet(preds)}"
+        if preds
+        else "SELECT NULL::VARCHAR AS request_id, NULL::BIGINT AS request_key, NULL::VARCHAR AS variant, "
+        "NULL::BIGINT AS unit_key, NULL::VARCHAR AS predicted_label, NULL::BIGINT AS prediction_day WHERE false"
+    )
+    labels = (
+        "SELECT l.experiment, l.request_id, l.label, l.labelled_at::TIMESTAMPTZ AS labelled_at, "
+        "COALESCE(p.request_key, abkit_fnv(l.request_id)) AS request_key, p.variant, p.unit_key, p.predicted_label, "
+        f"p.prediction_day, epoch_us(l.labelled_at) // {L.US_PER_DAY} AS abkit_day, {_arm('p.variant')} AS abkit_arm "
+        f"FROM ({new_l}) l LEFT JOIN ({copy}) p USING (request_id)"
+    )
+    written_l, n_l, _ = _copy(con, labels, root, "labels", experiment, scratch)
+    stale_rows = sum(pq.ParquetFile(root / f).metadata.num_rows for f in stale)
+    kept_old_l = [f for f in old_l if f not in {str(root / s) for s in stale}]
+    collided = manifest.collided or _collides(
+        con, [str(p) for p in written_p], old_p, [str(p) for p in written_l], kept_old_l
+    )
+
+    manifest.compacted["predictions"] = manifest.compacted["predictions"] + [
+        str(p.relative_to(root)) for p in written_p
+    ]
     manifest.compacted["labels"] = [f for f in manifest.compacted["labels"] if f not in stale] + [
         str(p.relative_to(root)) for p in written_l
     ]
     for kind in L.KINDS:
         manifest.consumed[kind] = manifest.consumed[kind] + [list(e) for e in snapshot[kind]]
-    dropped_l = raw_l - (n_l - _stale_count(con, stale_rows))
+    dropped_l = raw_l - (n_l - stale_rows)
     manifest.dropped = {
         "predictions": manifest.dropped.get("predictions", 0) + raw_p - n_p,
         "labels": manifest.dropped.get("labels", 0) + dropped_l,
@@ -230,55 +261,108 @@ def _rewrite(
     )
 
 
-def _files(files: list[str], columns: str, ts: str) -> str:
-    """A query of ``columns`` over ``files`` (no files: no rows)."""
-    if not files:
-        return (
-            f"SELECT {columns} FROM (SELECT NULL::VARCHAR AS request_id, NULL::BIGINT AS request_key, "
-            f"NULL::VARCHAR AS unit_id, NULL::BIGINT AS unit_key, NULL::VARCHAR AS variant, NULL::VARCHAR AS "
-            f"predicted_label, NULL::TIMESTAMPTZ AS {ts}, NULL::VARCHAR AS experiment, NULL::VARCHAR AS label) "
-            "WHERE false"
+def _arm(column: str) -> str:
+    """The partition of an arm's rows: a number, whatever characters the arm's name holds."""
+    return f"hash({column})"
+
+
+def _parquet(files: list[str]) -> str:
+    return f"read_parquet([{', '.join(sql_string(f) for f in files)}], hive_partitioning = false)"
+
+
+def _delta_counts(con: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(usable, unusable) appended rows of predictions and of labels: one scan each."""
+    from abkit.log.validate import VALID_LABEL_SQL, VALID_PREDICTION_SQL
+
+    p = con.execute(
+        f"SELECT COUNT(*) FILTER ({VALID_PREDICTION_SQL}), COUNT(*) FILTER (NOT ({VALID_PREDICTION_SQL})) "
+        "FROM abkit_pred_dall"
+    ).fetchone()
+    lab = con.execute(
+        f"SELECT COUNT(*) FILTER ({VALID_LABEL_SQL}), COUNT(*) FILTER (NOT ({VALID_LABEL_SQL})) FROM abkit_lab_dall"
+    ).fetchone()
+    return (int(p[0]), int(p[1])), (int(lab[0]), int(lab[1]))
+
+
+def _new_rows(con: Any, view: str, columns: str, order: str, compacted: str | None) -> str:
+    """The query of the rows of ``view`` (usable appended rows) that compaction adds: those whose request id no
+    ``compacted`` row holds, the first copy by ``order`` (the readers' rule, ``abkit.engine``). Ids stored once
+    -- all but retries -- skip the window: DuckDB's 64-bit hash of the ids, grouped once, names the repeated
+    ones (a hash shared by two different ids only sends both through the window, which stays exact)."""
+    repeated = f"abkit_repeated_{view}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {repeated} AS SELECT hash(request_id) AS h FROM {view} GROUP BY h "
+        "HAVING COUNT(*) > 1"
+    )
+    fresh = (
+        "" if compacted is None else f" AND NOT EXISTS (SELECT 1 FROM {compacted} c WHERE c.request_id = d.request_id)"
+    )
+    return (
+        f"SELECT {columns} FROM {view} d WHERE hash(d.request_id) NOT IN (SELECT h FROM {repeated}){fresh} "
+        f"UNION ALL SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY request_id "
+        f"ORDER BY {order}) AS abkit_rn FROM {view} d WHERE hash(d.request_id) IN (SELECT h FROM {repeated}){fresh}) f "
+        "WHERE abkit_rn = 1"
+    )
+
+
+def _copy(
+    con: Any, query: str, root: Path, kind: L.Kind, experiment: str, scratch: Path
+) -> tuple[list[Path], int, set[int]]:
+    """Write the rows of ``query`` as compacted files, one per date partition (``abkit_day``) and arm
+    (``abkit_arm``), in parallel (DuckDB's partitioned ``COPY`` into ``scratch``), then fsync each and move it
+    into the log under a new ``part-<uuid>.compacted.parquet`` name. Returns the files, their rows and days."""
+    out = scratch / kind
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = con.execute(
+        f"COPY ({query}) TO {sql_string(str(out))} (FORMAT parquet, COMPRESSION snappy, "
+        "PARTITION_BY (abkit_day, abkit_arm), RETURN_STATS true)"
+    ).fetchall()
+    written, days, n = [], set(), 0
+    for filename, count, *_, keys, _extra in rows:
+        day = int(keys["abkit_day"])
+        final = L.date_dir(root, kind, experiment, day) / L.part_name(compacted=True)
+        ensure_dir(final.parent)
+        fsync_file(Path(filename))
+        os.rename(filename, final)
+        written.append(final)
+        days.add(day)
+        n += int(count)
+    for directory in {p.parent for p in written}:
+        fsync_dir(directory)
+    return written, n, days
+
+
+def _collides(con: Any, new_p: list[str], old_p: list[str], new_l: list[str], old_l: list[str]) -> bool:
+    """Whether an id shares its 64-bit key with another id: among the new requests (each id once), between new
+    and compacted requests (never the same ids), among users (one id per key), and for the labels without a
+    prediction (the others carry their prediction's key). Exact; only the users' check reads strings."""
+    checks = []
+    if new_p:
+        p = _parquet(new_p)
+        checks.append(f"SELECT COUNT(*) - COUNT(DISTINCT request_key) FROM {p}")
+        checks.append(
+            f"SELECT COUNT(*) FROM (SELECT unit_key FROM {p} GROUP BY unit_key HAVING MIN(unit_id) <> MAX(unit_id))"
         )
-    return f"SELECT {columns} FROM read_parquet([{', '.join(sql_string(f) for f in files)}])"
-
-
-def _by_arm(table: pa.Table) -> list[pa.Table]:
-    """Rows already ordered by arm and user as one row group per arm (``layout.clustered`` without its sort)."""
-    if table.num_rows < 2:
-        return [table]
-    ends = pc.run_end_encode(pc.fill_null(table["variant"], "").combine_chunks()).run_ends.to_numpy()
-    return [table.slice(lo, hi - lo) for lo, hi in zip([0, *ends[:-1]], ends)]
-
-
-def _count(con: Any, table: str) -> int:
-    return int(con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-
-
-def _stale_count(con: Any, query: str) -> int:
-    return int(con.execute(f"SELECT COUNT(*) FROM ({query}) s").fetchone()[0])
-
-
-def _collides(con: Any, old_p: str, old_l: str) -> bool:
-    """Whether a new id shares its 64-bit key with another id (new or compacted), for requests and users."""
-    q = f"""
-    WITH fresh AS (SELECT request_key AS k, request_id AS id FROM np UNION SELECT request_key, request_id FROM nl),
-    known AS (SELECT k, id FROM fresh UNION ALL SELECT request_key, request_id FROM ({old_p}) p
-              UNION ALL SELECT request_key, request_id FROM ({old_l}) l),
-    users AS (SELECT DISTINCT unit_key AS k, unit_id AS id FROM np),
-    known_users AS (SELECT k, id FROM users UNION ALL SELECT unit_key, unit_id FROM ({old_p}) o)
-    SELECT (SELECT COUNT(*) FROM fresh f JOIN known a USING (k) WHERE a.id <> f.id)
-         + (SELECT COUNT(*) FROM users u JOIN known_users a USING (k) WHERE a.id <> u.id)"""
-    return int(con.execute(q).fetchone()[0]) > 0
-
-
-def _write(con: Any, root: Path, kind: L.Kind, experiment: str, table: str, day: str, schema: pa.Schema) -> list[Path]:
-    """Write ``table`` as one compacted file per day, ordered by arm and user, a row group per arm or less."""
-    out = []
-    cols = ", ".join(schema.names)
-    for (d,) in con.execute(f"SELECT DISTINCT {day} AS d FROM {table} ORDER BY d").fetchall():
-        reader = con.sql(
-            f"SELECT {cols} FROM {table} WHERE {day} = {int(d)} ORDER BY variant NULLS LAST, unit_key, request_key"
-        ).to_arrow_reader(1_000_000)
-        groups = (group for batch in reader for group in _by_arm(pa.Table.from_batches([batch]).cast(schema)))
-        out.append(L.write_atomic(groups, L.date_dir(root, kind, experiment, int(d)), compacted=True, schema=schema))
-    return out
+        if old_p:
+            o = _parquet(old_p)
+            checks.append(f"SELECT COUNT(*) FROM {p} n SEMI JOIN {o} o ON n.request_key = o.request_key")
+            checks.append(
+                f"SELECT COUNT(*) FROM (SELECT unit_key, MIN(unit_id) AS a FROM {p} GROUP BY unit_key) n "
+                f"JOIN (SELECT unit_key, MIN(unit_id) AS a FROM {o} GROUP BY unit_key) o USING (unit_key) "
+                "WHERE n.a <> o.a"
+            )
+    if new_l:
+        lab = _parquet(new_l)
+        checks.append(f"SELECT COUNT(*) - COUNT(DISTINCT request_key) FROM {lab}")
+        if old_l:
+            checks.append(
+                f"SELECT COUNT(*) FROM {lab} n SEMI JOIN {_parquet(old_l)} o ON n.request_key = o.request_key"
+            )
+        if new_p or old_p:
+            checks.append(
+                f"SELECT COUNT(*) FROM (SELECT request_key FROM {lab} WHERE unit_key IS NULL) n "
+                f"SEMI JOIN {_parquet(new_p + old_p)} p ON n.request_key = p.request_key"
+            )
+    if not checks:
+        return False
+    return int(con.execute("SELECT " + " + ".join(f"({c})" for c in checks)).fetchone()[0]) > 0

@@ -26,3 +26,9 @@ def ensure_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     for created in reversed(missing):
         fsync_dir(created.parent)
+
+
+def fsync_file(path: Path) -> None:
+    """Make the contents of file ``path`` durable."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())

@@ -19,7 +19,7 @@ with ``_`` are ignored, as Spark and DuckDB do.
 
 **Compacted files and the manifest.** Compaction (``abkit.log.compact``) rewrites deltas into compacted files:
 each request id once over all of the experiment's compacted files, the ids' 64-bit keys one-to-one (unless
-``collided``), clustered (one row group per arm, users in order), labels with their prediction's copy. The
+``collided``), clustered (one file per date partition and arm), labels with their prediction's copy. The
 manifest, replaced atomically, is the commit point: it lists the compacted files and the deltas they absorbed
 (``consumed``, by path, size and modification time). A compacted file that the manifest does not list is an
 orphan of an interrupted compaction and is ignored; a consumed delta is skipped by readers and deleted by a
@@ -65,6 +65,7 @@ __all__ = [
     "experiment_dir",
     "kind_glob",
     "log_source",
+    "part_name",
     "read_manifest",
     "row_group_stats",
     "write_atomic",
@@ -214,14 +215,19 @@ def clustered(table: pa.Table) -> list[pa.Table]:
     return [table.slice(lo, hi - lo) for lo, hi in zip(np.r_[0, ends[:-1]], ends)]
 
 
+def part_name(compacted: bool = False) -> str:
+    """A new file name of the log: ``part-<uuid>.parquet``, or ``.compacted.parquet`` (valid once a manifest
+    lists it)."""
+    return f"part-{uuid.uuid4().hex}{COMPACTED_SUFFIX if compacted else '.parquet'}"
+
+
 def write_atomic(
     table: pa.Table | Iterable[pa.Table], directory: Path, compacted: bool = False, schema: pa.Schema | None = None
 ) -> Path:
-    """Write ``table`` (or row groups one by one, with ``schema``) as ``directory/part-<uuid>.parquet``
-    (``.compacted.parquet`` when ``compacted``), a table clustered by arm and user (``clustered``): temp file,
-    fsync, rename, fsync directory."""
+    """Write ``table`` (or row groups one by one, with ``schema``) as ``directory/part_name(compacted)``, a
+    table clustered by arm and user (``clustered``): temp file, fsync, rename, fsync directory."""
     ensure_dir(directory)
-    name = f"part-{uuid.uuid4().hex}{COMPACTED_SUFFIX if compacted else '.parquet'}"
+    name = part_name(compacted)
     tmp = directory / temp_name(name)
     final = directory / name
     groups = clustered(table) if isinstance(table, pa.Table) else table

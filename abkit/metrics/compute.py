@@ -47,7 +47,7 @@ import numpy as np
 from abkit.engine import ENGINES, Dialect, DuckDBEngine, Engine, SparkEngine, spark_session
 from abkit.log.layout import LogSource, has_predictions, log_source
 from abkit.metrics.classes import HIDDEN, derive_f1, expand, macro_moments
-from abkit.metrics.custom import check_on_engine
+from abkit.metrics.custom import check_on_engine, declared_errors
 from abkit.metrics.registry import VARIABLES, Metric, MetricError, check_metric
 from abkit.metrics.registry import names as metric_names
 from abkit.sql import sql_string
@@ -383,7 +383,8 @@ def collect(
         job = functools.partial(_arm_pass, specs=specs + hidden, probs=probs, copied=src.copied, daily=daily)
         with ThreadPoolExecutor(1) as side:  # the variants come from file metadata meanwhile
             variants_in_log = side.submit(_variants, src, experiment)
-            done = _in_parallel(job, src, experiment, names)
+            with declared_errors(engine, specs):
+                done = _in_parallel(job, src, experiment, names)
             found = variants_in_log.result()
     else:
         opened = (
@@ -398,7 +399,8 @@ def collect(
                 confusion = _confusion(src, experiment, eng)
             specs, hidden, macros, derived = expand(specs, positive_label, _classes(confusion), required=metrics or ())
             job = functools.partial(_arm_pass, specs=specs + hidden, probs=probs, copied=src.copied, daily=daily)
-            done = [job(eng, v) for v in names]
+            with declared_errors(engine, specs):
+                done = [job(eng, v) for v in names]
             found = _variants(src, experiment, eng)
             if not src.unique:
                 raw, kept, lo, hi, n_days = eng.sql(

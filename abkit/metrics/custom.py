@@ -11,8 +11,8 @@ read in whole microseconds (the engine's fixed point), per-request values are su
 The expressions run in the engine that holds the log, DuckDB or Spark, with identical results: write them in
 the SQL both accept (comparisons, arithmetic, ``CASE WHEN``, ``IS NULL``, ``COALESCE``...). They are checked
 with DuckDB when declared and, on Spark, compiled once more before the analysis reads a row
-(``check_on_engine``). Division by zero is ``inf`` in DuckDB and an error in Spark: guard a divisor with
-``NULLIF(x, 0)`` (a NULL request value adds nothing to the sums).
+(``check_on_engine``). A division by zero (``inf`` in DuckDB, an error in Spark) is the same ``MetricError`` on
+both engines (``declared_errors``): guard a divisor with ``NULLIF(x, 0)`` (a NULL request value adds nothing).
 
 >>> declare_metric("low_confidence", "confidence < 0.6", "1")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
@@ -26,9 +26,10 @@ abkit.metrics.registry.MetricError: metric 'bad': numerator 'confidance < 0.6' i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from abkit.metrics import registry as _registry
@@ -122,6 +123,32 @@ def check_on_engine(eng: Engine, metrics: Sequence[Metric]) -> None:
                     f"request columns {list(COLUMNS)}: {first[:300]}; write it in SQL that DuckDB and Spark both "
                     "accept (comparisons, arithmetic, CASE WHEN, IS NULL, COALESCE...)"
                 ) from exc
+
+
+def _declared(metric: Metric) -> bool:
+    return any(getattr(_registry.VARIABLES.get(v), "declared", "") for v in (metric.numerator, metric.denominator))
+
+
+@contextlib.contextmanager
+def declared_errors(engine: str, metrics: Sequence[Metric]) -> Iterator[None]:
+    """Around the engine's passes: when ``metrics`` hold declared ones, an engine error while computing them (a
+    division by zero: ``inf`` that cannot be summed in DuckDB, an error in Spark) is a ``MetricError`` that names
+    them and the fix, the same on both engines, with the engine's error as its cause."""
+    names = [m.name for m in metrics if _declared(m)]
+    if not names:
+        yield
+        return
+    try:
+        yield
+    except MetricError:
+        raise
+    except Exception as exc:  # each engine has its own error classes
+        first = next((ln for ln in str(exc).strip().splitlines() if ln.strip()), type(exc).__name__)
+        raise MetricError(
+            f"the metrics could not be computed on {engine}: {first[:300]}. The declared metrics {names} are "
+            "evaluated on every request and must give a finite number (or NULL, which adds nothing): guard a "
+            "divisor with NULLIF(x, 0)"
+        ) from exc
 
 
 def declare_metric(
