@@ -5,6 +5,7 @@ challenger's own traffic feeding the drift gate."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from abkit.rollout import RolloutPolicy
 from abkit.rollout.corpus import TRAIN, TrafficCorpus
 from abkit.rollout.lifecycle import LifecycleConfig, Recipe, run_lifecycle, story
 from abkit.rollout.policy import RolloutError
+from abkit.rollout.report import versions_table
 from abkit.rollout.watch import VersionMonitor
 
 POLICY = RolloutPolicy(
@@ -81,7 +83,15 @@ def test_the_healthy_challenger_raises_no_alarm_and_the_serving_fault_is_real(ma
     rollback = r.decisions[r.actions().index("rollback")]
     assert (rollback.from_version, rollback.to_version) == ("v2", "v1") and rollback.time.date() > fault
     assert "accuracy_cusum on v2" in rollback.reasons[0] and "confidence_ks on v2" in rollback.reasons[0]
+    assert "confidences of v2 left its reference: KS D = " in rollback.reasons[0]
     assert r.aliases["champion"] == "v1"
+    # what the report shows reads as text for people: no 1e-05 style numbers in any reason
+    assert not [x for d in r.decisions for x in d.reasons if re.search(r"\d[eE][+-]?\d", x)]
+    table = versions_table(r).to_dicts()
+    assert [row["version"] for row in table] == ["v1", "v2"] and table[1]["by"] == "retrain"
+    assert (
+        table[1]["trained on"].startswith("retrained after the drift alarm: ") and table[1]["validation accuracy"] > 0.9
+    )
 
 
 def test_a_badly_trained_challenger_is_aborted_at_its_first_stage(tmp_path: Path) -> None:

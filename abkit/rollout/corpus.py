@@ -37,7 +37,9 @@ DATASETS = ("synthetic", "uci")
 TRAIN = -1  # the part index of the offline training set
 
 
-def _rows(dataset: str, domains: Sequence[str], rows: int, rng: np.random.Generator, data_dir: str | Path | None):
+def _rows(
+    dataset: str, domains: Sequence[str], rows: int, rng: np.random.Generator, data_dir: str | Path | None
+) -> pd.DataFrame:
     if dataset == "synthetic":
         from abkit.synthetic import DOMAINS, make_corpus
 

@@ -87,7 +87,7 @@ class LifecycleResult:
 
 
 class _World:
-    """Traffic and simulated predictions for one day."""
+    """Traffic for one day: users, arrival times, domains, labelled flags and the draws a simulated source uses."""
 
     def __init__(self, cfg: LifecycleConfig, rng: np.random.Generator) -> None:
         self.cfg, self.rng = cfg, rng

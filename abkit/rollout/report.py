@@ -11,7 +11,7 @@ from typing import Any
 from abkit.display import ResultTable, format_value
 from abkit.rollout.lifecycle import LifecycleResult
 
-__all__ = ["Verdict", "decision_table", "results_json", "timeline_plot", "verdict"]
+__all__ = ["Verdict", "decision_table", "policy_table", "results_json", "timeline_plot", "verdict", "versions_table"]
 
 _COLOURS = {"advance": "#0969da", "promote": "#1a7f37", "rollback": "#cf222e", "abort": "#bc4c00", "start": "#8250df"}
 
@@ -110,6 +110,22 @@ def _setting(value: Any) -> str:
 def policy_table(policy: Any) -> ResultTable:
     """The rollout policy as a two-column table (setting, value) for the report."""
     return ResultTable([{"setting": k.replace("_", " "), "value": _setting(v)} for k, v in policy.to_dict().items()])
+
+
+def versions_table(result: LifecycleResult) -> ResultTable:
+    """One row per registered version: when and by whom, what it was trained on, its validation accuracy."""
+    return ResultTable(
+        [
+            {
+                "version": v.version,
+                "registered": v.registered_at[:10],
+                "by": v.actor,
+                "trained on": v.metadata.get("trained_on") or "—",
+                "validation accuracy": v.metadata.get("validation_accuracy"),
+            }
+            for v in result.registry.versions().values()
+        ]
+    )
 
 
 def decision_table(result: LifecycleResult, *, include_holds: bool = False) -> ResultTable:

@@ -102,7 +102,7 @@ class SimulatedSource(_Source):
     """Simulated behaviours; the same uniform draw decides every model's correctness on a request, so two
     models' errors are positively correlated."""
 
-    def add(self, spec: ModelBehaviour, day: int, when: dt.datetime, log: Any) -> dict[str, Any]:
+    def add(self, spec: ModelBehaviour | Recipe, day: int, when: dt.datetime, log: Any) -> dict[str, Any]:
         if not isinstance(spec, ModelBehaviour):
             raise RolloutError(f"{spec!r}: a simulated lifecycle takes ModelBehaviour versions only")
         self.models[spec.version] = spec
@@ -133,7 +133,7 @@ class ClassifierSource(_Source):
         self.references: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
         self.cache: dict[tuple[str, bool], dict[str, tuple[str, float]]] = {}
 
-    def add(self, spec: Recipe, day: int, when: dt.datetime, log: Any) -> dict[str, Any]:
+    def add(self, spec: ModelBehaviour | Recipe, day: int, when: dt.datetime, log: Any) -> dict[str, Any]:
         """Train ``spec`` (on the offline set or the log's recent labelled requests); returns its registry
         metadata: what it was trained on (rows, days, domains) and its validation accuracy."""
         if not isinstance(spec, Recipe):
@@ -156,7 +156,7 @@ class ClassifierSource(_Source):
         pred, conf = model.predict(list(validation["text"]))
         correct = pred == validation["label"].to_numpy(dtype=object)
         self.references[spec.version] = (correct, conf, int(validation["text"].nunique()))
-        return _metadata(spec, fit, rows, validation, correct, self.corpus, model.train_hash)
+        return _metadata(spec, fit, rows, validation, correct, self.corpus, str(getattr(model, "train_hash", "")))
 
     def _split(self, rows: pd.DataFrame, spec: Recipe) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Distinct training texts (first label wins) and the held-out validation requests (repeats kept, as

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from abkit import format as F
 from abkit.drift import Alarm, BernoulliCUSUM, DriftResult, KSDrift
 
 __all__ = ["VersionMonitor"]
@@ -88,23 +89,29 @@ class VersionMonitor:
             self._collected.append((np.asarray(correct, dtype=bool), np.asarray(confidence, dtype=float)))
             self._days += 1
             if self._days >= self.reference_days:
-                self.fit(*(np.concatenate(x) for x in zip(*self._collected, strict=True)))
+                flags, conf = (np.concatenate(x) for x in zip(*self._collected, strict=True))
+                self.fit(flags, conf)
                 self._collected = []
             return self
         if self.cusum_ is not None and not self._open("accuracy_cusum"):
-            self._cusum(window, np.asarray(correct, dtype=bool))
+            self._cusum(self.cusum_, window, np.asarray(correct, dtype=bool))
         if self.ks_ is not None and not self._open("confidence_ks"):
             outcome = dataclasses.replace(self.ks_.test(confidence), signal="confidence_ks")
             result = outcome.decide(self.alpha)
             if result.alarm:
-                self._raise(result.with_context(variant=self.version, window=window))
+                why = (
+                    f"confidences of {self.version} left its reference: KS D = {F.number(result.statistic)} >= "
+                    f"{F.number(result.threshold)} (p {F.p_value(result.p_value)} at level {F.number(self.alpha)} "
+                    f"a day; shifts under {F.number(self.ks_effect)} are ignored; {result.n_current:,} predictions)"
+                )
+                self._raise(result.with_context(variant=self.version, window=window, reasons=(why,)))
         return self
 
     def _open(self, signal: str) -> bool:
         return any(a.signal == signal for a in self.alarms)
 
-    def _cusum(self, window: str, correct: np.ndarray) -> None:
-        det, peak, fired = self.cusum_, 0.0, False
+    def _cusum(self, det: BernoulliCUSUM, window: str, correct: np.ndarray) -> None:
+        peak, fired = 0.0, False
         for x in correct.tolist():
             fired = det.update(x).drift_detected or fired
             peak = max(peak, det.statistic_)
@@ -128,8 +135,8 @@ class VersionMonitor:
                 alarm=True,
                 reasons=(
                     f"accuracy of {self.version} dropped below its reference (lower bound {det.p0_:.3f}): CUSUM reached "
-                    f"{peak:.3g} >= h = {det.threshold:.3g} (window accuracy {acc:.3f} on {correct.size} labelled "
-                    f"predictions; ERT {self.ert:,.0f} labelled predictions)",
+                    f"{F.number(peak)} >= h = {F.number(det.threshold)} (window accuracy {acc:.3f} on {correct.size:,} "
+                    f"labelled predictions; ERT {self.ert:,.0f} labelled predictions)",
                 ),
                 variant=self.version,
                 window=window,
