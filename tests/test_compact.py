@@ -227,37 +227,6 @@ def test_temp_files_of_killed_writers_are_cleaned(tmp_path: Path) -> None:
     assert (gone.exists(), old.exists(), fresh.exists(), mine.exists()) == (False, False, True, True)
 
 
-@pytest.mark.spark
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("java") is None, reason="Java is not installed; Spark needs a JVM")
-def test_files_written_by_spark_are_analysed_exactly(tmp_path: Path) -> None:
-    pytest.importorskip("pyspark", reason="pyspark is not installed")
-    from abkit.engine import spark_session
-
-    preds, root = _table(2_000, seed=6), tmp_path / "spark"
-    labels = _labels(preds, seed=8)
-    ref = PredictionLog(tmp_path / "ref")
-    with ref.writer("exp-1", VARIANTS) as w:
-        w.append(preds)
-    ref.append_labels(labels)
-    expected = collect(tmp_path / "ref", "exp-1", VARIANTS)
-    spark = spark_session("abkit-compact-tests")
-    try:
-        spark.createDataFrame(preds.to_pandas()).repartition(3).write.parquet(str(root / "predictions" / "prod"))
-        spark.createDataFrame(labels.to_pandas()).write.parquet(str(root / "labels" / "prod"))
-        for stage in ("as written", "compacted"):
-            got = collect(root, "exp-1", VARIANTS)
-            for name, st in got.stats.items():
-                np.testing.assert_array_equal(st.m_sum, expected.stats[name].m_sum, err_msg=f"{stage} {name}")
-            np.testing.assert_array_equal(got.units, expected.units)
-            on_spark = collect(root, "exp-1", VARIANTS, engine="spark", spark=spark)
-            np.testing.assert_array_equal(on_spark.stats["accuracy"].m_sum, expected.stats["accuracy"].m_sum)
-            PredictionLog(root).compact()
-        assert log_source(root, "exp-1").unique
-    finally:
-        spark.stop()
-
-
 def test_the_command_compacts_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from abkit.cli import main
 
@@ -268,6 +237,32 @@ def test_the_command_compacts_and_reports(tmp_path: Path, capsys: pytest.Capture
     assert log_source(tmp_path, "exp-1").unique
     assert main(["log", "compact", str(tmp_path / "nothing")]) == 2  # not a log: a clear error, exit 2
     assert "holds no log" in capsys.readouterr().err
+
+
+def test_compaction_names_a_bad_engine_and_options_of_the_other_engine(tmp_path: Path) -> None:
+    from abkit.engine import EngineError
+    from abkit.log.compact import compact
+
+    log, _ = _logged(tmp_path, n=100)
+    with pytest.raises(EngineError, match=r"compact: engine='polars' is unknown; use one of \('duckdb', 'spark'\)"):
+        log.compact(engine="polars")
+    with pytest.raises(LogError, match="memory_limit='2GB' caps DuckDB only"):
+        compact(tmp_path, engine="spark", memory_limit="2GB")
+    assert not log_source(tmp_path, "exp-1").compacted["predictions"]  # nothing happened
+
+
+def test_the_command_passes_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import abkit.log.compact
+    from abkit.cli import main
+
+    seen: list[tuple[tuple[object, ...], dict[str, object]]] = []
+    monkeypatch.setattr(abkit.log.compact, "compact", lambda *a, **k: seen.append((a, k)) or [])
+    assert main(["log", "compact", str(tmp_path), "--engine", "spark"]) == 0
+    assert main(["log", "compact", str(tmp_path), "--memory-limit", "1GB"]) == 0
+    assert seen == [
+        ((str(tmp_path), None), {"engine": "spark", "memory_limit": None}),
+        ((str(tmp_path), None), {"engine": "duckdb", "memory_limit": "1GB"}),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -344,6 +339,29 @@ def _same_compaction(duck: Path, on_spark: Path, spark: object) -> None:
 
 @pytest.mark.spark
 @pytest.mark.slow
+def test_files_written_by_spark_are_analysed_exactly(tmp_path: Path, spark: object) -> None:
+    preds, root = _table(2_000, seed=6), tmp_path / "spark"
+    labels = _labels(preds, seed=8)
+    ref = PredictionLog(tmp_path / "ref")
+    with ref.writer("exp-1", VARIANTS) as w:
+        w.append(preds)
+    ref.append_labels(labels)
+    expected = collect(tmp_path / "ref", "exp-1", VARIANTS)
+    spark.createDataFrame(preds).repartition(3).write.parquet(str(root / "predictions" / "prod"))  # type: ignore[attr-defined]
+    spark.createDataFrame(labels).write.parquet(str(root / "labels" / "prod"))  # type: ignore[attr-defined]
+    for stage in ("as written", "compacted"):
+        got = collect(root, "exp-1", VARIANTS)
+        for name, st in got.stats.items():
+            np.testing.assert_array_equal(st.m_sum, expected.stats[name].m_sum, err_msg=f"{stage} {name}")
+        np.testing.assert_array_equal(got.units, expected.units)
+        on_spark = collect(root, "exp-1", VARIANTS, engine="spark", spark=spark)
+        np.testing.assert_array_equal(on_spark.stats["accuracy"].m_sum, expected.stats["accuracy"].m_sum)
+        PredictionLog(root).compact()
+    assert log_source(root, "exp-1").unique
+
+
+@pytest.mark.spark
+@pytest.mark.slow
 def test_compaction_on_spark_matches_duckdb_first_incrementally_and_idempotently(tmp_path: Path, spark: object) -> None:
     duck, on_spark = tmp_path / "duckdb", tmp_path / "spark"
     _mixed(duck, spark)
@@ -351,6 +369,7 @@ def test_compaction_on_spark_matches_duckdb_first_incrementally_and_idempotently
     before = collect(duck, "exp-1", VARIANTS)
     # ids 0-1199 and 900-1499 by writers, 1500-2099 (and bad-0, unusable) by pyarrow, 2000-2399 by Spark
     assert before.duplicates == 400 and before.predictions.sum() == 2_400 and before.invalid_predictions == 1
+    _same(collect(duck, "exp-1", VARIANTS, engine="spark", spark=spark), before)  # Spark reads the mixed types too
     (r_duck,) = PredictionLog(duck).compact()
     (r_spark,) = PredictionLog(on_spark).compact(engine="spark", spark=spark)
     assert r_spark == r_duck and r_spark.predictions == 2_400 and r_spark.dropped_predictions == 400
@@ -412,32 +431,6 @@ def test_compaction_on_spark_interrupted_before_its_commit_leaves_readers_exact_
     _same(collect(tmp_path, "exp-1", VARIANTS), expected)
 
 
-def test_compaction_names_a_bad_engine_and_options_of_the_other_engine(tmp_path: Path) -> None:
-    from abkit.engine import EngineError
-    from abkit.log.compact import compact
-
-    log, _ = _logged(tmp_path, n=100)
-    with pytest.raises(EngineError, match=r"compact: engine='polars' is unknown; use one of \('duckdb', 'spark'\)"):
-        log.compact(engine="polars")
-    with pytest.raises(LogError, match="memory_limit='2GB' caps DuckDB only"):
-        compact(tmp_path, engine="spark", memory_limit="2GB")
-    assert not log_source(tmp_path, "exp-1").compacted["predictions"]  # nothing happened
-
-
-def test_the_command_passes_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import abkit.log.compact
-    from abkit.cli import main
-
-    seen: list[tuple[tuple[object, ...], dict[str, object]]] = []
-    monkeypatch.setattr(abkit.log.compact, "compact", lambda *a, **k: seen.append((a, k)) or [])
-    assert main(["log", "compact", str(tmp_path), "--engine", "spark"]) == 0
-    assert main(["log", "compact", str(tmp_path), "--memory-limit", "1GB"]) == 0
-    assert seen == [
-        ((str(tmp_path), None), {"engine": "spark", "memory_limit": None}),
-        ((str(tmp_path), None), {"engine": "duckdb", "memory_limit": "1GB"}),
-    ]
-
-
 @pytest.mark.spark
 def test_compaction_on_spark_names_a_file_with_nanosecond_timestamps(tmp_path: Path, spark: object) -> None:
     log, _ = _logged(tmp_path, n=100)
@@ -449,3 +442,18 @@ def test_compaction_on_spark_names_a_file_with_nanosecond_timestamps(tmp_path: P
     assert not log_source(tmp_path, "exp-1").compacted["predictions"]  # nothing happened
     (report,) = log.compact()  # DuckDB reads them
     assert report.predictions == 110
+
+
+@pytest.mark.spark
+def test_compaction_on_spark_says_when_its_python_workers_lack_abkit(
+    tmp_path: Path, spark: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log, _ = _logged(tmp_path, n=100)
+    bare = tmp_path / "bare-python"  # this Python without its site-packages: no pyarrow, no numpy
+    bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
+    bare.chmod(0o755)
+    # the interpreter Spark starts for UDFs created from now on (PYSPARK_PYTHON, read when the session started)
+    monkeypatch.setattr(spark.sparkContext, "pythonExec", str(bare))  # type: ignore[attr-defined]
+    with pytest.raises(LogError, match=r"cannot compute the ids' keys with abkit \(.*No module.*PYSPARK_PYTHON"):
+        log.compact(engine="spark", spark=spark)
+    assert not log_source(tmp_path, "exp-1").compacted["predictions"]  # nothing happened

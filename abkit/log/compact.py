@@ -43,13 +43,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from abkit.engine import ENGINES, DuckDBEngine, Engine, EngineError
 from abkit.log import layout as L
 from abkit.log.durable import ensure_dir, fsync_dir, fsync_file
-from abkit.log.keys import fnv1a64
+from abkit.log.keys import fnv1a64_arrow
 from abkit.log.schema import LogError, check_key
 from abkit.sql import sql_string
 
@@ -207,9 +206,9 @@ def _on_duckdb(src: L.LogSource, *, tmp: Path, memory_limit: str | None) -> Iter
     try:
         # duckdb's stub wants its PythonUDFType enum; the string works in every duckdb (the enum moved modules)
         con.create_function(  # type: ignore[call-overload]
-            "abkit_fnv", lambda ids: pa.array(fnv1a64(ids)), ["VARCHAR"], "BIGINT", type="arrow"
+            "abkit_fnv", fnv1a64_arrow, ["VARCHAR"], "BIGINT", type="arrow"
         )
-        yield DuckDBEngine(src, con=con), lambda query, out: _copy(con, query, out)
+        yield DuckDBEngine(src, con=con), partial(_copy, con)
     finally:
         con.close()
 

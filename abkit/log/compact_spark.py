@@ -3,7 +3,7 @@
 The rule, its SQL, the moves into the log and the manifest's commit are those of ``abkit.log.compact``; this
 module gives them a Spark engine over the log (``abkit.engine.SparkEngine``) with two things DuckDB has built in:
 
-- the keys' function ``abkit_fnv``: an Arrow UDF calling ``abkit.log.keys.fnv1a64``, so the keys are
+- the keys' function ``abkit_fnv``: an Arrow UDF, ``abkit.log.keys.fnv1a64_arrow``, so the keys are
   bit-identical to DuckDB's (Spark's Python workers need abkit and pyarrow: ``PYSPARK_PYTHON``);
 - a writer: the rows repartitioned by date partition and arm and written with ``partitionBy`` into a scratch
   folder under the log root, so each (date, arm) is one file of one arm (readers take the arms from row-group
@@ -16,6 +16,7 @@ root at the same path (one machine, or a shared file system mounted alike everyw
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import pyarrow.parquet as pq
 from abkit.engine import Engine, SparkEngine
 from abkit.log import layout as L
 from abkit.log.compact import Parts, Write
-from abkit.log.keys import fnv1a64
+from abkit.log.keys import fnv1a64_arrow
 from abkit.log.schema import LogError
 
 __all__ = ["SPARK_CONF", "on_spark"]
@@ -61,22 +62,18 @@ def on_spark(spark: Any, src: L.LogSource) -> Iterator[tuple[Engine, Write]]:
 def _register_keys(spark: Any) -> None:
     """Register ``abkit_fnv`` and run it once, so that workers without abkit fail here with the fix."""
     from pyspark.sql.functions import arrow_udf
-    from pyspark.util import PythonEvalType
 
-    spark.udf.register("abkit_fnv", arrow_udf(_keys, "bigint", PythonEvalType.SQL_SCALAR_ARROW_UDF))
+    # a scalar Arrow UDF by its type hints (pa.Array -> pa.Array), which pyspark's stub overloads do not list
+    spark.udf.register("abkit_fnv", arrow_udf(fnv1a64_arrow, "bigint"))  # type: ignore[call-overload]
     try:
         spark.sql("SELECT abkit_fnv('abkit')").collect()
     except Exception as exc:  # py4j and pyspark raise several types; the cause stays chained
+        lines = str(exc).strip().splitlines()
+        cause = next((line for line in lines if re.match(r"\w+(Error|Exception): ", line)), lines[0] if lines else "")
         raise LogError(
-            "compaction on Spark: the Python workers cannot compute the ids' keys with abkit "
-            f"({str(exc).strip().splitlines()[0]}); set PYSPARK_PYTHON (or spark.pyspark.python) to a Python "
-            "with abkit and pyarrow installed before the session starts"
+            f"compaction on Spark: the Python workers cannot compute the ids' keys with abkit ({cause}); set "
+            "PYSPARK_PYTHON to a Python with abkit and pyarrow installed before the session starts"
         ) from exc
-
-
-def _keys(ids: pa.Array) -> pa.Array:
-    """The ids' 64-bit keys, one Arrow batch at a time (on Spark's Python workers)."""
-    return pa.array(fnv1a64(ids))
 
 
 def _check_readable(src: L.LogSource) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["fnv1a64", "has_repeats"]
+__all__ = ["fnv1a64", "fnv1a64_arrow", "has_repeats"]
 
 _OFFSET = np.uint64(0xCBF29CE484222325)
 _PRIME = np.uint64(0x100000001B3)
@@ -48,6 +48,11 @@ def fnv1a64(ids: pa.Array | pa.ChunkedArray | Sequence[str]) -> np.ndarray:
     out = np.empty(n, dtype=np.uint64)
     out[order] = h
     return out.view(np.int64)
+
+
+def fnv1a64_arrow(ids: pa.Array) -> pa.Array:
+    """``fnv1a64`` as an Arrow ``int64`` array: the engines' key function (DuckDB and Spark Arrow UDFs)."""
+    return pa.array(fnv1a64(ids))
 
 
 def has_repeats(keys: Sequence[int] | np.ndarray) -> bool:
