@@ -257,8 +257,9 @@ def collect_cuped(
     per-user sums inside the engine (users matched by ``unit_id``); only those sums leave it."""
     if not has_pre_period(log_root, experiment):
         return None
-    pre = _pooled(_user_sums(log_root, pre_period_key(experiment), metric, engine, spark).values())
-    test = _user_sums(log_root, experiment, metric, engine, spark)
+    sources = _sources(log_root, experiment)
+    pre = _pooled(_user_sums(sources[1], metric, engine, spark, keyed=sources[2]).values())
+    test = _user_sums(sources[0], metric, engine, spark, keyed=sources[2])
     empty = UserSums(np.array([], dtype=str), np.zeros(0), np.zeros(0))
     return cuped_stats([test.get(v, empty) for v in variants], pre)
 
@@ -278,8 +279,9 @@ def collect_cuped_daily(
     day) sums reduced in the engine."""
     if not has_pre_period(log_root, experiment):
         return None
-    pre = _pooled(_user_sums(log_root, pre_period_key(experiment), metric, engine, spark).values())
-    test = _user_sums(log_root, experiment, metric, engine, spark, by_day=True)
+    sources = _sources(log_root, experiment)
+    pre = _pooled(_user_sums(sources[1], metric, engine, spark, keyed=sources[2]).values())
+    test = _user_sums(sources[0], metric, engine, spark, by_day=True, keyed=sources[2])
     empty = UserDaySums(np.array([], dtype=str), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
     return cuped_daily_stats([test.get(v, empty) for v in variants], pre, days)
 
@@ -291,39 +293,73 @@ def _pooled(parts: Any) -> UserSums:
     return UserSums(*(np.concatenate([getattr(p, f) for p in parts]) for f in UserSums._fields))
 
 
-def _user_sums(
-    log_root: str | Path, key: str, metric: Any, engine: str, spark: Any, *, by_day: bool = False
-) -> dict[str, Any]:
-    """Per arm, every user's sums of ``metric``'s numerator and denominator in experiment ``key`` (``UserSums``),
-    or with ``by_day`` every user's sums per day (``UserDaySums``)."""
-    from abkit.engine import open_engine
+def _sources(log_root: str | Path, experiment: str) -> tuple[Any, Any, bool]:
+    """The log sources of the test and of its pre-period, and whether users may be matched by their 64-bit keys
+    (both compacted with one-to-one keys and labels carrying their prediction's copy): integers to group, join
+    and sort instead of strings."""
     from abkit.log.layout import log_source
+
+    test, pre = log_source(log_root, experiment), log_source(log_root, pre_period_key(experiment))
+    return test, pre, test.copied and pre.copied
+
+
+def _user_sums(
+    source: Any, metric: Any, engine: str, spark: Any, *, by_day: bool = False, keyed: bool = False
+) -> dict[str, Any]:
+    """Per arm, every user's sums of ``metric``'s numerator and denominator in the experiment of ``source``
+    (``UserSums``), or with ``by_day`` every user's sums per day (``UserDaySums``). ``keyed``: users are their
+    64-bit keys and the labels' sums come from their copy of the prediction (no join of the two)."""
+    from abkit.engine import open_engine
     from abkit.metrics.registry import VARIABLES
 
-    eng = open_engine(log_source(log_root, key), engine, spark=spark)
+    eng = open_engine(source, engine, spark=spark)
     try:
         d = eng.dialect
-        rows = (
-            f"SELECT variant, unit, {d.day} AS day, {d.whole.format(x='latency_ms * 1000')} AS latency_us, "
-            "confidence, predicted_label, label FROM (SELECT p.variant, p.unit_id AS unit, p.ts, p.latency_ms, "
-            "p.confidence, p.predicted_label, l.label FROM abkit_pred_once p "
-            "LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id) j"
-        )
 
         def agg(name: str) -> str:
             var = VARIABLES[name]
             return var.per_user.format(whole=d.whole.format(x=var.fixed) if var.fixed else "")
 
         day = ", day" if by_day else ""
-        cols = eng.arrays(
-            f"SELECT variant, unit{day}, {agg(metric.numerator)} AS m, {agg(metric.denominator)} AS d "
-            f"FROM ({rows}) r GROUP BY variant, unit{day}"
-        )
+        latency = f"{d.whole.format(x='latency_ms * 1000')} AS latency_us"
+        if keyed:
+            sums = {"m": metric.numerator, "d": metric.denominator}
+            on_labels = {k for k, v in sums.items() if VARIABLES[v].side == "labels"}
+            p_aggs = ", ".join(f"{agg(v)} AS {k}" for k, v in sums.items() if k not in on_labels) or "COUNT(*) AS n"
+            users = (
+                f"SELECT variant, unit_key AS unit, {d.day} AS day, {latency}, confidence FROM abkit_pred"
+                if by_day
+                else f"SELECT variant, unit_key AS unit, {latency}, confidence FROM abkit_pred"
+            )
+            query = f"SELECT variant, unit{day}, {p_aggs} FROM ({users}) u GROUP BY variant, unit{day}"
+            if on_labels:
+                l_aggs = ", ".join(f"{agg(sums[k])} AS {k}" for k in sorted(on_labels))
+                lab = (
+                    f"SELECT variant, unit_key AS unit{', prediction_day AS day' if by_day else ''}, label, "
+                    "predicted_label FROM abkit_lab"
+                )
+                match = " AND ".join(f"p.{c} = l.{c}" for c in ("variant", "unit", *(["day"] if by_day else [])))
+                picks = ", ".join(f"COALESCE(l.{k}, 0) AS {k}" if k in on_labels else f"p.{k}" for k in sums)
+                query = (
+                    f"SELECT p.variant, p.unit{', p.day' if by_day else ''}, {picks} FROM ({query}) p LEFT JOIN "
+                    f"(SELECT variant, unit{day}, {l_aggs} FROM ({lab}) x GROUP BY variant, unit{day}) l ON {match}"
+                )
+        else:
+            rows = (
+                f"SELECT variant, unit, {d.day} AS day, {latency}, confidence, predicted_label, label FROM "
+                "(SELECT p.variant, p.unit_id AS unit, p.ts, p.latency_ms, p.confidence, p.predicted_label, l.label "
+                "FROM abkit_pred_once p LEFT JOIN abkit_lab_once l ON p.request_id = l.request_id) j"
+            )
+            query = (
+                f"SELECT variant, unit{day}, {agg(metric.numerator)} AS m, {agg(metric.denominator)} AS d "
+                f"FROM ({rows}) r GROUP BY variant, unit{day}"
+            )
+        cols = eng.arrays(query)
     finally:
         eng.close()
     m_scale, d_scale = VARIABLES[metric.numerator].scale, VARIABLES[metric.denominator].scale
     variant = np.asarray(cols["variant"]).astype(str)
-    unit = np.asarray(cols["unit"]).astype(str)
+    unit = np.asarray(cols["unit"], dtype=np.int64) if keyed else np.asarray(cols["unit"]).astype(str)
     days = np.asarray(cols["day"], dtype=np.int64) if by_day else np.zeros(len(unit), dtype=np.int64)
     # users (and days) in one order whatever the engine returned, so the float sums of ``cuped_stats`` are the
     # same on DuckDB and Spark (the per-user sums themselves are exact integers)

@@ -386,3 +386,37 @@ def test_cuped_analysis_is_identical_on_duckdb_and_spark(pre_log: Path, spark: o
     assert by_spark.effects.to_dicts() == by_duckdb.effects.to_dicts()
     assert by_spark.sequential.to_dicts() == by_duckdb.sequential.to_dicts()  # the day-by-day CUPED view too
     assert by_spark.recommendation == by_duckdb.recommendation
+
+
+def test_compacted_logs_match_users_by_their_keys_with_the_same_statistics(pre_log: Path, tmp_path: Path) -> None:
+    """Once both periods are compacted, users are matched by their 64-bit keys and the labels' sums come from
+    their copy of the prediction (no string join): the CUPED statistics, overall and day by day, equal those
+    of the appended log matched by the string ids (up to the order of float sums)."""
+    import shutil
+
+    from abkit.cuped import _sources, collect_cuped_daily
+
+    root = tmp_path / "log"
+    shutil.copytree(pre_log, root)
+    PredictionLog(root).compact()
+    assert not _sources(pre_log, PRE_EXP.key)[2] and _sources(root, PRE_EXP.key)[2]
+    names = PRE_EXP.variant_names
+    for metric in ("accuracy", "latency_ms", "confidence"):
+        spec = get_metric(metric)
+        a, b = collect_cuped(pre_log, PRE_EXP.key, names, spec), collect_cuped(root, PRE_EXP.key, names, spec)
+        assert a is not None and b is not None
+        _assert_same_cuped(a, b, metric)
+        days = list(range(19877, 19877 + PRE_EXP.duration_days))  # 2024-06-03 onwards
+        da = collect_cuped_daily(pre_log, PRE_EXP.key, names, spec, days)
+        db = collect_cuped_daily(root, PRE_EXP.key, names, spec, days)
+        assert da is not None and db is not None
+        _assert_same_cuped(da, db, f"{metric} daily")
+
+
+def _assert_same_cuped(a: CupedStats, b: CupedStats, what: str) -> None:
+    for name in ("y", "x"):
+        for f in ("n", "m_sum", "m_ss", "d_sum", "d_ss", "md_sum"):
+            got, want = getattr(getattr(b, name), f), getattr(getattr(a, name), f)
+            np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{what} {name}.{f}")
+    for f in ("m_mx", "m_dx", "d_mx", "d_dx"):
+        np.testing.assert_allclose(getattr(b, f), getattr(a, f), rtol=1e-12, err_msg=f"{what} {f}")
