@@ -429,6 +429,9 @@ def test_compaction_on_spark_interrupted_before_its_commit_leaves_readers_exact_
     assert report["removed"] >= len(orphans) and not any(p.exists() for p in orphans)
     assert log_source(tmp_path, "exp-1").unique
     _same(collect(tmp_path, "exp-1", VARIANTS), expected)
+    with log.writer("exp-1", VARIANTS) as w:  # Spark reads files compacted by both engines, with new appends
+        w.append(_table(50, seed=22, prefix="last"))
+    _same(collect(tmp_path, "exp-1", VARIANTS, engine="spark", spark=spark), collect(tmp_path, "exp-1", VARIANTS))
 
 
 @pytest.mark.spark

@@ -10,7 +10,10 @@ module gives them a Spark engine over the log (``abkit.engine.SparkEngine``) wit
   statistics), timestamps as UTC-adjusted microseconds (``TIMESTAMP_MICROS``, not Spark's INT96 default).
 
 The driver then moves the files into the log with POSIX renames: the driver and every executor must see the log
-root at the same path (one machine, or a shared file system mounted alike everywhere).
+root at the same path (one machine, or a shared file system mounted alike everywhere). Reading, deduplicating
+and joining run on the whole cluster; the last stage writes each (date, arm) in one task (Spark's sort before a
+partitioned write spills, so its memory stays bounded), so that stage's parallelism is the number of dates
+times arms.
 """
 
 from __future__ import annotations

@@ -360,13 +360,17 @@ def row_group_stats(path: str, column: str) -> list[Any]:
 def type_groups(files: Sequence[str], columns: Sequence[str]) -> list[list[str]]:
     """``files`` grouped by how they store ``columns`` (Parquet physical and logical types, from the footers),
     in order of first appearance: an engine that cannot merge two types of one column (Spark: float and double,
-    naive and UTC timestamps) reads each group apart."""
+    naive and UTC timestamps) reads each group apart. Compacted files all hold the stored schema: one group,
+    whose footers are not read (a large log has many)."""
     wanted = set(columns)
     groups: dict[tuple[tuple[str, str, str], ...], list[str]] = {}
     for f in files:
-        schema = pq.read_metadata(f).schema
-        stored = (schema.column(i) for i in range(len(schema)))
-        key = tuple(sorted((c.path, c.physical_type, c.logical_type.to_json()) for c in stored if c.path in wanted))
+        if f.endswith(COMPACTED_SUFFIX):
+            key: tuple[tuple[str, str, str], ...] = (("", "compacted", ""),)
+        else:
+            schema = pq.read_metadata(f).schema
+            stored = (schema.column(i) for i in range(len(schema)))
+            key = tuple(sorted((c.path, c.physical_type, c.logical_type.to_json()) for c in stored if c.path in wanted))
         groups.setdefault(key, []).append(f)
     return list(groups.values())
 
