@@ -107,7 +107,7 @@ SPARK = Dialect(
     "CAST(bround({x}, 0) AS BIGINT)",
     "xxhash64({x})",
     _SPARK_DAY,
-    "CAST({x} AS TIMESTAMP)",  # Spark's TIMESTAMP is an instant; written as micros with spark_parquet_conf
+    "CAST({x} AS TIMESTAMP)",  # an instant; written as micros under abkit.log.compact_spark.SPARK_CONF
 )
 
 _PRED_COLS = (

@@ -9,7 +9,8 @@ Modules, one concept each:
   says what an engine reads for an experiment); the design (lock-free appends, exactly-once readers,
   compaction) is described there;
 - ``writer``: ``LogWriter`` (buffered, validating, lock-free, bounded memory) and label appends;
-- ``compact``: compaction of appended and foreign files into the fast layout (``abkit log compact``);
+- ``compact``: compaction of appended and foreign files into the fast layout (``abkit log compact``), on DuckDB
+  or, through ``compact_spark``, on Spark;
 - ``reader``: ``PredictionLog``, the entry point;
 - ``keys``, ``durable``: the ids' 64-bit keys, fsync helpers.
 
