@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+import pyarrow.compute as pc
 
 from abkit.errors import AbkitError
 from abkit.stats.aggregates import ArmStats, CupedStats, Moments
@@ -316,9 +317,9 @@ def _user_sums(
     try:
         d = eng.dialect
 
-        def agg(name: str) -> str:
+        def agg(name: str) -> str:  # a user's exact integer sum, as a 64-bit integer
             var = VARIABLES[name]
-            return var.per_user.format(whole=d.whole.format(x=var.fixed) if var.fixed else "")
+            return d.whole.format(x=var.per_user.format(whole=d.whole.format(x=var.fixed) if var.fixed else ""))
 
         day = ", day" if by_day else ""
         latency = f"{d.whole.format(x='latency_ms * 1000')} AS latency_us"
@@ -332,7 +333,13 @@ def _user_sums(
                 else f"SELECT variant, unit_key AS unit, {latency}, confidence FROM abkit_pred"
             )
             query = f"SELECT variant, unit{day}, {p_aggs} FROM ({users}) u GROUP BY variant, unit{day}"
-            if on_labels:
+            if on_labels == set(sums):  # users with no label add nothing (``cuped_stats`` skips zero sums)
+                query = (
+                    f"SELECT variant, unit_key AS unit{', prediction_day AS day' if by_day else ''}, "
+                    + ", ".join(f"{agg(v)} AS {k}" for k, v in sums.items())
+                    + f" FROM abkit_lab GROUP BY variant, unit{day}"
+                )
+            elif on_labels:
                 l_aggs = ", ".join(f"{agg(sums[k])} AS {k}" for k in sorted(on_labels))
                 lab = (
                     f"SELECT variant, unit_key AS unit{', prediction_day AS day' if by_day else ''}, label, "
@@ -354,21 +361,22 @@ def _user_sums(
                 f"SELECT variant, unit{day}, {agg(metric.numerator)} AS m, {agg(metric.denominator)} AS d "
                 f"FROM ({rows}) r GROUP BY variant, unit{day}"
             )
-        cols = eng.arrays(query)
+        table = eng.arrow(query)
     finally:
         eng.close()
     m_scale, d_scale = VARIABLES[metric.numerator].scale, VARIABLES[metric.denominator].scale
-    variant = np.asarray(cols["variant"]).astype(str)
-    unit = np.asarray(cols["unit"], dtype=np.int64) if keyed else np.asarray(cols["unit"]).astype(str)
-    days = np.asarray(cols["day"], dtype=np.int64) if by_day else np.zeros(len(unit), dtype=np.int64)
-    # users (and days) in one order whatever the engine returned, so the float sums of ``cuped_stats`` are the
-    # same on DuckDB and Spark (the per-user sums themselves are exact integers)
-    order = np.lexsort((days, unit, variant))
-    variant, unit, days = variant[order], unit[order], days[order]
-    m = np.asarray(cols["m"], dtype=np.float64)[order] / m_scale
-    dd = np.asarray(cols["d"], dtype=np.float64)[order] / d_scale
+    arms = pc.dictionary_encode(table["variant"].combine_chunks())
+    arm = arms.indices.to_numpy(zero_copy_only=False)
+    units = table["unit"].to_numpy()
+    unit = units.astype(np.int64) if keyed else units.astype(str)
+    days = table["day"].to_numpy().astype(np.int64) if by_day else np.zeros(len(unit), dtype=np.int64)
+    m = pc.fill_null(table["m"], 0).to_numpy().astype(np.float64) / m_scale  # an empty sum: 0
+    dd = pc.fill_null(table["d"], 0).to_numpy().astype(np.float64) / d_scale
     out: dict[str, Any] = {}
-    for v in np.unique(variant):
-        arm = variant == v
-        out[v] = UserDaySums(unit[arm], days[arm], m[arm], dd[arm]) if by_day else UserSums(unit[arm], m[arm], dd[arm])
+    for i, v in enumerate(arms.dictionary.to_pylist()):
+        sel = np.flatnonzero(arm == i)
+        # users (and days) in one order whatever the engine returned, so the float sums of ``cuped_stats`` are the
+        # same on DuckDB and Spark (the per-user sums themselves are exact integers)
+        sel = sel[np.lexsort((days[sel], unit[sel])) if by_day else np.argsort(unit[sel], kind="stable")]
+        out[v] = UserDaySums(unit[sel], days[sel], m[sel], dd[sel]) if by_day else UserSums(unit[sel], m[sel], dd[sel])
     return out
