@@ -9,8 +9,9 @@ gated ones as the best of interleaved rounds (so a slow spell of this shared VM 
   ``bench_stats.py`` defines it: deduplication, labels, every metric, intervals, SRM, sequential test, Bayesian,
   decision) of an abkit-written log after compaction, over ``bench_stats.bare_duckdb`` (per-user then per-arm
   sums) of the same files; target <= 1.5. ``positive_label_vs_bare``: the same with precision, recall and F1
-  of a class (issue 13), same target; ``cuped_analysis_vs_bare``: the same log with a pre-period of as many rows
-  added (the analysis then CUPED-adjusts the primary metric), over the bare aggregation of both periods' files;
+  of a class (issue 13: within the analysis' target ratio of ``bench_stats.py``, <= 2; reported against 1.5
+  too); ``cuped_analysis_vs_bare``: the same log with a pre-period of as many rows added (the analysis then
+  CUPED-adjusts the primary metric), over the bare aggregation of both periods' files; target <= 1.5;
 - ``foreign_compaction_vs_bare`` / ``foreign_analysis_vs_bare``: a log another tool wrote (plain Parquet,
   another column order, no keys, retries on disk), compacted once, then analysed; targets <= 5 and <= 1.5;
 - ``labels_10k_s``: 10 k labels appended to the N-row log; target <= 0.5 s;
@@ -222,7 +223,8 @@ def main() -> int:
             del preds, retried, labels
             _analysis_rounds(tmp / "abkit", exp, out, "", class_metrics=True)
             targets["analysis_vs_bare"] = out["analysis_vs_bare"] <= 1.5
-            targets["positive_label_vs_bare"] = out["positive_label_vs_bare"] <= 1.5
+            # issue 13: class metrics keep the analysis within its target ratio in BENCHMARKS.md (bench_stats: <= 2)
+            targets["positive_label_vs_bare"] = out["positive_label_vs_bare"] <= 2.0
             # CUPED (issue 13): a pre-period of the same size in the log, compacted; the bare aggregation reads
             # both periods' files, as the analysis does
             _foreign_log(tmp / "abkit", rows, seed=2, pre_period=True)
