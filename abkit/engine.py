@@ -63,6 +63,8 @@ __all__ = [
     "DuckDBEngine",
     "Engine",
     "EngineError",
+    "FIRST_LABEL",
+    "FIRST_PREDICTION",
     "SparkEngine",
     "open_engine",
     "spark_session",
@@ -135,8 +137,8 @@ _TYPES = {
     "request_key": "BIGINT",
     "prediction_day": "BIGINT",
 }
-_PRED_ORDER = "ts, variant, unit_id, predicted_label, confidence, latency_ms"  # which copy of a request counts
-_LAB_ORDER = "labelled_at, label"
+FIRST_PREDICTION = "ts, variant, unit_id, predicted_label, confidence, latency_ms"  # which copy of a request counts
+FIRST_LABEL = "labelled_at, label"  # which copy of a label counts
 
 
 def _typed(columns: str) -> str:
@@ -185,8 +187,8 @@ def _once_sql(src: LogSource) -> dict[str, str]:
             "abkit_lab_once": f"SELECT {_LAB_COLS} FROM abkit_lab",
         }
     return {
-        "abkit_pred_new": _first(pred, "abkit_pred_d", _PRED_ORDER, "abkit_pred_c", src.experiment),
-        "abkit_lab_new": _first(_LAB_COLS, "abkit_lab_d", _LAB_ORDER, "abkit_lab_c", src.experiment),
+        "abkit_pred_new": _first(pred, "abkit_pred_d", FIRST_PREDICTION, "abkit_pred_c", src.experiment),
+        "abkit_lab_new": _first(_LAB_COLS, "abkit_lab_d", FIRST_LABEL, "abkit_lab_c", src.experiment),
         "abkit_pred_once": f"SELECT {pred} FROM abkit_pred_c UNION ALL SELECT {pred} FROM abkit_pred_new",
         "abkit_lab_once": f"SELECT {_LAB_COLS} FROM abkit_lab_c UNION ALL SELECT {_LAB_COLS} FROM abkit_lab_new",
     }

@@ -45,7 +45,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from abkit.engine import ENGINES, DuckDBEngine, Engine, EngineError
+from abkit.engine import ENGINES, FIRST_LABEL, FIRST_PREDICTION, DuckDBEngine, Engine, EngineError
 from abkit.log import layout as L
 from abkit.log.durable import ensure_dir, fsync_dir, fsync_file
 from abkit.log.keys import fnv1a64_arrow
@@ -223,8 +223,6 @@ def _copy(con: Any, query: str, out: Path) -> Parts:
     return [(filename, int(keys["abkit_day"]), int(count)) for filename, count, *_, keys, _extra in rows]
 
 
-_PRED_ORDER = "ts, variant, unit_id, predicted_label, confidence, latency_ms"  # the copy of a request that counts
-_LAB_ORDER = "labelled_at, label"
 _COPIED = "request_id, request_key, variant, unit_key, predicted_label, ts"  # what a label copies (and its day)
 
 
@@ -243,7 +241,7 @@ def _rewrite(
     old_p, old_l = manifest.files(root, "predictions"), manifest.files(root, "labels")
     (raw_p, bad_p), (raw_l, bad_l) = _delta_counts(eng)
     pred_cols = ", ".join(L.PREDICTION_SCHEMA.names)
-    new_p = _new_rows(eng, "abkit_pred_d", pred_cols, _PRED_ORDER, "abkit_pred_c" if old_p else None)
+    new_p = _new_rows(eng, "abkit_pred_d", pred_cols, FIRST_PREDICTION, "abkit_pred_c" if old_p else None)
     stored_p = ", ".join(
         f"{d.utc.format(x='ts')} AS ts"
         if c == "ts"
@@ -265,7 +263,7 @@ def _rewrite(
     )
 
     lab_cols = ", ".join(L.LABEL_SCHEMA.names)
-    new_l = _new_rows(eng, "abkit_lab_d", lab_cols, _LAB_ORDER, "abkit_lab_c" if old_l else None)
+    new_l = _new_rows(eng, "abkit_lab_d", lab_cols, FIRST_LABEL, "abkit_lab_c" if old_l else None)
     if stale:
         eng.files_view("abkit_stale_l", lab_cols, [str(root / f) for f in stale])
         new_l += f" UNION ALL SELECT {lab_cols} FROM abkit_stale_l"
