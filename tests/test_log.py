@@ -382,7 +382,7 @@ def weak_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         values = ids.to_pylist() if hasattr(ids, "to_pylist") else list(ids)  # type: ignore[union-attr]
         return np.array([len(x) for x in values], dtype=np.int64)
 
-    monkeypatch.setattr("abkit.log.compact.fnv1a64", by_length)
+    monkeypatch.setattr("abkit.log.compact.fnv1a64_arrow", lambda ids: pa.array(by_length(ids)))
 
 
 def _collided(root: Path) -> bool:

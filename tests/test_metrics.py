@@ -249,7 +249,7 @@ def test_arms_analysed_side_by_side_match_one_connection(unique_log: Path, monke
 def test_unknown_variants_of_files_written_before_clustering(
     random_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("abkit.log.compact._arm", lambda column: "0")  # both arms in one file
+    monkeypatch.setattr("abkit.log.compact._arm", lambda dialect, column: "0")  # both arms in one file
     root = _relog(random_log, tmp_path / "log", ghosts=0)
     assert _source(root, "mtest").unique
     s = collect(root, "mtest", ["control"])  # found by a query: the row groups do not tell
@@ -363,7 +363,7 @@ def test_keys_shared_by_two_users_never_merge_them(tmp_path: Path, monkeypatch: 
         values = ids.to_pylist() if hasattr(ids, "to_pylist") else list(ids)  # type: ignore[union-attr]
         return np.array([len(x) for x in values], dtype=np.int64)
 
-    monkeypatch.setattr("abkit.log.compact.fnv1a64", by_length)  # the keys compaction stores
+    monkeypatch.setattr("abkit.log.compact.fnv1a64_arrow", lambda ids: pa.array(by_length(ids)))  # the stored keys
     t0 = dt.datetime(2024, 3, 1, 10, tzinfo=UTC)
     recs = [
         dict(
