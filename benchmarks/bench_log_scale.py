@@ -45,20 +45,12 @@ from typing import Any
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_stats import _log_tables, _rounds, bare_duckdb  # noqa: E402  (the same log and baseline as bench_stats)
+from bench_stats import _log_tables, _rounds, bare_duckdb  # noqa: E402
+from bench_stats import _time as _best  # noqa: E402  (best of n runs, and the last result)  (the same log and baseline as bench_stats)
 
 VARIANTS = ["control", "challenger"]
 CHUNK = 10_000_000  # rows per generated foreign file
 ROUNDS = 3
-
-
-def _best(fn: Callable[[], Any], repeat: int = 2) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def _abkit_log(root: Path, preds: pa.Table, retried: pa.Table, labels: pa.Table) -> float:
