@@ -255,13 +255,13 @@ def collect_cuped(
 ) -> CupedStats | None:
     """Per-arm ``CupedStats`` of ``metric`` (a concrete ratio ``Metric`` of the registry) with each user's
     pre-period value as covariate, or None when the log holds no pre-period. Both periods are reduced to
-    per-user sums inside the engine (users matched by ``unit_id``); only those sums leave it."""
-    if not has_pre_period(log_root, experiment):
+    per-user sums inside the engine (users matched by their ids, or by their 64-bit keys once both periods are
+    compacted); only those sums leave it."""
+    both = _both_periods(log_root, experiment, metric, engine, spark, by_day=False)
+    if both is None:
         return None
-    sources = _sources(log_root, experiment)
-    pre = _pooled(_user_sums(sources[1], metric, engine, spark, keyed=sources[2]).values())
-    test = _user_sums(sources[0], metric, engine, spark, keyed=sources[2])
-    empty = UserSums(np.array([], dtype=str), np.zeros(0), np.zeros(0))
+    test, pre, unit = both
+    empty = UserSums(np.array([], dtype=unit), np.zeros(0), np.zeros(0))
     return cuped_stats([test.get(v, empty) for v in variants], pre)
 
 
@@ -278,13 +278,25 @@ def collect_cuped_daily(
     """``CupedStats`` of ``metric`` at every cut-off day of ``days`` (day numbers, every day of the log), arrays
     of shape (days, arms), or None without a pre-period: the sequential view of ``collect_cuped``, from per-(user,
     day) sums reduced in the engine."""
+    both = _both_periods(log_root, experiment, metric, engine, spark, by_day=True)
+    if both is None:
+        return None
+    test, pre, unit = both
+    empty = UserDaySums(np.array([], dtype=unit), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
+    return cuped_daily_stats([test.get(v, empty) for v in variants], pre, days)
+
+
+def _both_periods(
+    log_root: str | Path, experiment: str, metric: Any, engine: str, spark: Any, *, by_day: bool
+) -> tuple[dict[str, Any], UserSums, type] | None:
+    """The test's per-arm user sums (per day with ``by_day``), the pre-period's pooled over its arms, and the
+    type of the user column; None without a pre-period."""
     if not has_pre_period(log_root, experiment):
         return None
-    sources = _sources(log_root, experiment)
-    pre = _pooled(_user_sums(sources[1], metric, engine, spark, keyed=sources[2]).values())
-    test = _user_sums(sources[0], metric, engine, spark, by_day=True, keyed=sources[2])
-    empty = UserDaySums(np.array([], dtype=str), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
-    return cuped_daily_stats([test.get(v, empty) for v in variants], pre, days)
+    test_src, pre_src, keyed = _sources(log_root, experiment)
+    pre = _pooled(_user_sums(pre_src, metric, engine, spark, keyed=keyed).values())
+    test = _user_sums(test_src, metric, engine, spark, by_day=by_day, keyed=keyed)
+    return test, pre, np.int64 if keyed else str
 
 
 def _pooled(parts: Any) -> UserSums:
