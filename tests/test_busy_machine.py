@@ -91,5 +91,7 @@ def test_same_decision_quiet_and_beside_a_cpu_burner(tmp_path, scenario: str, de
         _run(tmp_path / name, p, data, m, exp) for name, m in (("quiet", quiet), ("busy", busy))
     )
     assert (d_quiet, d_busy) == (decision, decision)
+    # The bound of test_cost_profile (CPU time moves by up to ~10 % when CI's second pytest worker and the burner
+    # share the two cores with it: a 3.08 ms against 2.78 ms p95 was seen); wall-clock profiles were 2-3x apart.
     for key in (("p50", "challenger"), ("p95", "challenger"), ("mean", "challenger")):
-        assert q_busy[key] == pytest.approx(q_quiet[key], rel=0.10), key
+        assert q_busy[key] == pytest.approx(q_quiet[key], rel=0.25), key
