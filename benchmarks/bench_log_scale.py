@@ -14,6 +14,9 @@ gated ones as the best of interleaved rounds (so a slow spell of this shared VM 
   CUPED-adjusts the primary metric), over the bare aggregation of both periods' files; target <= 1.5;
 - ``foreign_compaction_vs_bare`` / ``foreign_analysis_vs_bare``: a log another tool wrote (plain Parquet,
   another column order, no keys, retries on disk), compacted once, then analysed; targets <= 5 and <= 1.5;
+  ``copy_floor_vs_bare``: DuckDB's own partitioned ``COPY`` of the same files as they are (``copy_floor``:
+  one file per date and arm, nothing else), the writing under any compaction, and
+  ``foreign_compaction_vs_copy_floor``: what compaction costs on top of it (reported, not gated);
 - ``labels_10k_s``: 10 k labels appended to the N-row log; target <= 0.5 s;
 - ``ingest_records_per_s``: one ``LogWriter``; target >= 300 k/s;
 - ``writer_rss_slope_bytes_per_id``: peak RSS of a writer appending 200 k records to an empty log and to the
@@ -116,6 +119,28 @@ FROM (SELECT '{key}' AS experiment, {arm} AS variant,
             TO '{root}/labels/{folder}/part-{part:05d}.parquet' (FORMAT parquet)""")
     con.close()
     return int(retried)
+
+
+def copy_floor(root: Path, out: Path) -> float:
+    """Seconds DuckDB's own partitioned ``COPY`` takes to rewrite the foreign log's files as they are, one
+    file per date and arm (predictions and labels; no keys, no deduplication, no label copies): the writing
+    that any compaction into a date/arm layout pays, and so the floor under ``foreign_compaction_s``."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    out.mkdir()
+    t0 = time.perf_counter()
+    for kind, ts, arm in (("predictions", "ts", "hash(variant)"), ("labels", "labelled_at", "0")):
+        con.execute(
+            f"COPY (SELECT *, CAST(epoch({ts}) // 86400 AS INTEGER) AS abkit_day, {arm} AS abkit_arm "
+            f"FROM read_parquet('{root}/{kind}/**/*.parquet', hive_partitioning = false)) TO '{out / kind}' "
+            "(FORMAT parquet, COMPRESSION snappy, PARTITION_BY (abkit_day, abkit_arm))"
+        )
+    took = time.perf_counter() - t0
+    con.close()
+    shutil.rmtree(out)
+    return took
 
 
 CHILD = """
@@ -231,10 +256,13 @@ def main() -> int:
         out["foreign_retried_rows"] = _foreign_log(foreign, rows)
         out["foreign_generate_s"] = time.perf_counter() - t0
         out["foreign_bare_string_ids_s"], _ = _best(lambda: bare_duckdb(foreign, user="unit_id"))
+        out["foreign_copy_floor_s"], _ = _best(lambda: copy_floor(foreign, tmp / "floor"))
+        out["copy_floor_vs_bare"] = out["foreign_copy_floor_s"] / out["foreign_bare_string_ids_s"]
         compaction = _child("compact", str(foreign))
         out["foreign_compaction_s"] = compaction["seconds"]
         out["compaction_peak_rss_mb"] = compaction["peak_rss_bytes"] / 2**20
         out["foreign_compaction_vs_bare"] = out["foreign_compaction_s"] / out["foreign_bare_string_ids_s"]
+        out["foreign_compaction_vs_copy_floor"] = out["foreign_compaction_s"] / out["foreign_copy_floor_s"]
         targets["foreign_compaction_vs_bare"] = out["foreign_compaction_vs_bare"] <= 5.0
         for kind in ("predictions", "labels"):  # the files compaction absorbed: the bare baseline reads the rest
             shutil.rmtree(foreign / kind / "prod")
