@@ -51,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 
 from abkit.errors import AbkitError
-from abkit.log.layout import LogSource, type_groups
+from abkit.log.layout import LogSource, nanosecond_columns, type_groups
 from abkit.log.validate import VALID_LABEL_SQL, VALID_PREDICTION_SQL
 from abkit.sql import sql_string
 
@@ -139,6 +139,10 @@ _TYPES = {
 }
 FIRST_PREDICTION = "ts, variant, unit_id, predicted_label, confidence, latency_ms"  # which copy of a request counts
 FIRST_LABEL = "labelled_at, label"  # which copy of a label counts
+
+
+# nanoseconds since the epoch to a timestamp, rounded to microseconds half away from zero as DuckDB reads them
+_NANOS_TO_MICROS = "timestamp_micros(CAST(round(CAST({x} AS DECIMAL(20, 0)) / 1000, 0) AS BIGINT)) AS {x}"
 
 
 def _typed(columns: str) -> str:
@@ -345,7 +349,13 @@ class DuckDBEngine(Engine):
 
 
 class SparkEngine(Engine):
-    """Spark through ``spark`` (a ``SparkSession``; see ``spark_session`` for a local one)."""
+    """Spark through ``spark`` (a ``SparkSession``; see ``spark_session`` for a local one).
+
+    Files with nanosecond timestamps (pandas' default, which Spark cannot read as timestamps) are read as
+    integers and converted to microseconds: for them the engine turns on the session's
+    ``spark.sql.legacy.parquet.nanosAsLong`` (which changes nothing else: without it such files fail to read),
+    and rounds them to microseconds as DuckDB does.
+    """
 
     dialect = SPARK
 
@@ -358,10 +368,14 @@ class SparkEngine(Engine):
         if self.source.unique:  # compaction's files: one schema
             frame = self.spark.read.option("mergeSchema", "true").parquet(*files).selectExpr(*columns.split(", "))
         else:  # files of other tools may store a column with another type, which Spark cannot merge: read apart
-            typed = _typed(columns).split(", ")
-            frames = [
-                self.spark.read.parquet(*group).selectExpr(*typed) for group in type_groups(files, columns.split(", "))
-            ]
+            names = columns.split(", ")
+            frames = []
+            for group in type_groups(files, names):
+                nanos = nanosecond_columns(group[0], names)  # a group shares its types
+                if nanos:  # Spark refuses them as timestamps; as integers they read
+                    self.spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+                typed = [_NANOS_TO_MICROS.format(x=c) if c in nanos else _typed(c) for c in names]
+                frames.append(self.spark.read.parquet(*group).selectExpr(*typed))
             frame = functools.reduce(lambda a, b: a.unionAll(b), frames)
         frame.createOrReplaceTempView(f"{name}_files")
         self.view(name, f"SELECT * FROM {name}_files{where}")

@@ -272,7 +272,7 @@ def test_the_command_passes_the_engine(tmp_path: Path, monkeypatch: pytest.Monke
 def _mixed(root: Path, spark: object) -> None:
     """A log as production leaves it: two writers' appends with retried ids, labels appended before and after
     their predictions (some twice), foreign files written by pyarrow (other column order and types, naive
-    microsecond timestamps, an unusable row) and by Spark (INT96 timestamps)."""
+    nanosecond timestamps, an unusable row) and by Spark (INT96 timestamps)."""
     log = PredictionLog(root)
     preds = _table(3_000, seed=11)
     labels = _labels(preds, seed=12)
@@ -284,10 +284,9 @@ def _mixed(root: Path, spark: object) -> None:
         w.append(preds.slice(900, 600))  # a retried batch on another worker
     log.append_labels(labels.slice(0, labels.num_rows // 3))
     log.append_labels(labels.slice(labels.num_rows // 4, labels.num_rows // 4))  # some labelled twice
-    foreign = _foreign(preds.slice(1_500, 600))  # its nanoseconds Spark cannot read: naive microseconds here
-    foreign = foreign.set_column(
-        foreign.column_names.index("ts"), "ts", preds["ts"][1_500:2_100].cast(pa.timestamp("us"))
-    )
+    foreign = _foreign(preds.slice(1_500, 600))
+    nanos = pa.compute.add(foreign["ts"].cast(pa.int64()), 789)  # below a microsecond: both engines round
+    foreign = foreign.set_column(foreign.column_names.index("ts"), "ts", nanos.cast(pa.timestamp("ns")))
     bad = foreign.slice(0, 1).set_column(foreign.column_names.index("request_id"), "request_id", pa.array(["bad-0"]))
     bad = bad.set_column(bad.column_names.index("confidence"), "confidence", pa.array([float("nan")], pa.float32()))
     (root / "predictions" / "from-prod").mkdir(parents=True)
@@ -435,16 +434,35 @@ def test_compaction_on_spark_interrupted_before_its_commit_leaves_readers_exact_
 
 
 @pytest.mark.spark
-def test_compaction_on_spark_names_a_file_with_nanosecond_timestamps(tmp_path: Path, spark: object) -> None:
+def test_spark_reads_and_compacts_files_with_nanosecond_timestamps(tmp_path: Path, spark: object) -> None:
+    """pandas' timestamps reach Parquet in nanoseconds, which Spark refuses as timestamps: the engine reads them
+    as integers and rounds them to microseconds as DuckDB does (half away from zero)."""
     log, _ = _logged(tmp_path, n=100)
     (tmp_path / "predictions" / "from-prod").mkdir()
-    path = tmp_path / "predictions" / "from-prod" / "ns.parquet"
-    pq.write_table(_foreign(_table(10, seed=3, prefix="ns")), path)  # pyarrow keeps pandas' nanoseconds
-    with pytest.raises(LogFileError, match=rf"{path}: column 'ts' holds nanosecond timestamps.*engine='duckdb'"):
-        log.compact(engine="spark", spark=spark)
-    assert not log_source(tmp_path, "exp-1").compacted["predictions"]  # nothing happened
-    (report,) = log.compact()  # DuckDB reads them
-    assert report.predictions == 110
+    preds = _foreign(_table(10, seed=3, prefix="ns"))
+    utc = pa.compute.add(preds["ts"].cast(pa.int64()), 500).cast(pa.timestamp("ns", tz="UTC"))  # a tie: rounds up
+    pq.write_table(
+        preds.set_column(preds.column_names.index("ts"), "ts", utc),
+        tmp_path / "predictions" / "from-prod" / "ns.parquet",
+    )
+    labels = _labels(_table(10, seed=3, prefix="ns"), seed=4)
+    stamps = labels["labelled_at"].cast(pa.timestamp("ns"))  # naive: taken as UTC
+    pq.write_table(
+        labels.set_column(labels.column_names.index("labelled_at"), "labelled_at", stamps),
+        tmp_path / "labels" / "ns.parquet",
+    )
+    expected = collect(tmp_path, "exp-1", VARIANTS)
+    assert expected.predictions.sum() == 110
+    _same(collect(tmp_path, "exp-1", VARIANTS, engine="spark", spark=spark), expected)
+    (report,) = log.compact(engine="spark", spark=spark)
+    assert (report.predictions, report.labels) == (110, expected.labelled.sum())
+    _same(collect(tmp_path, "exp-1", VARIANTS), expected)
+    stored = _compacted_rows(tmp_path, "predictions").filter(
+        pa.compute.starts_with(pa.compute.field("request_id"), "ns")
+    )
+    whole = pa.compute.divide(preds["ts"].cast(pa.int64()), 1000)  # the records' microseconds (+500 ns: one more)
+    micros = pa.compute.add(whole, 1).cast(pa.timestamp("us", tz="UTC"))
+    assert sorted(stored["ts"].to_pylist()) == sorted(micros.to_pylist())
 
 
 @pytest.mark.spark

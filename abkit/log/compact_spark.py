@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from abkit.engine import Engine, SparkEngine
@@ -47,7 +46,6 @@ SPARK_CONF = {
 @contextlib.contextmanager
 def on_spark(spark: Any, src: L.LogSource) -> Iterator[tuple[Engine, Write]]:
     """A Spark engine over ``src`` with the keys' function ``abkit_fnv``, and its writer, under ``SPARK_CONF``."""
-    _check_readable(src)
     saved = {key: spark.conf.get(key, None) for key in SPARK_CONF}
     for key, value in SPARK_CONF.items():
         spark.conf.set(key, value)
@@ -77,21 +75,6 @@ def _register_keys(spark: Any) -> None:
             f"compaction on Spark: the Python workers cannot compute the ids' keys with abkit ({cause}); set "
             "PYSPARK_PYTHON to a Python with abkit and pyarrow installed before the session starts"
         ) from exc
-
-
-def _check_readable(src: L.LogSource) -> None:
-    """Raise ``LogFileError`` for an appended file that Spark cannot read: nanosecond timestamps (Parquet
-    ``INT64`` with unit nanoseconds, as pyarrow writes pandas' timestamps; Spark's own ``INT96`` reads)."""
-    wanted = {kind: {f.name for f in L.RECORD_SCHEMAS[kind] if pa.types.is_timestamp(f.type)} for kind in L.KINDS}
-    for kind in L.KINDS:
-        for path in src.deltas[kind]:
-            schema = pq.read_metadata(path).schema
-            for column in (schema.column(i) for i in range(len(schema))):
-                if column.path in wanted[kind] and '"timeUnit":"nanoseconds"' in column.logical_type.to_json():
-                    raise L.LogFileError(
-                        f"{path}: column {column.path!r} holds nanosecond timestamps, which Spark cannot read; "
-                        "compact this log with engine='duckdb', or rewrite the column in microseconds"
-                    )
 
 
 def _write(spark: Any, query: str, out: Path) -> Parts:

@@ -375,6 +375,20 @@ def type_groups(files: Sequence[str], columns: Sequence[str]) -> list[list[str]]
     return list(groups.values())
 
 
+def nanosecond_columns(path: str, columns: Sequence[str]) -> set[str]:
+    """Which of ``columns`` the Parquet file ``path`` stores as nanosecond timestamps (``INT64``, unit
+    nanoseconds: how pyarrow writes pandas' timestamps), from its footer."""
+    schema = pq.read_metadata(path).schema
+    stored = (schema.column(i) for i in range(len(schema)))
+    return {
+        c.path
+        for c in stored
+        if c.path in columns
+        and c.logical_type.type == "TIMESTAMP"
+        and '"timeUnit":"nanoseconds"' in c.logical_type.to_json()
+    }
+
+
 def all_copied(label_files: Sequence[str]) -> bool:
     """Whether every label row holds its prediction's copy (``unit_key`` never null), from file statistics."""
     return all(
