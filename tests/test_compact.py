@@ -433,6 +433,51 @@ def test_compaction_on_spark_interrupted_before_its_commit_leaves_readers_exact_
     _same(collect(tmp_path, "exp-1", VARIANTS, engine="spark", spark=spark), collect(tmp_path, "exp-1", VARIANTS))
 
 
+COMPACT_ON_SPARK = textwrap.dedent("""
+    import sys
+    from abkit.engine import spark_session
+    from abkit.log.compact import compact
+    session = spark_session("abkit-killed")
+    print("go", flush=True)
+    compact(sys.argv[1], engine="spark", spark=session)
+    print("done", flush=True)
+""")
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_compaction_on_spark_killed_at_random_points_leaves_readers_exact(tmp_path: Path, spark: object) -> None:
+    """The driver and its JVM killed together (SIGKILL to the process group: the machine going down) at random
+    points of a compaction on Spark; readers stay exact and a re-run completes."""
+    original, expected = _logged(tmp_path / "original", n=4_000)
+    timing = tmp_path / "timing"
+    shutil.copytree(tmp_path / "original", timing)
+    start = time.monotonic()
+    PredictionLog(timing).compact(engine="spark", spark=spark)
+    took = time.monotonic() - start  # on the warm shared session: the child's compaction needs about as long
+    finished = 0
+    for k, delay in enumerate(np.random.default_rng(11).uniform(0.0, 1.5 * took, 3)):
+        root = tmp_path / f"kill{k}"
+        shutil.copytree(tmp_path / "original", root)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", COMPACT_ON_SPARK, str(root)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        assert proc.stdout.readline() == "go\n"  # type: ignore[union-attr]
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        finished += "done" in proc.communicate()[0]
+        _same(collect(root, "exp-1", VARIANTS), expected)  # exact wherever it stopped
+        PredictionLog(root).compact(engine="spark", spark=spark)  # a re-run completes
+        assert log_source(root, "exp-1").unique
+        _same(collect(root, "exp-1", VARIANTS), expected)
+        assert not list(root.rglob("*.tmp")) and not list((root / ".abkit-compact-tmp").rglob("*.parquet"))
+    assert finished < 3  # at least one run was killed before it finished
+
+
 @pytest.mark.spark
 def test_spark_reads_and_compacts_files_with_nanosecond_timestamps(tmp_path: Path, spark: object) -> None:
     """pandas' timestamps reach Parquet in nanoseconds, which Spark refuses as timestamps: the engine reads them
