@@ -479,6 +479,28 @@ def test_compaction_on_spark_killed_at_random_points_leaves_readers_exact(tmp_pa
 
 
 @pytest.mark.spark
+def test_both_engines_round_nanoseconds_alike_on_ties_and_before_1970(tmp_path: Path, spark: object) -> None:
+    from abkit.engine import DuckDBEngine, SparkEngine
+    from abkit.log.layout import LogSource
+
+    nanos = [1_700_000_000_000_000_499, 1_700_000_000_000_000_500, 1_700_000_000_000_001_500, -1_499, -1_500, -501]
+    preds = _foreign(_table(len(nanos), seed=5))
+    preds = preds.set_column(preds.column_names.index("ts"), "ts", pa.array(nanos, pa.timestamp("ns")))
+    pq.write_table(preds, tmp_path / "ns.parquet")
+    src = LogSource(
+        "exp-1",
+        {"predictions": (), "labels": ()},
+        {"predictions": (str(tmp_path / "ns.parquet"),), "labels": ()},
+        unique=False,
+    )
+    micros = [1_700_000_000_000_000, 1_700_000_000_000_001, 1_700_000_000_000_002, -1, -2, -1]  # half away from 0
+    expected = sorted(zip(preds["request_id"].to_pylist(), micros, strict=True))
+    query = "SELECT request_id, {us}(ts) FROM abkit_pred_dall ORDER BY request_id"
+    assert DuckDBEngine(src).sql(query.format(us="epoch_us")) == expected
+    assert SparkEngine(src, spark).sql(query.format(us="unix_micros")) == expected
+
+
+@pytest.mark.spark
 def test_spark_reads_and_compacts_files_with_nanosecond_timestamps(tmp_path: Path, spark: object) -> None:
     """pandas' timestamps reach Parquet in nanoseconds, which Spark refuses as timestamps: the engine reads them
     as integers and rounds them to microseconds as DuckDB does (half away from zero)."""
