@@ -106,6 +106,26 @@ def test_readers_give_the_same_answer_before_and_after_compaction_while_writers_
     assert log.compact()[0].predictions == 0  # idempotent
 
 
+def test_compaction_shows_its_stages_unless_told_not_to(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from abkit.log.compact import compact
+    from abkit.progress import progress_hidden
+
+    _logged(tmp_path / "a", n=200)
+    capsys.readouterr()
+    compact(tmp_path / "a")
+    err = capsys.readouterr().err
+    assert "abkit log compact" in err and "5/5" in err
+    assert all(f"exp-1: {stage}" in err for stage in ("snapshot", "predictions", "labels", "key checks", "commit"))
+    compact(tmp_path / "a")  # nothing to do: the stages it skips still complete the bar
+    assert "5/5" in capsys.readouterr().err
+    _logged(tmp_path / "b", n=200)
+    capsys.readouterr()
+    compact(tmp_path / "b", progress=False)
+    with progress_hidden():
+        compact(tmp_path / "a")
+    assert capsys.readouterr().err == ""
+
+
 COMPACT = textwrap.dedent("""
     import sys
     from abkit.log.compact import compact

@@ -50,6 +50,7 @@ from abkit.log import layout as L
 from abkit.log.durable import ensure_dir, fsync_dir, fsync_file
 from abkit.log.keys import fnv1a64_arrow
 from abkit.log.schema import LogError, check_key
+from abkit.progress import Stages
 from abkit.sql import sql_string
 
 __all__ = ["CompactReport", "Parts", "compact"]
@@ -58,6 +59,8 @@ __all__ = ["CompactReport", "Parts", "compact"]
 # rows are those of one ``abkit_day`` (days since 1970-01-01) and one ``abkit_arm`` of the query.
 Parts = list[tuple[str, int, int]]
 Write = Callable[[str, Path], Parts]  # (query with abkit_day and abkit_arm columns, scratch folder) -> Parts
+# what the progress bar names, in order, per experiment
+_STAGES = ("snapshot", "predictions", "labels", "key checks", "commit")
 _TMP = ".abkit-compact-tmp"  # under the log root: DuckDB's spill files, each run's files before they move
 
 
@@ -83,6 +86,7 @@ def compact(
     spark: Any = None,
     temp_max_age_s: float = 3600.0,
     memory_limit: str | None = None,
+    progress: bool = True,
 ) -> list[CompactReport]:
     """Compact ``experiment`` (default: every experiment of the log) at ``root``; see the module docs.
 
@@ -90,7 +94,8 @@ def compact(
     one; its driver and executors must see ``root`` at the same path, and its Python workers need abkit).
     ``temp_max_age_s``: hidden temp files older than this are taken to be left by killed writers (on this host,
     those of processes that no longer exist are removed at once). ``memory_limit`` caps DuckDB's memory
-    (e.g. ``"2GB"``); beyond it DuckDB spills to ``<root>/.abkit-compact-tmp``.
+    (e.g. ``"2GB"``); beyond it DuckDB spills to ``<root>/.abkit-compact-tmp``. ``progress``: a progress bar
+    over each experiment's stages on stderr (``abkit.progress``).
     """
     if engine not in ENGINES:
         raise EngineError(f"compact: engine={engine!r} is unknown; use one of {ENGINES}")
@@ -115,7 +120,8 @@ def compact(
         run = partial(on_spark, spark if spark is not None else spark_session())
     else:
         run = partial(_on_duckdb, tmp=root / _TMP, memory_limit=memory_limit)
-    reports = [_compact_one(root, key, run) for key in keys]
+    with Stages(len(keys) * len(_STAGES), desc="abkit log compact", disable=not progress) as bar:
+        reports = [_compact_one(root, key, run, bar) for key in keys]
     if reports and removed:
         first = reports[0]
         reports[0] = CompactReport(**{**first.__dict__, "removed": first.removed + removed})
@@ -163,8 +169,10 @@ def _compact_one(
     root: Path,
     experiment: str,
     run: Callable[[L.LogSource], contextlib.AbstractContextManager[tuple[Engine, Write]]],
+    bar: Stages,
 ) -> CompactReport:
     with _locked(root, experiment):
+        bar.stage(experiment, _STAGES[0])
         manifest = L.read_manifest(root, experiment)
         removed = _retire(root, experiment, manifest)
         deltas = {k: L.delta_files(root, k, experiment, manifest) for k in L.KINDS}
@@ -175,6 +183,7 @@ def _compact_one(
             else []
         )
         if not deltas["predictions"] and not deltas["labels"]:
+            bar.skip(len(_STAGES) - 1)
             if removed:
                 L.write_manifest(root, experiment, manifest)
             return CompactReport(experiment, 0, 0, 0, 0, 0, removed, manifest.collided)
@@ -188,7 +197,7 @@ def _compact_one(
         scratch = root / _TMP / experiment  # this run's files before they move into the log
         shutil.rmtree(scratch, ignore_errors=True)  # left-overs of a killed run
         with run(src) as (eng, write):
-            report = _rewrite(root, experiment, manifest, eng, write, snapshot, stale, removed, scratch)
+            report = _rewrite(root, experiment, manifest, eng, write, snapshot, stale, removed, scratch, bar)
         shutil.rmtree(scratch, ignore_errors=True)
         return report
 
@@ -236,7 +245,9 @@ def _rewrite(
     stale: list[str],
     removed: int,
     scratch: Path,
+    bar: Stages,
 ) -> CompactReport:
+    bar.stage(experiment, _STAGES[1])
     d = eng.dialect
     old_p, old_l = manifest.files(root, "predictions"), manifest.files(root, "labels")
     (raw_p, bad_p), (raw_l, bad_l) = _delta_counts(eng)
@@ -262,6 +273,7 @@ def _rewrite(
         experiment,
     )
 
+    bar.stage(experiment, _STAGES[2])
     lab_cols = ", ".join(L.LABEL_SCHEMA.names)
     new_l = _new_rows(eng, "abkit_lab_d", lab_cols, FIRST_LABEL, "abkit_lab_c" if old_l else None)
     if stale:
@@ -280,10 +292,12 @@ def _rewrite(
         eng.drop(view)
     stale_rows = sum(pq.ParquetFile(root / f).metadata.num_rows for f in stale)
     kept_old_l = [f for f in old_l if f not in {str(root / s) for s in stale}]
+    bar.stage(experiment, _STAGES[3])
     collided = manifest.collided or _collides(
         eng, [str(p) for p in written_p], old_p, [str(p) for p in written_l], kept_old_l
     )
 
+    bar.stage(experiment, _STAGES[4])
     manifest.compacted["predictions"] = manifest.compacted["predictions"] + [
         str(p.relative_to(root)) for p in written_p
     ]
