@@ -22,8 +22,11 @@ def progress_bar(iterable: Iterable[T], *, disable: bool = False, **kwargs: Any)
     ...     list(progress_bar(range(3), desc="quiet"))
     [0, 1, 2]
     """
-    hidden = disable or os.environ.get(ENV, "1") == "0"
-    return tqdm(iterable, disable=hidden, **kwargs)
+    return tqdm(iterable, disable=_hidden(disable), **kwargs)
+
+
+def _hidden(disable: bool) -> bool:
+    return disable or os.environ.get(ENV, "1") == "0"
 
 
 class Stages:
@@ -36,8 +39,7 @@ class Stages:
     """
 
     def __init__(self, total: int, *, desc: str, disable: bool = False) -> None:
-        hidden = disable or os.environ.get(ENV, "1") == "0"
-        self._bar = tqdm(total=total, desc=desc, unit="stage", disable=hidden)
+        self._bar = tqdm(total=total, desc=desc, unit="stage", disable=_hidden(disable))
         self._open = False
 
     def stage(self, item: str, name: str) -> None:
