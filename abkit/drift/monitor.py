@@ -39,6 +39,7 @@ from abkit.drift.result import Alarm, DriftResult, DriftResults
 from abkit.drift.text_length import TextLengthDrift
 from abkit.drift.wasserstein import WassersteinDrift
 from abkit.drift.windows import Window, read_monitoring_frame, split_windows
+from abkit.progress import progress_bar
 
 __all__ = ["SIGNALS", "MonitorConfig", "MonitoringReport", "load_alarms", "monitor_frame", "monitor_run"]
 
@@ -370,7 +371,7 @@ def _monitor_frame(
         fitted.append((signal, variant, detector, select))
 
     checks: list[DriftResult] = []
-    for w in windows:
+    for w in progress_bar(windows, desc="abkit drift", unit="window"):
         outcomes: list[tuple[str, Outcome]] = []
         for signal, variant, det, select in fitted:
             if det is None:
