@@ -352,9 +352,8 @@ class SparkEngine(Engine):
     """Spark through ``spark`` (a ``SparkSession``; see ``spark_session`` for a local one).
 
     Files with nanosecond timestamps (pandas' default, which Spark cannot read as timestamps) are read as
-    integers and converted to microseconds: for them the engine turns on the session's
-    ``spark.sql.legacy.parquet.nanosAsLong`` (which changes nothing else: without it such files fail to read),
-    and rounds them to microseconds as DuckDB does.
+    integers, then rounded to microseconds as DuckDB rounds them; for them the engine turns on the session's
+    ``spark.sql.legacy.parquet.nanosAsLong`` (which changes nothing else: without it such files fail to read).
     """
 
     dialect = SPARK
